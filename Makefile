@@ -1,0 +1,40 @@
+# ragged: `make test` and `make bench` set everything up themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test bench lint test-all soak clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m ragged.bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check ragged tests benchmarks
+	$(PY) -m ruff format --check ragged tests benchmarks
+
+# Run the suite on every supported interpreter found on this machine.
+test-all:
+	@set -e; for v in 3.11 3.12 3.13; do \
+	  py=$$(command -v python$$v || ls $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -1); \
+	  if [ -z "$$py" ]; then echo "python$$v: not found, skipped"; continue; fi; \
+	  echo "=== $$py"; $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$v; \
+	done
+
+DURATION ?= 600
+soak: $(STAMP)
+	$(PY) -m ragged.bench.soak --duration $(DURATION)
+
+clean:
+	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache

@@ -1,0 +1,69 @@
+"""ragged: a Go-style concurrency runtime for Python on real OS threads.
+
+Goroutines are ``async def`` coroutines run by a pool of OS threads (Ms) that
+hold ``procs`` processors (Ps), with Go's scheduler, and Go's ragged global
+barrier ``for_each_p``: run a function once on every P at its next safe point
+without stopping the world.  See README.md and DESIGN.md.
+"""
+
+from ._api import (
+    PerP,
+    current_goroutine,
+    current_p,
+    current_runtime,
+    dump,
+    for_each_p,
+    go,
+    metrics,
+    sleep,
+    stop_the_world,
+    syscall,
+)
+from ._errors import (
+    BarrierError,
+    BarrierTimeout,
+    Cancelled,
+    ChanClosed,
+    Deadlock,
+    IllegalTransition,
+    NotInGoroutine,
+    NotInPlainThread,
+    RaggedError,
+    RuntimeClosed,
+)
+from ._g import Goroutine
+from ._p import P
+from ._runtime import Runtime, run
+from ._traps import checkpoint, gosched
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BarrierError",
+    "BarrierTimeout",
+    "Cancelled",
+    "ChanClosed",
+    "Deadlock",
+    "Goroutine",
+    "IllegalTransition",
+    "NotInGoroutine",
+    "NotInPlainThread",
+    "P",
+    "PerP",
+    "RaggedError",
+    "Runtime",
+    "RuntimeClosed",
+    "checkpoint",
+    "current_goroutine",
+    "current_p",
+    "current_runtime",
+    "dump",
+    "for_each_p",
+    "go",
+    "gosched",
+    "metrics",
+    "run",
+    "sleep",
+    "stop_the_world",
+    "syscall",
+]

@@ -1,0 +1,210 @@
+"""The goroutine-side API: what code running inside a goroutine calls.
+
+Everything here finds "the current runtime / goroutine / P" through the M
+running on this thread (``tls.m``).  Calls that only make sense inside a
+goroutine raise :class:`NotInGoroutine` elsewhere, naming what to use instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from ._barrier import foreachp
+from ._errors import NotInGoroutine
+from ._g import Goroutine
+from ._m import tls
+from ._p import P
+from ._park import Sudog, current_g, ready
+from ._runtime import Runtime, StopTheWorld, check_fn, make_coro
+from ._traps import gopark, gosched, syscall_trap
+
+T = TypeVar("T")
+_monotonic = time.monotonic
+
+
+def _runtime(what: str) -> Runtime:
+    m = getattr(tls, "m", None)
+    if m is None:
+        raise NotInGoroutine(f"{what} must be called inside a goroutine; from a plain thread use the Runtime's method")
+    return m.sched.runtime
+
+
+def current_runtime() -> Runtime:
+    """The runtime running the calling goroutine."""
+    return _runtime("ragged.current_runtime()")
+
+
+def current_goroutine() -> Goroutine:
+    """The handle of the calling goroutine."""
+    return current_g("ragged.current_goroutine()")
+
+
+def current_p() -> P:
+    """The P running this goroutine now: valid until the goroutine's next await."""
+    m = getattr(tls, "m", None)
+    if m is None or m.curg is None or m.p is None:
+        raise NotInGoroutine("ragged.current_p() must be called inside a goroutine (and not inside a syscall)")
+    return m.p
+
+
+def go(fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None) -> Goroutine:
+    """Spawn ``fn(*args)`` as a goroutine on the current runtime (Go's ``go`` statement)."""
+    return _runtime("ragged.go()").go(fn, *args, name=name, labels=labels)
+
+
+def _check_seconds(seconds: Any, what: str) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} takes a number of seconds, not {type(seconds).__name__}")
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"{what} takes seconds >= 0, not {seconds!r}")
+    return float(seconds)
+
+
+def _wake_sleeper(s: Sudog) -> None:
+    if s.try_claim():
+        ready(s)
+
+
+async def sleep(seconds: float) -> None:
+    """Park the goroutine for ``seconds`` (it holds no P meanwhile).  ``sleep(0)`` yields."""
+    seconds = _check_seconds(seconds, "ragged.sleep()")
+    if seconds == 0:
+        await gosched()
+        return
+    g = current_g("ragged.sleep()")
+    if g.holds_world:
+        from ._errors import RaggedError
+
+        raise RaggedError("ragged.sleep() inside a stop-the-world section would never wake; leave the section first")
+    timers = g.sched.timers
+    s = Sudog(g)
+    s.reason = "sleep"
+    timers.lock.acquire()
+    e = timers.add_locked(_monotonic() + seconds, _wake_sleeper, s)
+
+    def unlock() -> None:
+        timers.lock.release()
+        timers.poke_if_earlier(e)
+
+    try:
+        await gopark(unlock, "sleep", s)
+    except BaseException:
+        timers.stop(e)
+        raise
+
+
+async def syscall(fn: Callable[..., T], *args: Any) -> T:
+    """Run the blocking call ``fn(*args)`` with this goroutine's P released.
+
+    Other goroutines keep running on other threads while it blocks.  Returns
+    ``fn``'s result or raises its exception.
+    """
+    if not callable(fn):
+        raise TypeError(f"ragged.syscall() needs a callable, not {type(fn).__name__}")
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError("ragged.syscall() runs a blocking plain function; await coroutines directly")
+    current_g("ragged.syscall()")
+    return await syscall_trap(fn, args)
+
+
+async def for_each_p(fn: Callable[[P], Any]) -> None:
+    """Run ``fn(p)`` once on every P at its next safe point: the ragged barrier.
+
+    This goroutine's own P runs ``fn`` right here; the others run it at their
+    next safe point while their goroutines keep running.  Returns when every
+    P has run it.  See ``Runtime.for_each_p`` for errors.
+    """
+    check_fn(fn)
+    g = current_g("ragged.for_each_p()")
+    sched = g.sched
+    rt = sched.runtime
+    rt._check_open()
+    await sched.worldsema.acquire_g(g, "for_each_p")
+    try:
+        foreachp(sched, fn, tls.m.p, None)
+    finally:
+        sched.worldsema.release()
+
+
+def stop_the_world(reason: str = "user") -> StopTheWorld:
+    """``async with ragged.stop_the_world("why"):`` stops every other goroutine."""
+    return StopTheWorld(_runtime("ragged.stop_the_world()"), reason)
+
+
+def dump() -> str:
+    """The current runtime's goroutine dump (see ``Runtime.dump``)."""
+    return _runtime("ragged.dump()").dump()
+
+
+def metrics() -> dict[str, Any]:
+    """The current runtime's metrics (see ``Runtime.metrics``)."""
+    return _runtime("ragged.metrics()").metrics()
+
+
+class PerP(Generic[T]):
+    """Per-P storage for goroutines: one value per P, used without locks.
+
+    ``get()`` returns the value of the P running the caller, creating it with
+    ``factory()`` on first use.  Only one goroutine runs on a P at a time, so
+    the value may be used without locks **between two safe points**: after
+    any ``await`` on the runtime the goroutine may be on another P, so fetch
+    it again.  A ``for_each_p`` callback gets each P in turn and can read or
+    swap its value with :meth:`of` / :meth:`take` -- the classic use is a per-P
+    buffer drained by a barrier::
+
+        buf = ragged.PerP(list)
+        ...  # in goroutines:
+        buf.get().append(item)
+        ...  # collect everything appended so far, on every P:
+        await ragged.for_each_p(lambda p: out.extend(buf.take(p)))
+    """
+
+    __slots__ = ("factory", "__weakref__")
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        if not callable(factory):
+            raise TypeError(f"PerP needs a factory callable, not {type(factory).__name__}")
+        self.factory = factory
+
+    def get(self) -> T:
+        """This P's value (inside a goroutine)."""
+        local = current_p().local
+        try:
+            return local[self]
+        except KeyError:
+            v = local[self] = self.factory()
+            return v
+
+    def of(self, p: P) -> T:
+        """``p``'s value, created if needed (for barrier callbacks)."""
+        local = p.local
+        try:
+            return local[self]
+        except KeyError:
+            v = local[self] = self.factory()
+            return v
+
+    def take(self, p: P) -> T:
+        """Remove and return ``p``'s value; the next ``get`` on ``p`` makes a fresh one."""
+        v = p.local.pop(self, None)
+        return v if v is not None else self.factory()
+
+
+__all__ = [
+    "PerP",
+    "current_goroutine",
+    "current_p",
+    "current_runtime",
+    "dump",
+    "for_each_p",
+    "go",
+    "make_coro",
+    "metrics",
+    "sleep",
+    "stop_the_world",
+    "syscall",
+]

@@ -1,0 +1,227 @@
+"""The ragged global barrier: ``for_each_p`` (Go commit 57afa764).
+
+``foreachp(sched, fn, callerp)`` runs ``fn(p)`` once on every P at that P's
+next safe point without stopping the world.  Idle Ps are at a continuous safe
+point and run it under the sched lock (they cannot leave the idle list while
+it is held); Ps in syscalls are forced idle by CAS and handed off, which runs
+``fn`` for them; running Ps get the ``runSafePointFn`` flag and a preemption
+request and run ``fn`` themselves at their next safe point.  Meanwhile their
+goroutines keep running: that is the point.
+
+Exactly-once.  Each of the ``stopwait`` Ps has its flag set to 1; whoever
+CASes it back to 0 -- the coordinator for an idle P, ``handoffp`` for a
+syscall P, the P's own M in ``run_safe_point_fn``, or a timed-out coordinator
+giving up -- runs ``fn`` for it (or, on give-up, records that it did not) and
+decrements ``stopwait`` exactly once.
+
+Callbacks.  ``fn`` runs on a scheduler thread, for idle Ps while the sched
+lock is held.  It must be short and must not block: blocking calls and
+barriers started from inside it raise :class:`BarrierError`.  It may spawn or
+wake goroutines (those wakeups are deferred until the lock is released).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import BarrierError, BarrierTimeout
+from ._m import tls
+from ._p import IDLE, SYSCALL, W_SAFEPOINT, W_STATUS
+from ._traps import arm, disarm
+from ._world import wait_stopwait
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._p import P
+    from ._sched import Sched
+
+_monotonic = time.monotonic
+_sleep = time.sleep
+
+
+def call_safe_point_fn(sched: Sched, p: P) -> None:
+    """Call ``sched.safe_point_fn(p)``; record its error and its timing.
+
+    The caller has won ``p``'s flag CAS.  May be called with ``sched.lock`` held.
+    """
+    fn = sched.safe_point_fn
+    prev = getattr(tls, "in_fn", False)
+    tls.in_fn = True
+    t = _monotonic()
+    try:
+        fn(p)
+    except BaseException as err:  # noqa: BLE001 - handed to the barrier's caller
+        sched.safe_point_errs.append((p.id, err))
+    finally:
+        tls.in_fn = prev
+    done = _monotonic()
+    p.pause_ns += int((done - t) * 1e9)
+    if p.sp_requested:
+        sched.sp_waits.append(done - p.sp_requested)
+        p.sp_requested = 0.0
+
+
+def run_safe_point_fn(sched: Sched, p: P) -> None:
+    """Run the pending safe-point function for ``p`` from ``p``'s own M.
+
+    Call as ``if p.plain[W_SAFEPOINT]: run_safe_point_fn(sched, p)`` on every
+    transition into idle or syscall and at every safe point: otherwise a
+    barrier that saw the P running just before it went idle would miss it.
+    Losing the CAS means the coordinator or a handoff already ran it.
+    Must not hold ``sched.lock``.
+    """
+    if not p.words.cas(W_SAFEPOINT, 1, 0):
+        return
+    call_safe_point_fn(sched, p)
+    with sched.lock:
+        sched.stopwait -= 1
+        left = sched.stopwait
+        if left == 0:
+            sched.stopnote.notify_all()
+    sched.run_deferred_wakep()
+    pause = sched.settings.barrier_handoff
+    if left > 0 and pause > 0:
+        # Hand the GIL to an M that still has to reach its safe point; a
+        # compute-bound M would otherwise keep it for a whole switch interval.
+        t = _monotonic()
+        _sleep(pause)
+        p.pause_ns += int((_monotonic() - t) * 1e9)
+
+
+def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: float | None) -> None:
+    """Run ``fn(p)`` for every P at its next safe point (Go's ``forEachP``).
+
+    The caller holds ``worldsema``.  ``callerp`` is the caller's own P (a
+    goroutine caller), run directly; a plain-thread caller passes None.
+
+    With ``timeout`` (seconds), gives up once it passes: Ps that have not run
+    ``fn`` by then never run it for this barrier (their flags are cleared and
+    they keep running their goroutines), any P already inside ``fn`` is waited
+    for, and :class:`BarrierTimeout` lists the Ps that were skipped.  If ``fn``
+    raised on some Ps the barrier still completes everywhere and the error (an
+    ExceptionGroup when several) is raised here.
+    """
+    metrics = sched.metrics
+    pause0 = sum(p.pause_ns for p in sched.allp)
+    t0 = _monotonic()
+    deadline = None if timeout is None else t0 + timeout
+    armed = False
+    missing: list[int] = []
+    try:
+        # Step 1: publish the function and ask every other P for a safe point.
+        with sched.lock:
+            if sched.stopwait != 0:
+                raise BarrierError(f"for_each_p: sched.stopwait is {sched.stopwait}, not 0")
+            procs = sched.procs
+            allp = sched.allp[:procs]
+            sched.stopwait = procs - 1 if callerp is not None else procs
+            sched.safe_point_fn = fn
+            sched.safe_point_errs = []
+            sched.sp_waits = []
+            for p in allp:
+                if p is not callerp:
+                    p.sp_requested = t0
+                    p.words.store(W_SAFEPOINT, 1)
+            arm()  # preemptall: every checkpoint now traps to its M
+            armed = True
+            # Any P entering idle or syscall from now on sees its flag set.
+            # Step 2: idle Ps cannot leave the idle list while we hold the lock.
+            for p in sched.pidle:
+                if p.words.cas(W_SAFEPOINT, 1, 0):
+                    call_safe_point_fn(sched, p)
+                    sched.stopwait -= 1
+            wait = sched.stopwait > 0
+        sched.run_deferred_wakep()
+
+        # Step 3: our own P.
+        if callerp is not None:
+            callerp.sp_requested = t0
+            call_safe_point_fn(sched, callerp)
+
+        # Step 4: force Ps in syscalls idle and hand them off, which runs fn.
+        for p in allp:
+            if p.plain[W_STATUS] == SYSCALL and p.plain[W_SAFEPOINT] and p.casstatus(SYSCALL, IDLE):
+                p.syscalltick += 1
+                sched.handoffp(p)
+
+        # Step 5: wait for the running Ps, re-preempting every 100µs.
+        rounds = 0
+        if wait:
+            rounds, timed_out = wait_stopwait(
+                sched, t0, deadline, lambda: [p for p in allp if p.plain[W_SAFEPOINT]], "for_each_p"
+            )
+            if timed_out:
+                missing = _give_up(sched, allp)
+
+        # Step 6: check, and clear the function.
+        with sched.lock:
+            if sched.stopwait != 0:
+                raise BarrierError(f"for_each_p: not stopped (stopwait={sched.stopwait})")
+            for p in allp:
+                if p.plain[W_SAFEPOINT]:
+                    raise BarrierError(f"for_each_p: P{p.id} did not run fn")
+            sched.safe_point_fn = None
+            errs = sched.safe_point_errs
+            waits = sched.sp_waits
+            sched.safe_point_errs = []
+            sched.sp_waits = []
+    except BaseException:
+        with sched.lock:
+            if sched.safe_point_fn is fn and sched.stopwait == 0:
+                sched.safe_point_fn = None
+        raise
+    finally:
+        if armed:
+            disarm()
+
+    latency = _monotonic() - t0
+    pause = (sum(p.pause_ns for p in sched.allp) - pause0) / 1e9
+    with metrics.lock:
+        metrics.counters["barriers"] += 1
+        metrics.hist["barrier_latency"].record(latency)
+        metrics.hist["barrier_pause"].record(pause)
+        metrics.hist["barrier_rounds"].record(rounds)
+        for w in waits:
+            metrics.hist["barrier_p_wait"].record(w)
+        if missing:
+            metrics.counters["barrier_timeouts"] += 1
+        if errs:
+            metrics.counters["barrier_fn_errors"] += len(errs)
+    if missing:
+        raise BarrierTimeout(
+            f"for_each_p gave up after {timeout}s: P(s) {missing} never reached a safe point "
+            "and did not run fn for this barrier",
+            missing,
+        )
+    if errs:
+        raise _combine(errs)
+
+
+def _give_up(sched: Sched, allp: list[P]) -> list[int]:
+    """Timed out: claim every outstanding flag so no P runs fn late, then drain.
+
+    A P that won its CAS before us is inside ``fn``; wait for it, or it would
+    decrement the *next* barrier's ``stopwait``.
+    """
+    missing = []
+    with sched.lock:
+        for p in allp:
+            if p.plain[W_SAFEPOINT] and p.words.cas(W_SAFEPOINT, 1, 0):
+                missing.append(p.id)
+                p.sp_requested = 0.0
+                sched.stopwait -= 1
+        while sched.stopwait > 0:
+            sched.stopnote.wait(0.01)
+    return missing
+
+
+def _combine(errs: list[tuple[int, BaseException]]) -> BaseException:
+    for pid, err in errs:
+        err.add_note(f"raised by the for_each_p callback on P{pid}")
+    if len(errs) == 1:
+        return errs[0][1]
+    excs = [e for _, e in errs]
+    if all(isinstance(e, Exception) for e in excs):
+        return ExceptionGroup(f"for_each_p callback raised on {len(excs)} Ps", excs)
+    return BaseExceptionGroup(f"for_each_p callback raised on {len(excs)} Ps", excs)

@@ -1,0 +1,216 @@
+"""Goroutine: one ``async def`` coroutine and its state (Go's ``g``).
+
+The handle users hold.  From a goroutine ``await g`` joins it; from a plain
+thread ``g.result(timeout)`` does.  ``g.cancel()`` works from anywhere.
+
+Status is written only by the M that runs the goroutine, by the waker that won
+its sudog's claim (waiting -> runnable), or under the goroutine's ``_lock`` at
+exit.  ``_lock`` also guards the joiner queue and the done callbacks.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Coroutine, Generator
+from contextvars import Context
+from typing import TYPE_CHECKING, Any
+
+from ._errors import Cancelled
+from ._park import WaitQueue, block_on, park_on, ready
+from ._traps import arm_g, checkpoint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._m import M
+    from ._park import Sudog
+    from ._sched import Sched
+
+RUNNABLE, RUNNING, WAITING, SYSCALL, DEAD = range(5)
+G_STATUS_NAMES = ("runnable", "running", "waiting", "syscall", "dead")
+
+
+class Goroutine:
+    """A goroutine handle.
+
+    Attributes: ``id`` (unique per process), ``name``, ``labels`` (a dict shown in
+    dumps, traces and logs).  ``status`` is one of runnable, running, waiting,
+    syscall, dead.
+    """
+
+    __slots__ = (
+        "id",
+        "name",
+        "labels",
+        "sched",
+        "coro",
+        "ctx",
+        "st",
+        "m",
+        "resume_val",
+        "resume_exc",
+        "preempt",
+        "cancel_pending",
+        "armed",
+        "waitreason",
+        "waiting",
+        "holds_world",
+        "_lock",
+        "_done",
+        "_result",
+        "_exc",
+        "_joiners",
+        "_callbacks",
+        "_retrieved",
+        "__weakref__",
+    )
+
+    def __init__(self, gid: int, sched: Sched, coro: Coroutine, ctx: Context, name: str, labels: dict | None) -> None:
+        self.id = gid
+        self.name = name or f"g{gid}"
+        self.labels: dict[str, Any] = dict(labels) if labels else {}
+        self.sched = sched
+        self.coro = coro
+        self.ctx = ctx
+        self.st = RUNNABLE
+        self.m: M | None = None
+        self.resume_val: Any = None
+        self.resume_exc: BaseException | None = None
+        self.preempt = False
+        self.cancel_pending = False
+        self.armed = False
+        self.waitreason = ""
+        self.waiting: Sudog | None = None
+        self.holds_world = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._result: Any = None
+        self._exc: BaseException | None = None
+        self._joiners = WaitQueue()
+        self._callbacks: list[Callable[[Goroutine], Any]] | None = None
+        self._retrieved = False
+
+    # ------------------------------------------------------------ inspection
+
+    @property
+    def status(self) -> str:
+        return G_STATUS_NAMES[self.st]
+
+    def done(self) -> bool:
+        """True once the goroutine has returned or raised."""
+        return self._done
+
+    def __repr__(self) -> str:
+        extra = f" [{self.waitreason}]" if self.st == WAITING else ""
+        return f"<Goroutine {self.id} {self.name!r} {self.status}{extra}>"
+
+    def stack(self) -> list[str]:
+        """The coroutine stack, innermost last, as formatted lines (for dumps).
+
+        Only meaningful while the goroutine is suspended (runnable or waiting);
+        a running goroutine's frames belong to the M executing it.
+        """
+        lines: list[str] = []
+        coro: Any = self.coro
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is None:
+                break
+            lines.extend(traceback.format_stack(frame, limit=1))
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return lines
+
+    # ------------------------------------------------------------ outcome
+
+    def _outcome(self) -> Any:
+        self._retrieved = True
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+    def result(self, timeout: float | None = None) -> Any:
+        """From a plain thread: wait for the goroutine, return its result or raise its exception.
+
+        Raises ``TimeoutError`` if ``timeout`` seconds pass first.  Inside a
+        goroutine use ``await g`` instead.
+        """
+        if not self._done:
+            self._lock.acquire()
+            if not self._done:
+                block_on(self._joiners, self._lock, f"join goroutine {self.id}", timeout, registry=self.sched)
+            else:
+                self._lock.release()
+        return self._outcome()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """From a plain thread: wait, then return the exception (or None)."""
+        try:
+            self.result(timeout)
+        except TimeoutError:
+            if not self._done:
+                raise
+        except BaseException:  # noqa: BLE001 - only to learn whether it finished
+            pass
+        return self._exc
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        """Join: wait for the goroutine to finish; return its result or raise its exception."""
+        if self._done:
+            yield from checkpoint()
+            return self._outcome()
+        self._lock.acquire()
+        if not self._done:
+            yield from park_on(self._joiners, self._lock, f"join goroutine {self.id}").__await__()
+        else:
+            self._lock.release()
+        return self._outcome()
+
+    def add_done_callback(self, fn: Callable[[Goroutine], Any]) -> None:
+        """Call ``fn(g)`` when the goroutine finishes (at once if it has).
+
+        The callback runs on whichever thread finishes the goroutine; keep it
+        short and non-blocking.  A callback counts as retrieving the outcome.
+        """
+        with self._lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    # ------------------------------------------------------------ cancel
+
+    def cancel(self) -> bool:
+        """Ask the goroutine to stop: ``Cancelled`` is raised at its current or next await.
+
+        Returns False if it has already finished.  Safe from any thread.  A
+        goroutine may catch ``Cancelled``; the request is delivered once.
+        """
+        if self._done:
+            return False
+        self.cancel_pending = True
+        s = self.waiting
+        if self.st == WAITING and s is not None and s.try_claim():
+            self.cancel_pending = False
+            self.sched.goready(self, None, Cancelled(f"goroutine {self.id} ({self.name}) was cancelled"))
+        else:
+            arm_g(self)
+        return True
+
+    # ------------------------------------------------------------ exit
+
+    def _finish(self, result: Any, exc: BaseException | None) -> list[Callable[[Goroutine], Any]]:
+        """Record the outcome and wake joiners.  Called once, by the M that ran it."""
+        with self._lock:
+            self._result = result
+            self._exc = exc
+            self.st = DEAD
+            self._done = True
+            joiners = self._joiners.drain_claimed()
+            callbacks = self._callbacks or []
+            self._callbacks = None
+            if joiners or callbacks:
+                self._retrieved = True
+        for s in joiners:
+            ready(s)
+        return callbacks

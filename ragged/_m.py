@@ -1,0 +1,98 @@
+"""M: an OS thread that runs the scheduler loop (Go's ``m``), and its note.
+
+Each M is a daemon ``threading.Thread`` running ``_proc.mstart``.  An M with
+nothing to do parks on its own :class:`Note` (Go's ``m.park``) and is woken by
+``startm`` with a P in ``nextp``.  ``tls.m`` is the M running on the current
+thread (absent on plain threads): everything that needs "the current
+goroutine" or "the current P" starts there.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
+    from ._p import P
+    from ._sched import Sched
+
+tls = threading.local()
+
+
+class Note:
+    """A one-shot wakeup (Go's ``note``): ``sleep`` blocks until ``wakeup``.
+
+    Built on a ``threading.Lock`` used as a binary semaphore, the cheapest
+    blocking primitive Python has.  A wakeup that arrives before the sleep is
+    kept, so ``sleep`` returns at once; a wakeup after a timed-out sleep is also
+    kept, so callers re-check their condition after every return.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def sleep(self, timeout: float | None = None) -> bool:
+        """Block until woken; False if ``timeout`` seconds passed first."""
+        if timeout is None:
+            return self._lock.acquire()
+        return self._lock.acquire(timeout=max(timeout, 0.0))
+
+    def wakeup(self) -> None:
+        """Wake the sleeper (or the next sleep).  Waking twice is harmless."""
+        try:
+            self._lock.release()
+        except RuntimeError:
+            pass  # already woken and not yet consumed
+
+    def clear(self) -> None:
+        """Drop a pending wakeup, if any."""
+        self._lock.acquire(blocking=False)
+
+
+class M:
+    """One scheduler thread.
+
+    Fields are written by the M itself, except ``nextp``/``spinning`` which
+    ``startm`` sets (under the sched lock) on an M it took off the idle list.
+    """
+
+    __slots__ = (
+        "id",
+        "sched",
+        "thread",
+        "ident",
+        "p",
+        "nextp",
+        "oldp",
+        "spinning",
+        "curg",
+        "park",
+        "timer_waiter",
+        "exiting",
+        "syscall_fn",
+        "__weakref__",
+    )
+
+    def __init__(self, mid: int, sched: Sched) -> None:
+        self.id = mid
+        self.sched = sched
+        self.thread: threading.Thread | None = None
+        self.ident: int | None = None
+        self.p: P | None = None
+        self.nextp: P | None = None
+        self.oldp: P | None = None
+        self.spinning = False
+        self.curg: Goroutine | None = None
+        self.park = Note()
+        self.timer_waiter = False
+        self.exiting = False
+        self.syscall_fn: Any = None
+
+    def __repr__(self) -> str:
+        p = self.p.id if self.p is not None else None
+        g = self.curg.id if self.curg is not None else None
+        return f"<M{self.id} p={p} g={g}{' spinning' if self.spinning else ''}>"

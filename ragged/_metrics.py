@@ -1,0 +1,114 @@
+"""Counters and latency histograms, in the spirit of Go's ``runtime/metrics``.
+
+Barrier and stop-the-world events are rare, so they are recorded under one
+lock.  Hot counters (context switches, goroutines created) are kept per P or
+under locks the scheduler already takes, and summed when read.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from typing import Any
+
+
+class Histogram:
+    """Latency samples in seconds: exact recent percentiles plus log2 buckets of all time.
+
+    ``buckets`` maps an upper bound in nanoseconds (a power of two) to a count.
+    Percentiles come from the most recent ``keep`` samples.
+    """
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = 0.0
+        self.buckets: dict[int, int] = {}
+        self.recent: deque[float] = deque(maxlen=keep)
+
+    def record(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.min = min(self.min, seconds)
+        self.max = max(self.max, seconds)
+        ns = max(int(seconds * 1e9), 1)
+        bound = 1 << (ns - 1).bit_length()
+        self.buckets[bound] = self.buckets.get(bound, 0) + 1
+        self.recent.append(seconds)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) of recent samples, in seconds (0.0 if none)."""
+        if not self.recent:
+            return 0.0
+        data = sorted(self.recent)
+        k = min(len(data) - 1, max(0, math.ceil(q / 100 * len(data)) - 1))
+        return data[k]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "sum": self.total,
+            "min": self.min if self.count else 0.0,
+            "max": self.max,
+            "mean": self.total / self.count if self.count else 0.0,
+            "p50": self.percentile(50),
+            "p90": self.percentile(90),
+            "p99": self.percentile(99),
+            "buckets_ns": dict(sorted(self.buckets.items())),
+        }
+
+
+_HISTOGRAMS = (
+    "barrier_latency",  # request until the last P ran fn
+    "barrier_p_wait",  # per P: request until that P ran fn
+    "barrier_pause",  # per barrier: mutator time lost, summed over Ps
+    "barrier_rounds",  # re-preempt rounds per barrier (a count, stored as a number)
+    "stw_latency",  # request until every P stopped
+    "stw_pause",  # per stop-the-world: mutator time lost, summed over Ps
+    "stw_p_wait",  # per P: request until that P stopped
+    "stw_rounds",
+)
+
+
+class Metrics:
+    """One runtime's metrics.  Use :meth:`incr` / :meth:`observe` from any thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counters: dict[str, int] = {
+            "barriers": 0,
+            "barrier_timeouts": 0,
+            "barrier_fn_errors": 0,
+            "stws": 0,
+            "preemptions": 0,
+            "syscalls": 0,
+            "syscall_handoffs": 0,
+            "syscall_slowpath": 0,
+            "stragglers_reported": 0,
+        }
+        self.hist: dict[str, Histogram] = {name: Histogram() for name in _HISTOGRAMS}
+        self.threads_started = 0
+
+    def incr(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    def observe(self, name: str, seconds: float) -> None:
+        with self.lock:
+            self.hist[name].record(seconds)
+
+    def observe_many(self, name: str, values: list[float]) -> None:
+        with self.lock:
+            h = self.hist[name]
+            for v in values:
+                h.record(v)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            out: dict[str, Any] = dict(self.counters)
+            out["threads_started"] = self.threads_started
+            for name, h in self.hist.items():
+                out[name] = h.snapshot()
+        return out

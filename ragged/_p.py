@@ -1,0 +1,160 @@
+"""P: a processor, the right to run goroutines (Go's ``p``).
+
+A P's ``status`` and ``runSafePointFn`` flag live in an :class:`AtomicWords`
+buffer so that other threads can CAS them; ``plain`` reads of the same words
+answer the cheap "is anything pending?" questions.
+
+Status transitions (DESIGN.md).  The rule the ragged barrier depends on:
+**only the P's own M may change a P out of RUNNING.**
+
+====================  ==========================================================
+IDLE -> RUNNING        an M takes the P off the idle list (sched lock held)
+RUNNING -> IDLE        own M: nothing to run (findrunnable) or it hands the P off
+RUNNING -> SYSCALL     own M: entersyscall
+RUNNING -> GCSTOP      own M: stops for the world (gcstopm), or the stop-the-world
+                       caller parks its own P
+SYSCALL -> RUNNING     the M returning from its syscall, by CAS (exitsyscall)
+SYSCALL -> IDLE        anyone else, by CAS only (retake, for_each_p), then handoffp
+SYSCALL -> GCSTOP      stop-the-world, by CAS
+IDLE -> GCSTOP         stop-the-world takes idle Ps (sched lock held)
+GCSTOP -> IDLE/RUNNING start-the-world
+* -> DEAD              shutdown, or set_procs shrinking
+DEAD -> GCSTOP         set_procs growing again (the P is re-initialised)
+====================  ==========================================================
+
+With ``RAGGED_DEBUG=1`` every transition is checked against this table (and the
+own-M rule) and an illegal one raises :class:`IllegalTransition`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ._atomics import AtomicWords
+from ._errors import IllegalTransition
+from ._m import tls as _tls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._m import M
+    from ._sched import Sched
+
+IDLE, RUNNING, SYSCALL, GCSTOP, DEAD = range(5)
+STATUS_NAMES = ("idle", "running", "syscall", "gcstop", "dead")
+
+# Word indexes inside P.words.
+W_STATUS = 0
+W_SAFEPOINT = 1
+
+_LEGAL = {
+    (IDLE, RUNNING),
+    (RUNNING, IDLE),
+    (RUNNING, SYSCALL),
+    (RUNNING, GCSTOP),
+    (SYSCALL, RUNNING),
+    (SYSCALL, IDLE),
+    (SYSCALL, GCSTOP),
+    (IDLE, GCSTOP),
+    (GCSTOP, IDLE),
+    (GCSTOP, RUNNING),
+    (IDLE, DEAD),
+    (RUNNING, DEAD),
+    (SYSCALL, DEAD),
+    (GCSTOP, DEAD),
+    (DEAD, GCSTOP),
+}
+_CAS_ONLY = {(SYSCALL, RUNNING), (SYSCALL, IDLE), (SYSCALL, GCSTOP)}
+
+
+class P:
+    """A processor.  ``p.id`` and ``p.local`` are public; the rest is the scheduler's.
+
+    ``local`` is a plain dict of per-P storage: a ``for_each_p`` callback and
+    the goroutines running on this P may use it without locks, because only
+    one of them runs on a P at a time (see :class:`ragged.PerP`).
+    """
+
+    __slots__ = (
+        "id",
+        "sched",
+        "words",
+        "plain",
+        "runq",
+        "schedtick",
+        "syscalltick",
+        "m",
+        "local",
+        "sysmon_schedtick",
+        "sysmon_schedwhen",
+        "sysmon_syscalltick",
+        "sysmon_syscallwhen",
+        "sp_requested",
+        "pause_ns",
+        "spawned",
+        "__weakref__",
+    )
+
+    def __init__(self, pid: int, sched: Sched) -> None:
+        self.id = pid
+        self.sched = sched
+        self.words = AtomicWords(2)
+        self.plain = self.words.plain
+        self.words.store(W_STATUS, GCSTOP)
+        self.runq: deque[Any] = deque()
+        self.schedtick = 0
+        self.syscalltick = 0
+        self.m: M | None = None
+        self.local: dict[Any, Any] = {}
+        self.sysmon_schedtick = 0
+        self.sysmon_schedwhen = 0.0
+        self.sysmon_syscalltick = 0
+        self.sysmon_syscallwhen = 0.0
+        self.sp_requested = 0.0  # when the current barrier asked this P (metrics)
+        self.pause_ns = 0  # mutator time this P lost to barriers / stop-the-world
+        self.spawned = 0  # goroutines created by code running on this P
+
+    # ------------------------------------------------------------- status
+
+    @property
+    def status(self) -> int:
+        """Plain (possibly stale) read of the status word."""
+        return self.plain[W_STATUS]
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES[self.plain[W_STATUS]]
+
+    def setstatus(self, new: int) -> None:
+        """Store a new status.  Caller owns the P (its M, or the sched lock for idle Ps)."""
+        if self.sched.debug:
+            self._check(self.words.load(W_STATUS), new, cas=False)
+        self.words.store(W_STATUS, new)
+
+    def casstatus(self, old: int, new: int) -> bool:
+        """CAS the status from ``old`` to ``new``; True if this caller won."""
+        if self.sched.debug and (old, new) not in _LEGAL:
+            raise IllegalTransition(f"P{self.id}: illegal status CAS {STATUS_NAMES[old]} -> {STATUS_NAMES[new]}")
+        return self.words.cas(W_STATUS, old, new)
+
+    def _check(self, old: int, new: int, cas: bool) -> None:
+        name = f"P{self.id}: {STATUS_NAMES[old]} -> {STATUS_NAMES[new]}"
+        if old == new:
+            return
+        if (old, new) not in _LEGAL:
+            raise IllegalTransition(f"{name} is not a legal transition")
+        if not cas and (old, new) in _CAS_ONLY:
+            raise IllegalTransition(f"{name} must be made by CAS, not a plain store")
+        if old == RUNNING and new != DEAD:
+            me = getattr(_tls, "m", None)
+            if self.m is not None and me is not self.m:
+                raise IllegalTransition(f"{name}: only the P's own M may change it out of running")
+
+    # ------------------------------------------------------------- barrier flag
+
+    @property
+    def run_safe_point_fn(self) -> int:
+        """Plain read of the ``runSafePointFn`` flag."""
+        return self.plain[W_SAFEPOINT]
+
+    def __repr__(self) -> str:
+        return f"<P{self.id} {self.status_name} runq={len(self.runq)}>"

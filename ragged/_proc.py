@@ -1,0 +1,385 @@
+"""The M's scheduler loop: ``mstart``, ``schedule``, ``findrunnable``, ``execute``.
+
+Follow one goroutine: ``newproc`` queues it; some M's ``schedule()`` takes
+it (local queue, global queue every 61st tick or when local is empty, then
+``findrunnable``: steal, or park the P and the M); ``execute()`` drives its
+coroutine with ``send`` until it yields a request from ``_traps`` (yield,
+safe point, park, syscall) or returns; then back to ``schedule()``.
+
+Every place that checks ``gcwaiting`` also checks the P's ``runSafePointFn``
+flag (the reference commit's rule): the top of ``schedule()``, the top of
+``findrunnable()``, and again under the sched lock just before the P goes idle.
+``handoffp`` and ``entersyscall`` check it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from ._barrier import run_safe_point_fn
+from ._errors import Cancelled, RaggedError
+from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
+from ._m import M, tls
+from ._p import GCSTOP, W_SAFEPOINT
+from ._sched import Sched, _MExit
+from ._syscall import syscall
+from ._traps import CHECK, PARK, SYSCALL, YIELD, disarm_g
+
+_log = logging.getLogger("ragged")
+_monotonic = time.monotonic
+_sleep = time.sleep
+
+
+def mstart(sched: Sched, m: M) -> None:
+    """Thread entry of an M: take the P it was started with and schedule forever."""
+    tls.m = m
+    m.ident = m.thread.ident if m.thread is not None else None
+    try:
+        p = m.nextp
+        m.nextp = None
+        sched.acquirep(m, p)
+        schedule(sched, m)
+    except _MExit:
+        pass
+    except BaseException:  # noqa: BLE001  # pragma: no cover - a scheduler bug
+        _log.critical("ragged: M%d crashed; this is a bug in ragged", m.id, exc_info=True)
+        sched.runtime._internal_error(m)
+    finally:
+        m.exiting = True
+
+
+def schedule(sched: Sched, m: M) -> None:
+    """Find a runnable goroutine and execute it, forever (Go's ``schedule``).
+
+    Runs with ``m.p`` set and no locks held.  Returns only by raising _MExit.
+    """
+    timers = sched.timers
+    while True:
+        p = m.p
+        if sched.gcwaiting:
+            gcstopm(sched, m)
+            continue
+        if p.plain[W_SAFEPOINT]:
+            run_safe_point_fn(sched, p)
+        t0 = timers.timer0
+        if t0 and t0 <= _monotonic():
+            timers.run()
+        g = None
+        if p.schedtick % 61 == 0 and sched.globrunq:
+            g = sched.globrunqget(p, 1)
+        if g is None:
+            q = p.runq
+            if q:
+                try:
+                    g = q.popleft()
+                except IndexError:
+                    g = None
+            if g is None:
+                if sched.globrunq:
+                    g = sched.globrunqget(p, 0)
+                if g is None:
+                    g = findrunnable(sched, m)
+        if m.spinning:
+            resetspinning(sched, m)
+        execute(sched, m, g)
+
+
+def findrunnable(sched: Sched, m: M) -> Goroutine:
+    """Find a goroutine to run, parking the P and the M when there is none.
+
+    Returns with ``m.p`` set (possibly a different P than on entry).
+    """
+    timers = sched.timers
+    while True:
+        p = m.p
+        if sched.gcwaiting:
+            gcstopm(sched, m)
+            continue
+        if p.plain[W_SAFEPOINT]:
+            run_safe_point_fn(sched, p)
+        t0 = timers.timer0
+        if t0 and t0 <= _monotonic():
+            timers.run()
+        q = p.runq
+        if q:
+            try:
+                return q.popleft()
+            except IndexError:
+                pass
+        if sched.globrunq:
+            g = sched.globrunqget(p, 0)
+            if g is not None:
+                return g
+
+        # Steal.  Go limits spinning Ms to half the busy Ps to save CPU.
+        procs = sched.procs
+        if procs > 1 and (m.spinning or 2 * sched.nmspinning < procs - len(sched.pidle)):
+            if not m.spinning:
+                with sched.lock:
+                    sched.nmspinning += 1
+                m.spinning = True
+            allp = sched.allp
+            for _ in range(2):
+                start = random.randrange(procs)
+                for i in range(procs):
+                    victim = allp[(start + i) % procs]
+                    if victim is not p and victim.runq:
+                        g = sched.runqsteal(p, victim)
+                        if g is not None:
+                            return g
+
+        # Nothing to do: give up the P.  Re-check under the lock everything
+        # that could have arrived, and the barrier flag (reference commit).
+        with sched.lock:
+            if sched.gcwaiting or p.plain[W_SAFEPOINT]:
+                continue
+            if sched.globrunq:
+                g = sched.globrunqget(p, 0)
+                if g is not None:
+                    return g
+            if p.runq:
+                continue
+            sched.releasep(m)
+            sched.pidleput(p)
+            was_spinning = m.spinning
+            if was_spinning:
+                m.spinning = False
+                sched.nmspinning -= 1
+
+        # A spinning M that stops must look once more at every queue: work
+        # readied after its steal pass saw nmspinning > 0 and woke nobody.
+        if was_spinning and sched.any_local_work():
+            with sched.lock:
+                p2 = sched.pidleget()
+                if p2 is not None:
+                    sched.acquirep(m, p2)
+                    sched.nmspinning += 1
+                    m.spinning = True
+            if m.p is not None:
+                continue
+        stopm(sched, m)
+
+
+def resetspinning(sched: Sched, m: M) -> None:
+    """The spinning M found work: stop spinning, and wake another spinner if needed."""
+    m.spinning = False
+    with sched.lock:
+        sched.nmspinning -= 1
+        more = sched.nmspinning == 0 and bool(sched.pidle)
+    if more:
+        sched.wakep()
+
+
+def stopm(sched: Sched, m: M) -> None:
+    """Park an M that has no P until ``startm`` hands it one (Go's ``stopm``).
+
+    If timers are pending and no other M waits for them, this M becomes the
+    timer waiter: it sleeps until the earliest deadline and fires due timers.
+    Returns with ``m.p`` set; raises _MExit at shutdown.
+    """
+    timers = sched.timers
+    with sched.lock:
+        if sched.shutdown:
+            raise _MExit
+        sched.mput(m)
+    while True:
+        with sched.lock:
+            p = m.nextp
+            if p is not None:
+                m.nextp = None
+                if m.timer_waiter:
+                    m.timer_waiter = False
+                    sched.timer_waiter = None
+                break
+            if sched.shutdown:
+                if m in sched.midle:
+                    sched.midle.remove(m)
+                if m.timer_waiter:
+                    m.timer_waiter = False
+                    sched.timer_waiter = None
+                raise _MExit
+            if not m.timer_waiter and timers.timer0 and sched.timer_waiter is None:
+                m.timer_waiter = True
+                sched.timer_waiter = m
+        timeout = None
+        if m.timer_waiter:
+            t0 = timers.timer0
+            if t0:
+                timeout = t0 - _monotonic()
+                if timeout <= 0:
+                    timers.run()
+                    continue
+        m.park.sleep(timeout)
+        if m.timer_waiter:
+            t0 = timers.timer0
+            if t0 and t0 <= _monotonic():
+                timers.run()
+    sched.acquirep(m, p)
+
+
+def gcstopm(sched: Sched, m: M) -> None:
+    """Stop the current M for a stop-the-world; resume when the world restarts."""
+    if m.spinning:
+        m.spinning = False
+        with sched.lock:
+            sched.nmspinning -= 1
+    p = m.p
+    p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
+    sched.releasep(m, GCSTOP)
+    with sched.lock:
+        sched.stopwait -= 1
+        if sched.stopwait == 0:
+            sched.stopnote.notify_all()
+    stopm(sched, m)
+
+
+def _deschedule(g: Goroutine) -> None:
+    g.preempt = False
+    if g.armed:
+        disarm_g(g)
+
+
+def execute(sched: Sched, m: M, g: Goroutine) -> None:
+    """Run ``g`` on this M until it stops: yields, parks, exits or loses its P.
+
+    Interprets the requests from ``_traps``.  Runs with ``m.p`` set.
+    """
+    p = m.p
+    m.curg = g
+    g.m = m
+    g.st = RUNNING
+    p.schedtick += 1
+    if g.armed:
+        _deschedule(g)
+    val = g.resume_val
+    exc = g.resume_exc
+    g.resume_val = g.resume_exc = None
+    if g.cancel_pending and exc is None:
+        g.cancel_pending = False
+        exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
+    coro = g.coro
+    send = coro.send
+    run = g.ctx.run
+    while True:
+        try:
+            if exc is None:
+                req = run(send, val)
+            else:
+                e, exc = exc, None
+                req = run(coro.throw, e)
+        except StopIteration as stop:
+            goexit(sched, m, g, stop.value, None)
+            return
+        except BaseException as err:  # noqa: BLE001 - the goroutine's outcome
+            goexit(sched, m, g, None, err)
+            return
+        val = None
+        kind = req[0]
+
+        if kind == CHECK:
+            if p.plain[W_SAFEPOINT]:
+                run_safe_point_fn(sched, p)
+            if g.holds_world:
+                _deschedule(g)
+                continue
+            if g.cancel_pending:
+                g.cancel_pending = False
+                _deschedule(g)
+                exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
+                continue
+            if sched.gcwaiting:
+                g.st = RUNNABLE
+                m.curg = None
+                _deschedule(g)
+                sched.runqput(p, g)
+                return
+            if g.preempt:
+                g.st = RUNNABLE
+                m.curg = None
+                _deschedule(g)
+                sched.metrics.incr("preemptions")
+                sched.globrunqput(g)
+                return
+            if g.armed:
+                _deschedule(g)  # a stale request
+            if sched.stopwait > 0 and sched.safe_point_fn is not None:
+                _handoff_gil(sched, p)
+            continue
+
+        if g.cancel_pending and kind != PARK:
+            g.cancel_pending = False
+            exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
+            continue
+
+        if kind == YIELD:
+            if g.holds_world:
+                exc = RaggedError("cannot gosched inside a stop-the-world section: no other goroutine may run")
+                continue
+            g.st = RUNNABLE
+            m.curg = None
+            _deschedule(g)
+            sched.globrunqput(g)
+            return
+
+        if kind == PARK:
+            _, unlockf, reason, s = req
+            g.waitreason = reason
+            g.waiting = s
+            g.st = WAITING
+            m.curg = None
+            _deschedule(g)
+            if unlockf is not None:
+                unlockf()
+            # From here on another M may already be running g: touch it only
+            # through the sudog's claim.
+            if g.cancel_pending and s is not None and s.try_claim():
+                g.cancel_pending = False
+                sched.goready(g, None, Cancelled(f"goroutine {g.id} ({g.name}) was cancelled"))
+            return
+
+        if kind == SYSCALL:
+            _, fn, args = req
+            if g.holds_world:
+                try:
+                    val = fn(*args)
+                except BaseException as err:  # noqa: BLE001
+                    exc = err
+                continue
+            if not syscall(sched, m, g, fn, args):
+                return  # g was queued; this M parked and now has another P
+            p = m.p
+            val = g.resume_val
+            exc = g.resume_exc
+            g.resume_val = g.resume_exc = None
+            continue
+
+        exc = RaggedError(f"unknown scheduler request {req!r}; await only ragged operations")  # pragma: no cover
+
+
+def _handoff_gil(sched: Sched, p: Any) -> None:
+    """While a barrier waits for other Ps, let them have the GIL (see DESIGN.md)."""
+    pause = sched.settings.barrier_handoff
+    if pause > 0:
+        t = _monotonic()
+        _sleep(pause)
+        p.pause_ns += int((_monotonic() - t) * 1e9)
+
+
+def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | None) -> None:
+    """Finish ``g``: record its outcome, wake joiners, run done callbacks."""
+    m.curg = None
+    g.m = None
+    _deschedule(g)
+    g.st = DEAD
+    callbacks = g._finish(result, exc)
+    sched.gfree(g)
+    for cb in callbacks:
+        try:
+            cb(g)
+        except Exception:  # noqa: BLE001
+            _log.exception("ragged: done callback of goroutine %d (%s) raised", g.id, g.name)
+    if exc is not None and not g._retrieved and not isinstance(exc, Cancelled):
+        sched.runtime._note_unjoined(g)

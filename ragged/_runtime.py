@@ -1,0 +1,474 @@
+"""``Runtime``: one scheduler with its Ms, Ps and sysmon; and ``ragged.run``.
+
+A runtime is started by ``Runtime(procs=N)`` (or ``ragged.run``) and ended by
+``close()``, which is idempotent: it cancels every goroutine (``Cancelled`` is
+raised at its await so ``finally`` blocks run), lets them finish for up to
+``shutdown_timeout`` seconds, closes the coroutines of any still parked, then
+stops and joins every thread it started.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ._barrier import foreachp
+from ._debug import dump as _dump
+from ._errors import (
+    BarrierTimeout,
+    Cancelled,
+    Deadlock,
+    NotInPlainThread,
+    RaggedError,
+    RuntimeClosed,
+)
+from ._g import DEAD, WAITING, Goroutine
+from ._m import Note, tls
+from ._metrics import Metrics
+from ._park import check_plain_thread, ready
+from ._sched import Sched
+from ._settings import Settings, env_flag
+from ._stw import startworld, stopworld
+from ._sysmon import sysmon
+from ._world import WorldSema
+
+_log = logging.getLogger("ragged")
+_CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
+_UNJOINED_CAP = 1000
+
+
+def check_procs(procs: Any) -> int:
+    """Validate a procs value (GOMAXPROCS); None means the CPU count."""
+    if procs is None:
+        return os.cpu_count() or 1
+    if isinstance(procs, bool) or not isinstance(procs, int):
+        raise TypeError(f"procs must be a positive int, not {type(procs).__name__} {procs!r}")
+    if procs <= 0:
+        raise ValueError(f"procs must be a positive int, not {procs!r}")
+    return procs
+
+
+def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
+    """Turn ``go``'s arguments into a coroutine, or raise TypeError saying why not."""
+    if inspect.iscoroutine(fn):
+        if args:
+            fn.close()
+            raise TypeError(f"{what}: pass either a coroutine object or an async function with its arguments")
+        return fn
+    call = vars(type(fn)).get("__call__") if not inspect.isroutine(fn) else None
+    is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+    if not is_async and inspect.isgeneratorfunction(fn):
+        is_async = bool(fn.__code__.co_flags & _CO_ITERABLE_COROUTINE)
+    if not is_async:
+        kind = "not callable" if not callable(fn) else "a plain function"
+        raise TypeError(
+            f"{what} needs an async function (async def) and its arguments; {fn!r} is {kind}. "
+            "Run blocking plain functions with `await ragged.syscall(fn, *args)` instead"
+        )
+    coro = fn(*args)
+    if not inspect.isawaitable(coro):
+        raise TypeError(f"{what}: {fn!r} did not return a coroutine")
+    return coro
+
+
+class StopTheWorld:
+    """The context manager returned by ``stop_the_world(reason)``.
+
+    ``with rt.stop_the_world(...)`` from a plain thread, ``async with
+    ragged.stop_the_world(...)`` inside a goroutine.  While the body runs no
+    other goroutine runs anywhere in the runtime.
+    """
+
+    def __init__(self, rt: Runtime, reason: str) -> None:
+        if not isinstance(reason, str):
+            raise TypeError(f"stop_the_world reason must be a str, not {type(reason).__name__}")
+        self.rt = rt
+        self.reason = reason
+        self._callerp: Any = None
+        self._g: Goroutine | None = None
+        self._t0 = 0.0
+
+    def __enter__(self) -> StopTheWorld:
+        rt = self.rt
+        rt._check_open()
+        m = getattr(tls, "m", None)
+        if m is not None and m.curg is not None and m.p is not None:
+            raise NotInPlainThread("inside a goroutine use `async with ragged.stop_the_world(...)`")
+        sched = rt._sched
+        sched.worldsema.acquire_thread("stop_the_world")
+        try:
+            self._t0 = stopworld(sched, None, self.reason)
+        except BaseException:
+            sched.worldsema.release()
+            raise
+        sched.stw_owner = threading.get_ident()
+        tls.holds_world = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        sched = self.rt._sched
+        tls.holds_world = False
+        sched.stw_owner = None
+        try:
+            startworld(sched, None, self._t0)
+        finally:
+            sched.worldsema.release()
+
+    async def __aenter__(self) -> StopTheWorld:
+        from ._park import current_g
+
+        g = current_g("ragged.stop_the_world()")
+        sched = self.rt._sched
+        if g.sched is not sched:
+            raise RaggedError("stop_the_world: this goroutine belongs to another runtime")
+        await sched.worldsema.acquire_g(g, "stop_the_world")
+        m = tls.m  # we may have resumed on another M
+        try:
+            self._callerp = m.p
+            self._t0 = stopworld(sched, m.p, self.reason)
+        except BaseException:
+            sched.worldsema.release()
+            raise
+        self._g = g
+        g.holds_world = True
+        sched.stw_owner = g
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        sched = self.rt._sched
+        g = self._g
+        g.holds_world = False
+        sched.stw_owner = None
+        try:
+            startworld(sched, self._callerp, self._t0)
+        finally:
+            sched.worldsema.release()
+
+
+class Runtime:
+    """A ragged runtime: ``procs`` Ps, a pool of Ms (OS threads) and sysmon.
+
+    Use as a context manager, or call :meth:`close`.  Keyword settings are
+    described in :class:`ragged._settings.Settings` (``syscall_retake``,
+    ``preempt_after``, ``straggler_timeout``, ``max_threads``,
+    ``shutdown_timeout``, ``barrier_handoff``, ``detect_deadlock``, ``debug``).
+    """
+
+    def __init__(self, procs: int | None = None, **settings: Any) -> None:
+        procs = check_procs(procs)
+        if "debug" not in settings:
+            settings["debug"] = env_flag("RAGGED_DEBUG")
+        try:
+            self._settings = Settings(**settings)
+        except TypeError as err:
+            if "unexpected keyword" in str(err):
+                raise TypeError(f"Runtime(): {err}") from None
+            raise
+        self._metrics = Metrics()
+        self._sched = Sched(self, procs, self._settings, self._metrics)
+        self._sched.worldsema = WorldSema(self._sched)
+        self._closed = False
+        self._closing = False
+        self._close_lock = threading.Lock()
+        self._unjoined: dict[int, Goroutine] = {}
+        self._unjoined_lock = threading.Lock()
+        self._deadlock: Deadlock | None = None
+        self._errors: list[str] = []
+        self._sysmon_note = Note()
+        self._sysmon = threading.Thread(
+            target=sysmon, args=(self._sched, self._sysmon_note), name="ragged-sysmon", daemon=True
+        )
+        self._sysmon.start()
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def procs(self) -> int:
+        """The number of Ps (GOMAXPROCS)."""
+        return self._sched.procs
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._closing
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "running"
+        return f"<ragged.Runtime procs={self.procs} {state} goroutines={len(self._sched.allgs)}>"
+
+    def _check_open(self) -> None:
+        if self._closed or self._closing:
+            raise RuntimeClosed("this ragged Runtime is closed; create a new one")
+
+    # ------------------------------------------------------------ goroutines
+
+    def go(
+        self, fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None
+    ) -> Goroutine:
+        """Start ``fn(*args)`` as a goroutine (from any thread); return its handle.
+
+        ``fn`` is an async function (or a coroutine object with no args).  The
+        goroutine runs in a copy of the caller's ``contextvars`` context.
+        """
+        self._check_open()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        if labels is not None and not isinstance(labels, dict):
+            raise TypeError(f"labels must be a dict, not {type(labels).__name__}")
+        coro = make_coro(fn, args, "go()")
+        return self._sched.newproc(coro, name, labels, contextvars.copy_context())
+
+    def submit(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> concurrent.futures.Future:
+        """Like :meth:`go`, but return a ``concurrent.futures.Future`` of the result."""
+        g = self.go(fn, *args, name=name)
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut.set_running_or_notify_cancel()
+
+        def _done(g: Goroutine) -> None:
+            if g._exc is not None:
+                fut.set_exception(g._exc)
+            else:
+                fut.set_result(g._result)
+
+        g.add_done_callback(_done)
+        return fut
+
+    # ------------------------------------------------------------ the world
+
+    def for_each_p(self, fn: Callable[[Any], Any], timeout: float | None = None) -> None:
+        """Run ``fn(p)`` once on every P at its next safe point (ragged barrier).
+
+        Call from a plain thread (one that holds no P); inside a goroutine use
+        ``await ragged.for_each_p(fn)``.  Blocks until every P has run ``fn``.
+        With ``timeout`` seconds, raises :class:`BarrierTimeout` instead once it
+        passes; the Ps that had not run ``fn`` then never run it for this
+        barrier (see ``_barrier.foreachp``).  Errors raised by ``fn`` are
+        re-raised here after the barrier completes (an ExceptionGroup when
+        several Ps raised).
+        """
+        self._check_open()
+        check_fn(fn)
+        timeout = check_timeout(timeout)
+        m = getattr(tls, "m", None)
+        if m is not None and m.curg is not None and m.p is not None:
+            raise NotInPlainThread("inside a goroutine use `await ragged.for_each_p(fn)`")
+        sched = self._sched
+        t0 = time.monotonic()
+        try:
+            sched.worldsema.acquire_thread("for_each_p", timeout)
+        except TimeoutError:
+            raise BarrierTimeout(
+                f"for_each_p could not start within {timeout}s: another barrier or stop-the-world held the world",
+                [p.id for p in sched.allp[: sched.procs]],
+            ) from None
+        try:
+            left = None if timeout is None else max(timeout - (time.monotonic() - t0), 0.0)
+            foreachp(sched, fn, None, left)
+        finally:
+            sched.worldsema.release()
+
+    def stop_the_world(self, reason: str = "user") -> StopTheWorld:
+        """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread."""
+        return StopTheWorld(self, reason)
+
+    # ------------------------------------------------------------ diagnostics
+
+    def dump(self) -> str:
+        """Every goroutine (id, name, status, wait reason, stack) and every P and M."""
+        return _dump(self._sched)
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot of counters and latency histograms (see ``ragged._metrics``)."""
+        sched = self._sched
+        out = self._metrics.snapshot()
+        out["procs"] = sched.procs
+        out["goroutines"] = len(sched.allgs)
+        out["goroutines_created"] = sched.ngcreated
+        out["context_switches"] = sum(p.schedtick for p in sched.allp)
+        out["threads"] = len(sched.allm)
+        out["per_p_pause_seconds"] = {p.id: p.pause_ns / 1e9 for p in sched.allp}
+        return out
+
+    # ------------------------------------------------------------ errors
+
+    def _note_unjoined(self, g: Goroutine) -> None:
+        with self._unjoined_lock:
+            if len(self._unjoined) < _UNJOINED_CAP:
+                self._unjoined[g.id] = g
+                return
+        self._report(g)
+
+    def _report(self, g: Goroutine) -> None:
+        _log.error(
+            "ragged: goroutine %d (%s) raised and nobody joined it",
+            g.id,
+            g.name,
+            exc_info=(type(g._exc), g._exc, g._exc.__traceback__),
+        )
+
+    def unjoined_errors(self) -> list[tuple[Goroutine, BaseException]]:
+        """Goroutines that raised and that nobody has joined yet."""
+        with self._unjoined_lock:
+            gs = [g for g in self._unjoined.values() if not g._retrieved]
+        return [(g, g._exc) for g in gs]
+
+    def _on_deadlock(self) -> None:
+        """sysmon found that no goroutine can ever run again."""
+        sched = self._sched
+        err = Deadlock("all goroutines are asleep - deadlock!\n\n" + self.dump())
+        self._deadlock = err
+        _log.error("ragged: %s", err)
+        with sched._tw_lock:
+            waiters = list(sched.thread_waiters)
+        for s in waiters:
+            if s.try_claim():
+                ready(s, None, err)
+
+    def _internal_error(self, m: Any) -> None:  # pragma: no cover - scheduler bugs
+        self._errors.append(f"M{m.id} crashed")
+
+    # ------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Cancel every goroutine, let them finish, stop every thread.  Idempotent.
+
+        Threads that cannot be stopped (a goroutine stuck in a blocking call or
+        a loop with no safe point) are daemon threads: they do not keep the
+        interpreter alive, and are named in a warning.  Goroutines that raised
+        and were never joined are logged.
+        """
+        self._close(report=True)
+
+    def _close(self, report: bool) -> None:
+        check_plain_thread("Runtime.close()")
+        with self._close_lock:
+            if self._closed or self._closing:
+                return
+            self._closing = True
+        sched = self._sched
+        try:
+            deadline = time.monotonic() + self._settings.shutdown_timeout
+            for g in list(sched.allgs.values()):
+                g.cancel()
+            while sched.allgs and time.monotonic() < deadline:
+                time.sleep(0.001)
+            for g in list(sched.allgs.values()):
+                self._abandon(g)
+        finally:
+            self._stop_threads(deadline)
+            self._closed = True
+        if report:
+            for g, _ in self.unjoined_errors():
+                self._report(g)
+
+    def _abandon(self, g: Goroutine) -> None:
+        """Close the coroutine of a goroutine that did not finish after cancel."""
+        s = g.waiting
+        if g.st == WAITING and s is not None and s.try_claim():
+            try:
+                g.coro.close()
+            except BaseException:  # noqa: BLE001
+                _log.warning("ragged: goroutine %d (%s) did not close cleanly", g.id, g.name, exc_info=True)
+            g.st = DEAD
+            g._finish(None, Cancelled(f"goroutine {g.id} ({g.name}) was abandoned at shutdown"))
+            self._sched.gfree(g)
+        else:
+            _log.warning("ragged: goroutine %d (%s) is still %s at shutdown", g.id, g.name, g.status)
+
+    def _stop_threads(self, deadline: float) -> None:
+        sched = self._sched
+        with sched.lock:
+            sched.shutdown = True
+            idle = list(sched.midle)
+        for m in idle:
+            m.park.wakeup()
+        self._sysmon_note.wakeup()
+        sched.timers.clear()
+        stuck = []
+        for m in list(sched.allm):
+            t = m.thread
+            if t is not None and t is not threading.current_thread():
+                t.join(max(deadline - time.monotonic(), 0.5))
+                if t.is_alive():
+                    stuck.append(m)
+        self._sysmon.join(1.0)
+        if stuck:
+            _log.warning(
+                "ragged: %d thread(s) still busy at close (left running as daemon threads): %s",
+                len(stuck),
+                ", ".join(f"M{m.id} running {m.curg!r}" for m in stuck),
+            )
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        if not getattr(self, "_closed", True):
+            try:
+                self._sched.shutdown = True
+                self._sysmon_note.wakeup()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def check_fn(fn: Any) -> None:
+    """A barrier callback must be a plain callable taking the P."""
+    if not callable(fn):
+        raise TypeError(f"for_each_p needs a callable fn(p), not {type(fn).__name__}")
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError("for_each_p runs fn(p) synchronously at each P's safe point; fn must not be async")
+
+
+def check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
+    if timeout != timeout or timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def run(
+    main: Callable[..., Any], *args: Any, procs: int | None = None, check_unjoined: bool = True, **settings: Any
+) -> Any:
+    """Start a runtime, run ``main(*args)`` as a goroutine, return its result, shut down.
+
+    Like ``asyncio.run``.  Deadlock detection is on (pass
+    ``detect_deadlock=False`` to turn it off).  If some goroutine raised and
+    nobody joined it, ``run`` raises that error after ``main`` returns (an
+    ExceptionGroup when several) unless ``check_unjoined=False``.
+    """
+    settings.setdefault("detect_deadlock", True)
+    rt = Runtime(procs, **settings)
+    try:
+        g = rt.go(main, *args, name="main")
+        result = g.result()
+    finally:
+        rt._close(report=not check_unjoined)
+    if check_unjoined:
+        errs = rt.unjoined_errors()
+        if errs:
+            for gg, e in errs:
+                gg._retrieved = True
+                e.add_note(f"raised in goroutine {gg.id} ({gg.name}), which nobody joined")
+            if len(errs) == 1:
+                raise errs[0][1]
+            excs = [e for _, e in errs]
+            if all(isinstance(e, Exception) for e in excs):
+                raise ExceptionGroup(f"{len(excs)} goroutines raised and nobody joined them", excs)
+            raise BaseExceptionGroup(f"{len(excs)} goroutines raised and nobody joined them", excs)
+    return result

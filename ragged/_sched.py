@@ -1,0 +1,396 @@
+"""Global scheduler state and the operations on it (Go's ``schedt`` and friends).
+
+``Sched`` holds what Go keeps in ``sched`` and ``allp``: the global run queue,
+the idle P and idle M lists, ``nmspinning``, ``stopwait``/``stopnote``,
+``safePointFn`` and ``gcwaiting``.  This module has the operations every other
+part of the scheduler shares -- run queues, idle lists, ``startm``,
+``wakep``, ``handoffp``, ``goready``, ``newproc``, preemption.  The M loop
+(``schedule``/``findrunnable``/``execute``) is in ``_proc``; syscalls in
+``_syscall``; the barrier and stop-the-world in ``_barrier`` and ``_stw``.
+
+Locking.  ``lock`` (Go's ``sched.lock``) guards the idle lists, ``nmspinning``,
+``stopwait``, ``gcwaiting`` and ``safe_point_fn``.  Run queues are
+``collections.deque``s, whose appends and pops are thread-safe one at a time:
+a P's own M pushes and pops its local queue, thieves pop from the same end.
+A goroutine is put on the *global* queue under ``lock`` whenever the caller
+holds no P, so an M deciding to go idle (which checks the global queue and
+parks its P under ``lock``) cannot miss it.  Lock order: a channel or
+goroutine lock, then ``Timers.lock``, then ``lock``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from typing import TYPE_CHECKING, Any
+
+from ._g import RUNNABLE, RUNNING, Goroutine
+from ._m import M, tls
+from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
+from ._p import RUNNING as P_RUNNING
+from ._timers import Timers
+from ._traps import arm_g, disarm_g
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._metrics import Metrics
+    from ._park import Sudog
+    from ._settings import Settings
+
+_log = logging.getLogger("ragged")
+
+RUNQ_SIZE = 256  # Go's local run queue capacity
+
+_allglock = threading.Lock()
+_gids = itertools.count(1)
+
+
+class _MExit(BaseException):
+    """Raised inside an M's loop to make its thread return (shutdown, shrink)."""
+
+
+class Sched:
+    """The scheduler of one runtime.  See the module docstring for locking."""
+
+    def __init__(self, runtime: Any, procs: int, settings: Settings, metrics: Metrics) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.metrics = metrics
+        self.debug = settings.debug
+        self.lock = threading.Lock()
+        self.stopnote = threading.Condition(self.lock)
+        self.procs = procs
+        self.allp: list[P] = []
+        self.pidle: list[P] = []
+        self.midle: list[M] = []
+        self.allm: list[M] = []
+        self._mids = itertools.count()
+        self.nmspinning = 0
+        self.globrunq: deque[Goroutine] = deque()
+        self.gcwaiting = False
+        self.stopwait = 0
+        self.safe_point_fn: Callable[[P], Any] | None = None
+        self.safe_point_errs: list[tuple[int, BaseException]] = []
+        self.sp_waits: list[float] = []
+        self.wakep_deferred = False
+        self.timers = Timers(self)
+        self.timer_waiter: M | None = None
+        self.allgs: dict[int, Goroutine] = {}
+        self.ngcreated = 0
+        self.shutdown = False
+        self.thread_waiters: set[Sudog] = set()
+        self._tw_lock = threading.Lock()
+        self.world_owner: Any = None  # who holds worldsema (thread ident or Goroutine)
+        self.stw_owner: Any = None  # who stopped the world, while it is stopped
+        with self.lock:
+            for i in range(procs):
+                p = P(i, self)
+                p.setstatus(IDLE)
+                self.allp.append(p)
+                self.pidle.append(p)
+            self.pidle.reverse()  # pidle is a stack: P0 comes off first
+
+    # ----------------------------------------------------------------- queues
+
+    def runqput(self, p: P, g: Goroutine) -> None:
+        """Put ``g`` on ``p``'s local run queue.  Only ``p``'s own M may call this.
+
+        When the queue is full, half of it moves to the global queue (Go's
+        ``runqputslow``) so that other Ps can pick it up.
+        """
+        q = p.runq
+        if len(q) < RUNQ_SIZE:
+            q.append(g)
+            return
+        batch = [g]
+        for _ in range(RUNQ_SIZE // 2):
+            try:
+                batch.append(q.popleft())
+            except IndexError:
+                break
+        self.globrunq.extend(batch)
+
+    def globrunqput(self, g: Goroutine) -> None:
+        """Put ``g`` on the global queue from an M that holds a P (gosched, preempt).
+
+        No lock: the caller's own M goes back to ``schedule()`` and will find it.
+        """
+        self.globrunq.append(g)
+
+    def inject(self, g: Goroutine) -> None:
+        """Put ``g`` on the global queue from a context with no P, and wake a P for it.
+
+        Takes ``lock`` so that an M parking its P (which checks the global queue
+        under ``lock``) cannot miss the new work (Go's ``injectglist``).
+        """
+        with self.lock:
+            self.globrunq.append(g)
+        if self.pidle and not self.nmspinning:
+            self.wakep()
+
+    def globrunqget(self, p: P, maxn: int) -> Goroutine | None:
+        """Take a fair share of the global queue: return one, move the rest to ``p``'s queue."""
+        gq = self.globrunq
+        n = len(gq) // max(self.procs, 1) + 1
+        if maxn > 0:
+            n = min(n, maxn)
+        n = min(n, RUNQ_SIZE // 2)
+        try:
+            g = gq.popleft()
+        except IndexError:
+            return None
+        q = p.runq
+        for _ in range(n - 1):
+            try:
+                q.append(gq.popleft())
+            except IndexError:
+                break
+        return g
+
+    def runqsteal(self, p: P, victim: P) -> Goroutine | None:
+        """Steal half of ``victim``'s local queue into ``p``'s; return one stolen goroutine."""
+        vq = victim.runq
+        n = len(vq) - len(vq) // 2
+        if n <= 0:
+            return None
+        try:
+            g = vq.popleft()
+        except IndexError:
+            return None
+        q = p.runq
+        for _ in range(n - 1):
+            try:
+                q.append(vq.popleft())
+            except IndexError:
+                break
+        return g
+
+    def any_local_work(self) -> bool:
+        return any(p.runq for p in self.allp)
+
+    # ------------------------------------------------------------- idle lists
+
+    def pidleput(self, p: P) -> None:
+        """Put an idle P on the idle list.  Requires ``lock``; ``p`` has no M."""
+        self.pidle.append(p)
+
+    def pidleget(self) -> P | None:
+        """Take a P off the idle list.  Requires ``lock``; caller then owns it."""
+        return self.pidle.pop() if self.pidle else None
+
+    def mput(self, m: M) -> None:
+        """Put an M on the idle list.  Requires ``lock``."""
+        self.midle.append(m)
+
+    def mget(self) -> M | None:
+        """Take an M off the idle list.  Requires ``lock``."""
+        return self.midle.pop() if self.midle else None
+
+    # ------------------------------------------------------------- P ownership
+
+    def acquirep(self, m: M, p: P) -> None:
+        """Associate ``p`` (just taken off the idle list or stopped) with ``m`` and run it."""
+        m.p = p
+        p.m = m
+        p.setstatus(P_RUNNING)
+
+    def releasep(self, m: M, status: int = IDLE) -> P:
+        """Disassociate ``m`` from its P, leaving the P in ``status``.  Own M only."""
+        p = m.p
+        p.setstatus(status)
+        p.m = None
+        m.p = None
+        return p
+
+    # ------------------------------------------------------------- Ms
+
+    def startm(self, p: P | None, spinning: bool) -> None:
+        """Run some M with ``p`` (an idle P if None), creating an M if none is idle.
+
+        Must not hold ``lock``.  With ``spinning``, the caller has already
+        counted the M in ``nmspinning``; if no P can be found that count is
+        dropped again.
+        """
+        newm = None
+        with self.lock:
+            if p is None:
+                p = self.pidleget()
+                if p is None:
+                    if spinning:
+                        self.nmspinning -= 1
+                    return
+            if self.shutdown:
+                self.pidleput(p)
+                if spinning:
+                    self.nmspinning -= 1
+                return
+            m = self.mget()
+            if m is None:
+                if len(self.allm) >= self.settings.max_threads:
+                    self.pidleput(p)
+                    if spinning:
+                        self.nmspinning -= 1
+                    _log.error("ragged: thread limit (%d Ms) reached; work waits", self.settings.max_threads)
+                    return
+                newm = m = M(next(self._mids), self)
+                self.allm.append(m)
+            m.nextp = p
+            m.spinning = spinning
+        if newm is not None:
+            from ._proc import mstart
+
+            t = threading.Thread(target=mstart, args=(self, newm), name=f"ragged-M{newm.id}", daemon=True)
+            newm.thread = t
+            t.start()
+            self.metrics.threads_started += 1
+        else:
+            m.park.wakeup()
+
+    def wakep(self) -> None:
+        """Start a spinning M on an idle P, unless one is already spinning.
+
+        Called when new work appears.  Inside a ``for_each_p`` callback (which
+        may run under ``lock``) the wakeup is deferred until the barrier
+        releases the lock.
+        """
+        if getattr(tls, "in_fn", False):
+            self.wakep_deferred = True
+            return
+        with self.lock:
+            if self.nmspinning or not self.pidle or self.shutdown:
+                return
+            self.nmspinning += 1
+        self.startm(None, True)
+
+    def run_deferred_wakep(self) -> None:
+        """Issue a wakeup deferred by a ``for_each_p`` callback.  Must not hold ``lock``."""
+        if self.wakep_deferred:
+            self.wakep_deferred = False
+            if self.globrunq or self.any_local_work():
+                self.wakep()
+
+    def handoffp(self, p: P) -> None:
+        """Give away a P that its M cannot use (syscall retake, barrier, exitsyscall).
+
+        ``p`` is IDLE and owned by the caller (on no list).  Starts an M for it
+        if there is work, stops it for a pending stop-the-world, runs a pending
+        safe-point function for it, else puts it on the idle list.  Must not
+        hold ``lock``.
+        """
+        from ._barrier import call_safe_point_fn
+
+        if p.runq or self.globrunq:
+            self.startm(p, False)
+            return
+        with self.lock:
+            if not self.nmspinning and not self.pidle and not self.gcwaiting:
+                self.nmspinning += 1
+                spin = True
+            else:
+                spin = False
+        if spin:
+            self.startm(p, True)
+            return
+        with self.lock:
+            if self.gcwaiting:
+                p.setstatus(GCSTOP)
+                self.stopwait -= 1
+                if self.stopwait == 0:
+                    self.stopnote.notify_all()
+                return
+            if p.plain[W_SAFEPOINT] and p.words.cas(W_SAFEPOINT, 1, 0):
+                call_safe_point_fn(self, p)
+                self.stopwait -= 1
+                if self.stopwait == 0:
+                    self.stopnote.notify_all()
+            start = bool(self.globrunq) or (self.timers.timer0 and self.timer_waiter is None)
+            if not start:
+                self.pidleput(p)
+        if start:
+            self.startm(p, False)
+        self.run_deferred_wakep()
+
+    def poke_timer_waiter(self) -> None:
+        """A new earliest timer was added: make sure some M will wait for it."""
+        w = self.timer_waiter
+        if w is not None:
+            w.park.wakeup()
+        elif self.pidle and not self.nmspinning:
+            self.wakep()
+
+    # ------------------------------------------------------------- goroutines
+
+    def newproc(self, coro: Coroutine, name: str | None, labels: dict | None, ctx: Context) -> Goroutine:
+        """Create a goroutine for ``coro`` and queue it (Go's ``newproc``)."""
+        with _allglock:
+            gid = next(_gids)
+            g = Goroutine(gid, self, coro, ctx, name or "", labels)
+            self.allgs[gid] = g
+            self.ngcreated += 1
+        m = getattr(tls, "m", None)
+        if m is not None and m.sched is self and m.p is not None:
+            self.runqput(m.p, g)
+            if self.pidle and not self.nmspinning:
+                self.wakep()
+        else:
+            self.inject(g)
+        return g
+
+    def gfree(self, g: Goroutine) -> None:
+        """Forget a finished goroutine."""
+        with _allglock:
+            self.allgs.pop(g.id, None)
+
+    def goready(self, g: Goroutine, value: Any = None, exc: BaseException | None = None) -> None:
+        """Make a parked goroutine runnable, resuming it with ``value`` or ``exc``.
+
+        The caller must have won the goroutine's sudog claim, so each park is
+        readied exactly once.
+        """
+        g.resume_val = value
+        g.resume_exc = exc
+        g.waiting = None
+        g.st = RUNNABLE
+        m = getattr(tls, "m", None)
+        if m is not None and m.sched is self and m.p is not None:
+            self.runqput(m.p, g)
+            if self.pidle and not self.nmspinning:
+                self.wakep()
+        else:
+            self.inject(g)
+
+    # ------------------------------------------------------------- preemption
+
+    def preemptone(self, p: P) -> bool:
+        """Ask the goroutine running on ``p`` to yield at its next safe point."""
+        m = p.m
+        g = m.curg if m is not None else None
+        if g is None:
+            return False
+        g.preempt = True
+        arm_g(g)
+        if g.st != RUNNING or m.curg is not g:
+            # It stopped running meanwhile; its M may have missed the arm.
+            g.preempt = False
+            disarm_g(g)
+            return False
+        return True
+
+    # ------------------------------------------------------------- plain threads
+
+    def thread_waiter_add(self, s: Sudog) -> None:
+        with self._tw_lock:
+            self.thread_waiters.add(s)
+
+    def thread_waiter_remove(self, s: Sudog) -> None:
+        with self._tw_lock:
+            self.thread_waiters.discard(s)
+
+    # ------------------------------------------------------------- stats
+
+    @property
+    def npidle(self) -> int:
+        return len(self.pidle)

@@ -1,0 +1,58 @@
+"""Tunable settings of one runtime, validated once at construction."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+@dataclass
+class Settings:
+    """Runtime knobs.  Times are in seconds.
+
+    ``syscall_retake``      sysmon retakes a P stuck in a syscall this long (Go: 20µs).
+    ``preempt_after``       sysmon asks a goroutine running this long to yield (Go: 10ms).
+    ``straggler_timeout``   a barrier or stop-the-world waiting this long logs the stragglers.
+    ``max_threads``         most Ms (OS threads) the runtime may start (Go: 10000).
+    ``shutdown_timeout``    how long ``close()`` lets cancelled goroutines finish.
+    ``barrier_handoff``     after running a safe-point function, an M sleeps this
+                            long while the barrier is still pending, handing the GIL to
+                            Ms that have yet to reach their safe point (0 disables).
+    ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
+    ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
+    """
+
+    syscall_retake: float = 20e-6
+    preempt_after: float = 10e-3
+    straggler_timeout: float = 1.0
+    max_threads: int = 10000
+    shutdown_timeout: float = 5.0
+    barrier_handoff: float = 50e-6
+    detect_deadlock: bool = False
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("float", float):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise TypeError(f"{f.name} must be a number of seconds, not {type(v).__name__}")
+                if math.isnan(v) or v < 0:
+                    raise ValueError(f"{f.name} must be >= 0 seconds, not {v!r}")
+                setattr(self, f.name, float(v))
+            elif f.type in ("int", int):
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise TypeError(f"{f.name} must be an int, not {type(v).__name__}")
+                if v <= 0:
+                    raise ValueError(f"{f.name} must be positive, not {v!r}")
+            elif f.type in ("bool", bool):
+                if not isinstance(v, bool):
+                    raise TypeError(f"{f.name} must be True or False, not {v!r}")
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))

@@ -1,0 +1,112 @@
+"""Stop-the-world: the baseline the ragged barrier is measured against.
+
+``stopworld(sched, callerp)`` sets ``gcwaiting``, preempts everyone, moves
+idle and syscall Ps to GCSTOP and waits (the same 100µs re-preempt loop as the
+barrier) until every P has stopped.  Running Ps stop at their next safe
+point in ``gcstopm``: their M parks and releases the GIL at once.
+``startworld`` restarts every P, starting an M for each P with work.
+
+The caller holds ``worldsema``.  A goroutine caller keeps running on its M
+while its own P sits in GCSTOP; it must not park or yield until the world
+restarts (doing so raises, since nothing else could run to wake it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ._errors import BarrierError
+from ._p import GCSTOP, IDLE, RUNNING, SYSCALL, W_STATUS
+from ._traps import arm, disarm
+from ._world import wait_stopwait
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._p import P
+    from ._sched import Sched
+
+_monotonic = time.monotonic
+
+
+def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
+    """Stop every P (Go's ``stopTheWorldWithSema``); return the request time.
+
+    On return no goroutine other than the caller runs until :func:`startworld`.
+    """
+    t0 = _monotonic()
+    with sched.lock:
+        if sched.stopwait != 0:
+            raise BarrierError(f"stop_the_world: sched.stopwait is {sched.stopwait}, not 0")
+        procs = sched.procs
+        allp = sched.allp[:procs]
+        sched.stopwait = procs
+        sched.gcwaiting = True
+        arm()  # preemptall
+        for p in allp:
+            p.sp_requested = t0
+        if callerp is not None:
+            callerp.setstatus(GCSTOP)
+            sched.stopwait -= 1
+        for p in allp:
+            if p.plain[W_STATUS] == SYSCALL and p.casstatus(SYSCALL, GCSTOP):
+                p.syscalltick += 1
+                sched.stopwait -= 1
+        while True:
+            p = sched.pidleget()
+            if p is None:
+                break
+            p.setstatus(GCSTOP)
+            sched.stopwait -= 1
+        wait = sched.stopwait > 0
+    rounds = 0
+    if wait:
+        rounds, _ = wait_stopwait(
+            sched, t0, None, lambda: [p for p in allp if p.plain[W_STATUS] != GCSTOP], f"stop_the_world({reason!r})"
+        )
+    t_stopped = _monotonic()
+    with sched.lock:
+        bad = [p.id for p in allp if p.plain[W_STATUS] != GCSTOP]
+        if sched.stopwait != 0 or bad:
+            raise BarrierError(f"stop_the_world: not stopped (stopwait={sched.stopwait}, Ps {bad})")
+    metrics = sched.metrics
+    with metrics.lock:
+        metrics.counters["stws"] += 1
+        metrics.hist["stw_latency"].record(t_stopped - t0)
+        metrics.hist["stw_rounds"].record(rounds)
+    return t0
+
+
+def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
+    """Restart every P after :func:`stopworld` (Go's ``startTheWorldWithSema``)."""
+    now = _monotonic()
+    pause = 0.0
+    waits = []
+    to_start = []
+    with sched.lock:
+        for p in sched.allp[: sched.procs]:
+            stopped_at = p.sp_requested or t0
+            waits.append(stopped_at - t0)
+            p_pause = max(now - stopped_at, 0.0)
+            pause += p_pause
+            p.pause_ns += int(p_pause * 1e9)
+            p.sp_requested = 0.0
+            if p is callerp:
+                continue
+            p.setstatus(IDLE)
+            if p.runq:
+                to_start.append(p)
+            else:
+                sched.pidleput(p)
+        if callerp is not None:
+            callerp.setstatus(RUNNING)
+        sched.gcwaiting = False
+    disarm()
+    for p in to_start:
+        sched.startm(p, False)
+    if sched.globrunq or sched.timers.timer0:
+        sched.wakep()
+    metrics = sched.metrics
+    with metrics.lock:
+        metrics.hist["stw_pause"].record(pause)
+        for w in waits:
+            metrics.hist["stw_p_wait"].record(w)

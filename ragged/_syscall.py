@@ -1,0 +1,109 @@
+"""Blocking calls without holding a P: ``entersyscall`` / ``exitsyscall``.
+
+``await ragged.syscall(fn, *args)`` runs ``fn`` on the goroutine's M with its
+P in SYSCALL status.  While ``fn`` blocks, sysmon (after ``syscall_retake``),
+a barrier or a stop-the-world may take the P away by CAS and hand it to
+another M, so the other goroutines keep running.  On return the M CASes its
+old P back (fast path), else takes any idle P, else queues the goroutine
+globally and parks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._barrier import run_safe_point_fn
+from ._g import RUNNABLE, RUNNING, SYSCALL
+from ._p import GCSTOP, W_SAFEPOINT, W_STATUS
+from ._p import RUNNING as RUNNING_P
+from ._p import SYSCALL as P_SYSCALL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
+    from ._m import M
+    from ._sched import Sched
+
+_monotonic = time.monotonic
+
+
+def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
+    """Give up the P for a blocking call (Go's ``reentersyscall``).
+
+    The P stays attached to ``m.oldp`` in SYSCALL status; from then on anyone
+    may CAS it to IDLE (or GCSTOP) and hand it off.  After the status store we
+    check the barrier flag and ``gcwaiting`` (the reference commit): a barrier
+    or stop-the-world that saw the P running just before must not be missed.
+    """
+    p = m.p
+    g.st = SYSCALL
+    p.syscalltick += 1
+    p.sysmon_syscalltick = p.syscalltick
+    p.sysmon_syscallwhen = _monotonic()
+    p.setstatus(P_SYSCALL)
+    p.m = None
+    m.oldp = p
+    m.p = None
+    if p.plain[W_SAFEPOINT]:
+        run_safe_point_fn(sched, p)
+    if sched.gcwaiting:
+        entersyscall_gcwait(sched, p)
+
+
+def entersyscall_gcwait(sched: Sched, p: Any) -> None:
+    """A stop-the-world is pending: stop our syscall P for it right away."""
+    with sched.lock:
+        if sched.stopwait > 0 and p.casstatus(P_SYSCALL, GCSTOP):
+            p.syscalltick += 1
+            p.sp_requested = _monotonic()
+            sched.stopwait -= 1
+            if sched.stopwait == 0:
+                sched.stopnote.notify_all()
+
+
+def exitsyscall(sched: Sched, m: M, g: Goroutine) -> bool:
+    """Get a P back after the blocking call.  True if ``g`` keeps running on ``m``.
+
+    Fast path: CAS our old P from SYSCALL back to RUNNING.  Slow path: take an
+    idle P.  Else ``g`` goes on the global queue and the M parks (then returns
+    False with a new P, to schedule other work).
+    """
+    from ._proc import stopm
+
+    oldp = m.oldp
+    m.oldp = None
+    if oldp.plain[W_STATUS] == P_SYSCALL and oldp.casstatus(P_SYSCALL, RUNNING_P):
+        m.p = oldp
+        oldp.m = m
+        g.st = RUNNING
+        if oldp.plain[W_SAFEPOINT]:
+            run_safe_point_fn(sched, oldp)
+        return True
+    sched.metrics.incr("syscall_slowpath")
+    with sched.lock:
+        p = None if sched.gcwaiting else sched.pidleget()
+        if p is None:
+            g.st = RUNNABLE
+            m.curg = None
+            sched.globrunq.append(g)
+    if p is not None:
+        sched.acquirep(m, p)
+        g.st = RUNNING
+        return True
+    stopm(sched, m)
+    return False
+
+
+def syscall(sched: Sched, m: M, g: Goroutine, fn: Callable[..., Any], args: tuple) -> bool:
+    """Run ``fn(*args)`` for ``g`` with the P released.
+
+    The outcome is left in ``g.resume_val`` / ``g.resume_exc``.  Returns True if
+    ``g`` continues on this M, False if it was queued and the M moved on.
+    """
+    entersyscall(sched, m, g)
+    try:
+        g.resume_val = fn(*args)
+    except BaseException as err:  # noqa: BLE001 - delivered to the goroutine
+        g.resume_exc = err
+    return exitsyscall(sched, m, g)
