@@ -22,6 +22,8 @@ wake goroutines (those wakeups are deferred until the lock is released).
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
 
 _monotonic = time.monotonic
-_sleep = time.sleep
+_MAX_HANDOFF = 1e-3
 
 
 def call_safe_point_fn(sched: Sched, p: P) -> None:
@@ -80,13 +82,31 @@ def run_safe_point_fn(sched: Sched, p: P) -> None:
         if left == 0:
             sched.stopnote.notify_all()
     sched.run_deferred_wakep()
-    pause = sched.settings.barrier_handoff
-    if left > 0 and pause > 0:
-        # Hand the GIL to an M that still has to reach its safe point; a
-        # compute-bound M would otherwise keep it for a whole switch interval.
+    handoff_gil(sched, p)
+
+
+def handoff_gil(sched: Sched, p: P) -> None:
+    """Give the GIL away while a barrier is in flight (DESIGN.md, "under the GIL").
+
+    A compute-bound M keeps the GIL for a whole switch interval (5ms), so the
+    Ms that still have to reach their safe point -- and the coordinator that
+    must wake up to finish -- would queue behind it.  An M that has run ``fn``,
+    or meets a checkpoint while the barrier is in flight, steps aside instead:
+    it waits for the barrier to complete, but no longer than
+    ``barrier_handoff`` per P still outstanding (at least one unit, at most
+    1ms), then goes back to its goroutine.  That keeps it out of the GIL queue
+    about as long as the others need, without stopping it like a
+    stop-the-world would.  The time counts as this P's pause.
+    """
+    unit = sched.settings.barrier_handoff
+    done = sched.barrier_done
+    if unit > 0 and done is not None:
         t = _monotonic()
-        _sleep(pause)
-        p.pause_ns += int((_monotonic() - t) * 1e9)
+        bound = min(unit * max(sched.stopwait, 1), _MAX_HANDOFF)
+        done.wait(bound)
+        # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
+        end = min(_monotonic(), t + bound, max(getattr(done, "at", math.inf), t))
+        p.pause_ns += int((end - t) * 1e9)
 
 
 def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: float | None) -> None:
@@ -116,6 +136,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             procs = sched.procs
             allp = sched.allp[:procs]
             sched.stopwait = procs - 1 if callerp is not None else procs
+            sched.barrier_done = threading.Event()
             sched.safe_point_fn = fn
             sched.safe_point_errs = []
             sched.sp_waits = []
@@ -162,6 +183,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 if p.plain[W_SAFEPOINT]:
                     raise BarrierError(f"for_each_p: P{p.id} did not run fn")
             sched.safe_point_fn = None
+            _finish_done(sched)
             errs = sched.safe_point_errs
             waits = sched.sp_waits
             sched.safe_point_errs = []
@@ -170,6 +192,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
         with sched.lock:
             if sched.safe_point_fn is fn and sched.stopwait == 0:
                 sched.safe_point_fn = None
+                _finish_done(sched)
         raise
     finally:
         if armed:
@@ -196,6 +219,15 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
         )
     if errs:
         raise _combine(errs)
+
+
+def _finish_done(sched: Sched) -> None:
+    """Release the Ms stepping aside for the barrier.  Requires ``sched.lock``."""
+    done = sched.barrier_done
+    if done is not None:
+        done.at = _monotonic()
+        done.set()
+        sched.barrier_done = None
 
 
 def _give_up(sched: Sched, allp: list[P]) -> list[int]:

@@ -19,7 +19,7 @@ import random
 import time
 from typing import Any
 
-from ._barrier import run_safe_point_fn
+from ._barrier import handoff_gil, run_safe_point_fn
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
@@ -281,7 +281,11 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
 
         if kind == CHECK:
             if p.plain[W_SAFEPOINT]:
-                run_safe_point_fn(sched, p)
+                run_safe_point_fn(sched, p)  # hands the GIL on afterwards
+            elif sched.safe_point_fn is not None:
+                # A barrier is in flight and this P is done: step aside so the
+                # Ms still to reach a safe point, and the coordinator, get the GIL.
+                handoff_gil(sched, p)
             if g.holds_world:
                 _deschedule(g)
                 continue
@@ -305,8 +309,6 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 return
             if g.armed:
                 _deschedule(g)  # a stale request
-            if sched.stopwait > 0 and sched.safe_point_fn is not None:
-                _handoff_gil(sched, p)
             continue
 
         if g.cancel_pending and kind != PARK:
@@ -357,15 +359,6 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             continue
 
         exc = RaggedError(f"unknown scheduler request {req!r}; await only ragged operations")  # pragma: no cover
-
-
-def _handoff_gil(sched: Sched, p: Any) -> None:
-    """While a barrier waits for other Ps, let them have the GIL (see DESIGN.md)."""
-    pause = sched.settings.barrier_handoff
-    if pause > 0:
-        t = _monotonic()
-        _sleep(pause)
-        p.pause_ns += int((_monotonic() - t) * 1e9)
 
 
 def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | None) -> None:

@@ -75,6 +75,7 @@ class Sched:
         self.safe_point_fn: Callable[[P], Any] | None = None
         self.safe_point_errs: list[tuple[int, BaseException]] = []
         self.sp_waits: list[float] = []
+        self.barrier_done: threading.Event | None = None  # set when the barrier in flight ends
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
