@@ -1,0 +1,69 @@
+"""Shared fixtures and helpers for the ragged test suite.
+
+Every test is checked for leaked runtime threads: a thread whose name starts
+with ``ragged-`` (an M or sysmon) that a test started and that is still alive
+~2s after the test ends fails that test.  Close every runtime you start
+(``with ragged.Runtime(...) as rt:`` or ``ragged.run(...)``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+THREAD_PREFIX = "ragged-"
+LEAK_GRACE = 2.0
+
+
+def ragged_threads() -> set[threading.Thread]:
+    """Every live thread that a ragged runtime started (Ms and sysmon)."""
+    return {t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_runtime_threads() -> Iterator[None]:
+    """Fail the test if a runtime thread it started is still alive after it.
+
+    Threads alive before the test are not blamed on it (a leak is reported
+    once, by the test that caused it, not by every test after it).
+    """
+    before = ragged_threads()
+    yield
+    deadline = time.monotonic() + LEAK_GRACE
+    leaked = ragged_threads() - before
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.01)
+        leaked = {t for t in leaked if t.is_alive()}
+    assert not leaked, f"runtime threads still alive {LEAK_GRACE}s after the test: {sorted(t.name for t in leaked)}"
+
+
+@pytest.fixture
+def short_switch_interval() -> Iterator[None]:
+    """Make the interpreter switch threads very often, to widen race windows."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def wait_until(pred: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``pred`` from a plain thread until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.001)
+
+
+def spin(n: int = 2000) -> int:
+    """A little CPU work that never touches the runtime."""
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
