@@ -19,6 +19,7 @@ from ._api import (
     stop_the_world,
     syscall,
 )
+from ._chan import Case, Chan
 from ._errors import (
     BarrierError,
     BarrierTimeout,
@@ -42,6 +43,8 @@ __all__ = [
     "BarrierError",
     "BarrierTimeout",
     "Cancelled",
+    "Case",
+    "Chan",
     "ChanClosed",
     "Deadlock",
     "Goroutine",
