@@ -20,6 +20,7 @@ from ._api import (
     syscall,
 )
 from ._chan import Case, Chan
+from ._chan import Case, Chan
 from ._errors import (
     BarrierError,
     BarrierTimeout,
@@ -35,6 +36,8 @@ from ._errors import (
 from ._g import Goroutine
 from ._p import P
 from ._runtime import Runtime, run
+from ._select import select
+from ._time import Ticker, Timer, after
 from ._traps import checkpoint, gosched
 
 __version__ = "0.1.0"
@@ -56,6 +59,9 @@ __all__ = [
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
+    "Ticker",
+    "Timer",
+    "after",
     "checkpoint",
     "current_goroutine",
     "current_p",
@@ -66,6 +72,7 @@ __all__ = [
     "gosched",
     "metrics",
     "run",
+    "select",
     "sleep",
     "stop_the_world",
     "syscall",

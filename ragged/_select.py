@@ -1,0 +1,191 @@
+"""``select``: wait on several channel operations, complete exactly one (Go's ``selectgo``).
+
+The steps are Go's:
+
+1. *lockorder*: lock every channel involved once, in one global order
+   (by ``id``), so two selects -- or a select and a plain channel op, which
+   takes a single lock -- can never deadlock on each other.
+2. *pollorder*: visit the cases in a uniformly random order and complete the
+   first one that is ready.  The first ready case of a uniformly shuffled
+   order is uniformly distributed over the ready cases: that is select's
+   fairness.  With ``default=True`` and nothing ready, return ``(-1, None)``.
+3. Otherwise enqueue one sudog per case, all sharing *one* claim lock, and
+   park with an unlock function that releases every channel lock after the
+   goroutine is suspended.  A waker on any channel must win that shared claim
+   to complete its sudog, so exactly one case fires; wakers that lose skip
+   the sudog (``WaitQueue.pop_claimed``).
+4. After waking, relock and dequeue the other sudogs, which are stale.
+
+A case is ``ch.recv_case()`` / ``ch.send_case(v)``, or ``None``: a case that
+is never ready (Go's nil channel), handy for switching cases off in a loop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from threading import Lock
+from typing import Any
+
+from ._chan import Case, Chan
+from ._errors import Cancelled, ChanClosed
+from ._handoff import committed, complete, repost_cancel
+from ._park import Sudog, _parkable_g, current_g
+from ._traps import checkpoint, gopark
+
+# select's own random source.  Tests seed it (``_rng.seed(n)``) to replay a run.
+_rng = random.Random()
+
+
+def _lock_all(chans: list[Chan[Any]]) -> None:
+    for ch in chans:
+        ch._lock.acquire()
+
+
+def _unlock_all(chans: list[Chan[Any]]) -> None:
+    for ch in reversed(chans):
+        ch._lock.release()
+
+
+def _lockorder(cases: Iterable[Case | None]) -> list[Chan[Any]]:
+    """The distinct channels of ``cases`` in the global lock order."""
+    seen = {id(c.chan): c.chan for c in cases if c is not None}
+    return [seen[k] for k in sorted(seen)]
+
+
+def _check_cases(cases: tuple[Any, ...], default: bool) -> None:
+    if not isinstance(default, bool):
+        raise TypeError(f"select(default=...) takes True or False, not {default!r}")
+    if not cases and not default:
+        raise ValueError("select() needs at least one case (ch.recv_case() / ch.send_case(v)) or default=True")
+    for i, c in enumerate(cases):
+        if c is not None and not isinstance(c, Case):
+            raise TypeError(
+                f"select() case {i} is {type(c).__name__}; pass ch.recv_case() or ch.send_case(v) (or None)"
+            )
+
+
+def _poll(cases: tuple[Case | None, ...]) -> tuple[int, Any, Sudog | None] | None:
+    """Complete the first ready case in a random order: ``(index, value, waiter to complete)``.
+
+    Requires every involved channel lock; keeps them.  None if no case is
+    ready.  Raises ``ChanClosed`` for a send case on a closed channel.
+    """
+    n = len(cases)
+    order = list(range(n))
+    if n > 1:
+        _rng.shuffle(order)
+    for i in order:
+        c = cases[i]
+        if c is None:
+            continue
+        ch = c.chan
+        if c.send:
+            if ch._closed:
+                raise ChanClosed("send on closed channel (in select)")
+            r = ch._poll_send(c.value)
+            if r is False:
+                continue
+            return i, None, (None if r is True else r)
+        got = ch._poll_recv()
+        if got is not None:
+            v, ok, s = got
+            return i, ((v, ok) if c.with_ok else v), s
+    return None
+
+
+def _enqueue(g: Any, cases: tuple[Case | None, ...]) -> list[Sudog]:
+    """Register one sudog per case, all under one claim.  Requires every channel lock."""
+    claim = Lock()
+    sudogs: list[Sudog] = []
+    for i, c in enumerate(cases):
+        if c is None:
+            continue
+        ch = c.chan
+        s = Sudog(g, claim)
+        s.case = i
+        s.c = ch
+        s.reason = "select"
+        if ch._sched is None:
+            ch._sched = g.sched
+        if c.send:
+            s.elem = c.value
+            ch._sendq.push(s)
+        else:
+            ch._recvq.push(s)
+        sudogs.append(s)
+    return sudogs
+
+
+def _dequeue(chans: list[Chan[Any]], cases: tuple[Case | None, ...], sudogs: list[Sudog]) -> None:
+    """Remove a finished select's sudogs from every queue.  Takes the channel locks."""
+    _lock_all(chans)
+    try:
+        for s in sudogs:
+            ch = s.c
+            (ch._sendq if cases[s.case].send else ch._recvq).discard(s)
+    finally:
+        _unlock_all(chans)
+
+
+async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
+    """Wait until one of ``cases`` can proceed, complete it, return ``(index, value)``.
+
+    ``index`` is the position of the case among the arguments; ``value`` is
+    what a receive case got (``None`` for a send case, and for a receive on a
+    closed, drained channel; ``(value, ok)`` with ``recv_case(with_ok=True)``).
+    Among ready cases one is picked uniformly at random.  With
+    ``default=True`` it returns ``(-1, None)`` at once if none is ready.
+    Raises ``ChanClosed`` if a chosen send case's channel is closed.  A safe
+    point; if cancelled while parked, no case happened.
+    """
+    g = current_g("ragged.select()")
+    _check_cases(cases, default)
+    await checkpoint()
+    chans = _lockorder(cases)
+    _lock_all(chans)
+    try:
+        hit = _poll(cases)
+    except BaseException:
+        _unlock_all(chans)
+        raise
+    if hit is not None or default:
+        _unlock_all(chans)
+        if hit is None:
+            return -1, None
+        i, v, s = hit
+        if s is not None:
+            complete(s)
+        return i, v
+
+    if g.holds_world:
+        _unlock_all(chans)
+        _parkable_g("ragged.select()")  # raises: nothing could wake us
+    sudogs = _enqueue(g, cases)
+    park_s = sudogs[0] if sudogs else Sudog(g)
+
+    def unlockf() -> None:
+        _unlock_all(chans)
+
+    try:
+        w = await gopark(unlockf, "select", park_s)
+    except Cancelled:
+        w = next((s for s in sudogs if committed(s)), None)
+        if w is None:
+            _dequeue(chans, cases, sudogs)
+            raise
+        repost_cancel(g)  # a case had already completed: report it, cancel at the next await
+    except BaseException:
+        _dequeue(chans, cases, sudogs)
+        raise
+    _dequeue(chans, cases, sudogs)
+    i = w.case
+    c = cases[i]
+    if c.send:
+        if not w.ok:
+            raise ChanClosed("send on closed channel (in select)")
+        return i, None
+    return i, ((w.elem, w.ok) if c.with_ok else w.elem)
+
+
+__all__ = ["select"]

@@ -1,0 +1,171 @@
+"""Go's ``time`` channels: ``after``, ``Timer`` and ``Ticker``.
+
+Each delivers on a channel of capacity 1 from a callback on the runtime's
+timer heap (``sched.timers``).  Timer callbacks run on scheduler threads and
+must never block, so they use a non-blocking send (``Chan.try_send``), as Go
+does: a ticker whose reader falls behind drops ticks instead of queueing them.
+
+The value sent is ``time.monotonic()`` at the moment the timer fired.
+
+``stop`` and ``reset`` follow Go 1.23: once they return, no value from
+before the call will be received.  Each arming has a *generation*; a callback
+of an older generation (one already popped off the heap but not yet run)
+finds the generation changed and sends nothing, and a value already sitting
+in the channel is drained.  ``_lock`` guards the generation and the heap
+entry, and is held across the callback's send, so a stop cannot slip between
+the generation check and the send.  Lock order: ``_lock``, then the channel
+lock or ``Timers.lock`` (never both).
+
+Inside a goroutine these use the current runtime; from a plain thread pass
+``runtime=`` (a ``ragged.Runtime``).
+"""
+
+from __future__ import annotations
+
+import time
+from threading import Lock
+from typing import TYPE_CHECKING, Any
+
+from ._api import _check_seconds
+from ._chan import Chan
+from ._errors import ChanClosed, NotInGoroutine
+from ._m import tls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._runtime import Runtime
+    from ._timers import TimerEntry, Timers
+
+_monotonic = time.monotonic
+
+
+def _timers_of(runtime: Runtime | None, what: str) -> Timers:
+    """The timer heap to use: ``runtime``'s, else the calling goroutine's runtime's."""
+    if runtime is not None:
+        sched = getattr(runtime, "_sched", None)
+        if sched is None:
+            raise TypeError(f"{what}: runtime= must be a ragged.Runtime, not {type(runtime).__name__}")
+        runtime._check_open()
+        return sched.timers
+    m = getattr(tls, "m", None)
+    if m is None:
+        raise NotInGoroutine(
+            f"{what} needs a runtime: call it inside a goroutine, or pass runtime=rt from a plain thread"
+        )
+    return m.sched.timers
+
+
+class _ChanTimer:
+    """The shared machinery of Timer and Ticker: one heap entry feeding ``c``."""
+
+    __slots__ = ("c", "_timers", "_lock", "_gen", "_entry", "_armed", "_period")
+
+    def __init__(self, seconds: float, period: float, runtime: Runtime | None, what: str) -> None:
+        self._timers = _timers_of(runtime, what)
+        self.c: Chan[float] = Chan(1)
+        self._lock = Lock()
+        self._gen = 0
+        self._entry: TimerEntry | None = None
+        self._armed = False  # a value of the current generation is still to be sent
+        self._period = period
+        with self._lock:
+            self._arm_locked(seconds, period)
+
+    def _arm_locked(self, seconds: float, period: float) -> None:
+        """Start a new generation firing after ``seconds`` (then every ``period``).  Requires ``_lock``."""
+        self._gen += 1
+        self._armed = True
+        self._period = period
+        self._entry = self._timers.add(seconds, self._fire, self._gen, period)
+
+    def _fire(self, gen: int) -> None:
+        """Timer callback (scheduler thread): send the time, unless stopped or re-armed since."""
+        with self._lock:
+            if gen == self._gen:
+                self._armed = self._period > 0
+                try:
+                    self.c.try_send(_monotonic())
+                except ChanClosed:
+                    pass  # someone closed t.c; a timer callback must never raise
+
+    def _stop_locked(self) -> bool:
+        """Disarm and drop any undelivered value.  Requires ``_lock``.
+
+        True if that prevented a delivery: the timer had not sent yet (even
+        if its callback was already on its way), or its value was still
+        waiting in the channel.
+        """
+        self._gen += 1
+        pending = self._armed
+        self._armed = False
+        e = self._entry
+        self._entry = None
+        if e is not None:
+            self._timers.stop(e)
+        _, drained = self.c.try_recv()
+        return pending or drained
+
+    def stop(self) -> bool:
+        """Stop the timer.  True if a value was still to come (and now never will)."""
+        with self._lock:
+            return self._stop_locked()
+
+
+class Timer(_ChanTimer):
+    """Sends the time on ``t.c`` once, ``seconds`` from now (Go's ``time.NewTimer``).
+
+    ``t.stop()`` cancels it; ``t.reset(seconds)`` re-arms it.  Both return
+    True if the timer had been due to deliver (and no longer will from that
+    arming).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, seconds: float, *, runtime: Runtime | None = None) -> None:
+        super().__init__(_check_seconds(seconds, "ragged.Timer()"), 0.0, runtime, "ragged.Timer()")
+
+    def reset(self, seconds: float) -> bool:
+        """Re-arm to fire ``seconds`` from now; returns what ``stop()`` would have."""
+        seconds = _check_seconds(seconds, "Timer.reset()")
+        with self._lock:
+            was = self._stop_locked()
+            self._arm_locked(seconds, 0.0)
+        return was
+
+
+def _check_period(period: Any, what: str) -> float:
+    period = _check_seconds(period, what)
+    if period <= 0:
+        raise ValueError(f"{what} needs a period > 0 seconds, not {period!r}")
+    return period
+
+
+class Ticker(_ChanTimer):
+    """Sends the time on ``t.c`` every ``period`` seconds (Go's ``time.NewTicker``).
+
+    A reader that falls behind misses ticks (the channel holds one).  Call
+    ``stop()`` when done: a running ticker keeps a timer alive.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, period: float, *, runtime: Runtime | None = None) -> None:
+        period = _check_period(period, "ragged.Ticker()")
+        super().__init__(period, period, runtime, "ragged.Ticker()")
+
+    def reset(self, period: float) -> None:
+        """Stop, then tick every ``period`` seconds from now."""
+        period = _check_period(period, "Ticker.reset()")
+        with self._lock:
+            self._stop_locked()
+            self._arm_locked(period, period)
+
+
+def after(seconds: float, *, runtime: Runtime | None = None) -> Chan[float]:
+    """A channel that receives the time once, ``seconds`` from now (Go's ``time.After``).
+
+    Typical use: ``await ragged.select(ch.recv_case(), ragged.after(1.0).recv_case())``.
+    """
+    return Timer(_check_seconds(seconds, "ragged.after()"), runtime=runtime).c
+
+
+__all__ = ["Ticker", "Timer", "after"]
