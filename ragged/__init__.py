@@ -21,6 +21,7 @@ from ._api import (
 )
 from ._chan import Case, Chan
 from ._chan import Case, Chan
+from ._chan import Case, Chan
 from ._errors import (
     BarrierError,
     BarrierTimeout,
@@ -37,6 +38,9 @@ from ._g import Goroutine
 from ._p import P
 from ._runtime import Runtime, run
 from ._select import select
+from ._select import select
+from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
+from ._time import Ticker, Timer, after
 from ._time import Ticker, Timer, after
 from ._traps import checkpoint, gosched
 
@@ -49,18 +53,24 @@ __all__ = [
     "Case",
     "Chan",
     "ChanClosed",
+    "Cond",
     "Deadlock",
     "Goroutine",
     "IllegalTransition",
+    "Mutex",
     "NotInGoroutine",
     "NotInPlainThread",
+    "Once",
     "P",
     "PerP",
+    "RWMutex",
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
+    "Semaphore",
     "Ticker",
     "Timer",
+    "WaitGroup",
     "after",
     "checkpoint",
     "current_goroutine",

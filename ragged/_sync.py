@@ -1,0 +1,513 @@
+"""Go's ``sync`` package for goroutines: Mutex, RWMutex, WaitGroup, Once, Cond, Semaphore.
+
+All of them are built the same way, on the one wait queue of ``_park``:
+a ``threading.Lock`` guards the object's state and its ``WaitQueue``s; a
+goroutine that must wait registers a sudog while holding that lock and parks
+with ``_handoff.park_op`` (the lock is released only once the goroutine is
+suspended); whoever releases the resource wins the waiter's claim and
+*hands the resource over* with ``_handoff.complete`` -- the woken waiter
+already owns it and never competes again.  A waiting goroutine holds no P
+and burns no CPU.
+
+Hand-off makes the locks FIFO-fair (Go's mutex "starvation mode", always on):
+a goroutine that arrives while others wait queues behind them.  Lock and
+unlock need not happen on the same goroutine, nor on the same thread (Go
+allows this too); unlocks, ``WaitGroup.add``/``done``, ``Cond.signal`` and
+``broadcast`` are plain methods callable from any thread.
+
+Misuse raises at once with Go's message: unlocking what is not locked is a
+``RaggedError``, a negative WaitGroup counter a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from threading import Lock
+from typing import Any, Protocol, Self
+
+from ._errors import Cancelled, RaggedError
+from ._handoff import caller_sched, complete, park_op, repost_cancel
+from ._park import Sudog, WaitQueue, block_on, check_plain_thread, current_g
+from ._runtime import check_timeout
+from ._traps import checkpoint
+
+
+class Locker(Protocol):
+    """What ``Cond`` needs of its lock (Go's ``sync.Locker``)."""
+
+    async def lock(self) -> None: ...
+
+    def unlock(self) -> None: ...
+
+
+def _check_count(n: Any, what: str, minimum: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{what} must be an int, not {type(n).__name__} {n!r}")
+    if n < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, not {n!r}")
+    return n
+
+
+class _Sema:
+    """A counting semaphore with FIFO hand-off: the core of Mutex and Semaphore.
+
+    ``_value`` permits are free; ``_max`` is how many exist.  ``_lock``
+    guards ``_value`` and ``_q``.  While anyone waits, ``_value`` is 0.
+    Subclasses name their wait (``_what``, ``_reason``) and their misuse
+    (``_over_release``).
+    """
+
+    __slots__ = ("_lock", "_value", "_max", "_q")
+    _what = "acquire()"
+    _reason = "sync.Semaphore.Acquire"
+
+    def __init__(self, value: int) -> None:
+        self._lock = Lock()
+        self._value = value
+        self._max = value
+        self._q = WaitQueue()
+
+    def _over_release(self) -> Exception:
+        """The error for releasing a permit that is not held."""
+        raise NotImplementedError
+
+    def _try_acquire(self) -> bool:
+        """Take a permit if one is free; never waits."""
+        with self._lock:
+            if self._value > 0:
+                self._value -= 1
+                return True
+            return False
+
+    async def _acquire(self) -> None:
+        """Take a permit, parking in FIFO order until one is handed over.
+
+        A safe point.  If cancelled while parked, no permit was taken.
+        """
+        g = current_g(self._what)
+        await checkpoint()
+        lock = self._lock
+        lock.acquire()
+        if self._value > 0:
+            self._value -= 1
+            lock.release()
+            return
+        await park_op(self._q, lock, self._reason, Sudog(g))
+
+    def _release(self) -> None:
+        """Give a permit back: straight to the first waiter, if any.
+
+        Raises ``_over_release()`` (changing nothing) if every permit is free.
+        """
+        with self._lock:
+            s = self._q.pop_claimed()
+            if s is None:
+                if self._value >= self._max:
+                    raise self._over_release()
+                self._value += 1
+        if s is not None:
+            complete(s)
+
+    async def __aenter__(self) -> Self:
+        await self._acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+
+class Mutex(_Sema):
+    """A mutual-exclusion lock for goroutines (Go's ``sync.Mutex``).
+
+    ``await mu.lock()`` / ``mu.unlock()``, or ``async with mu:``.  FIFO: the
+    lock is handed to the longest waiter.  Not reentrant.
+    """
+
+    __slots__ = ()
+    _what = "Mutex.lock()"
+    _reason = "sync.Mutex.Lock"
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def _over_release(self) -> Exception:
+        return RaggedError("sync: unlock of unlocked mutex")
+
+    async def lock(self) -> None:
+        """Lock, parking until the mutex is handed over.  A safe point."""
+        await self._acquire()
+
+    def try_lock(self) -> bool:
+        """Lock if that needs no waiting; True if locked.  Never blocks."""
+        return self._try_acquire()
+
+    def unlock(self) -> None:
+        """Unlock (from any goroutine or thread); raises ``RaggedError`` if not locked."""
+        self._release()
+
+    def locked(self) -> bool:
+        """True while some goroutine holds the mutex (a snapshot)."""
+        return self._value == 0
+
+
+class Semaphore(_Sema):
+    """A counting semaphore of ``value`` permits for goroutines (FIFO).
+
+    ``await sem.acquire()`` / ``sem.release()``, or ``async with sem:``.
+    Releasing more permits than were acquired raises ``ValueError`` (like
+    ``threading.BoundedSemaphore``; Go's ``semaphore.Weighted`` panics).
+    """
+
+    __slots__ = ()
+    _what = "Semaphore.acquire()"
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(_check_count(value, "Semaphore value", 0))
+
+    def _over_release(self) -> Exception:
+        return ValueError(f"Semaphore released more times than acquired (it has {self._max} permits)")
+
+    @property
+    def value(self) -> int:
+        """Permits free right now (a snapshot)."""
+        return self._value
+
+    async def acquire(self) -> None:
+        """Take one permit, parking until one is handed over.  A safe point."""
+        await self._acquire()
+
+    def try_acquire(self) -> bool:
+        """Take a permit if one is free; True if taken.  Never blocks."""
+        return self._try_acquire()
+
+    def release(self) -> None:
+        """Return one permit (from any goroutine or thread)."""
+        self._release()
+
+
+class RWMutex:
+    """A reader/writer lock (Go's ``sync.RWMutex``).
+
+    Any number of readers (``await rw.rlock()`` / ``rw.runlock()``) or one
+    writer (``await rw.lock()`` / ``rw.unlock()``, or ``async with rw:``).
+    As in Go, a waiting writer keeps new readers out, so writers are not
+    starved; when a writer unlocks, the readers that queued meanwhile go
+    first, then the next writer.  ``_lock`` guards every field.
+    """
+
+    __slots__ = ("_lock", "_readers", "_writer", "_rq", "_wq")
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._readers = 0
+        self._writer = False
+        self._rq = WaitQueue()
+        self._wq = WaitQueue()
+
+    async def rlock(self) -> None:
+        """Lock for reading; parks while a writer holds or waits.  A safe point."""
+        g = current_g("RWMutex.rlock()")
+        await checkpoint()
+        lock = self._lock
+        lock.acquire()
+        if not self._writer and self._wq.peek_live() is None:
+            self._readers += 1
+            lock.release()
+            return
+        await park_op(self._rq, lock, "sync.RWMutex.RLock", Sudog(g))
+
+    def runlock(self) -> None:
+        """Undo one ``rlock``; the last reader out hands the lock to a waiting writer."""
+        with self._lock:
+            if self._readers <= 0:
+                raise RaggedError("sync: RUnlock of unlocked RWMutex")
+            self._readers -= 1
+            wake = self._admit_locked(writer_first=True) if self._readers == 0 else []
+        for s in wake:
+            complete(s)
+
+    async def lock(self) -> None:
+        """Lock for writing; parks while anyone holds it.  A safe point."""
+        g = current_g("RWMutex.lock()")
+        await checkpoint()
+        lock = self._lock
+        lock.acquire()
+        if not self._writer and self._readers == 0:
+            self._writer = True
+            lock.release()
+            return
+        await park_op(self._wq, lock, "sync.RWMutex.Lock", Sudog(g), on_cancel=self._writer_left)
+
+    def unlock(self) -> None:
+        """Undo ``lock``: admit the waiting readers, else the next writer."""
+        with self._lock:
+            if not self._writer:
+                raise RaggedError("sync: Unlock of unlocked RWMutex")
+            self._writer = False
+            wake = self._admit_locked(writer_first=False)
+        for s in wake:
+            complete(s)
+
+    def _admit_locked(self, writer_first: bool) -> list[Sudog]:
+        """Hand the free lock on: every waiting reader, or one waiting writer.
+
+        Requires ``_lock`` and no writer holding it.  A writer that unlocks
+        lets the readers queued behind it go first; the last reader out lets
+        the writer that held them back go first (Go's order).  Returns the
+        waiters the caller must complete; their ownership is already recorded.
+        """
+        if writer_first:
+            return self._admit_writer_locked() or self._admit_readers_locked()
+        return self._admit_readers_locked() or self._admit_writer_locked()
+
+    def _admit_readers_locked(self) -> list[Sudog]:
+        """Let every waiting reader in.  Requires ``_lock`` and no writer."""
+        readers = self._rq.drain_claimed()
+        self._readers += len(readers)
+        return readers
+
+    def _admit_writer_locked(self) -> list[Sudog]:
+        """Let the first waiting writer in if no reader holds the lock.  Requires ``_lock``, no writer."""
+        if self._readers == 0:
+            s = self._wq.pop_claimed()
+            if s is not None:
+                self._writer = True
+                return [s]
+        return []
+
+    def _writer_left(self, s: Sudog) -> None:
+        """A waiting writer was cancelled (under ``_lock``): let in the readers it held back."""
+        if not self._writer and self._wq.peek_live() is None:
+            for r in self._admit_readers_locked():
+                complete(r)
+
+    def rlocker(self) -> _ReadLocker:
+        """A lock object whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``."""
+        return _ReadLocker(self)
+
+    async def __aenter__(self) -> RWMutex:
+        await self.lock()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.unlock()
+
+
+class _ReadLocker:
+    """``rw.rlocker()``: ``async with rw.rlocker():`` holds a read lock."""
+
+    __slots__ = ("_rw",)
+
+    def __init__(self, rw: RWMutex) -> None:
+        self._rw = rw
+
+    async def lock(self) -> None:
+        await self._rw.rlock()
+
+    def unlock(self) -> None:
+        self._rw.runlock()
+
+    async def __aenter__(self) -> _ReadLocker:
+        await self._rw.rlock()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._rw.runlock()
+
+
+class WaitGroup:
+    """Wait for a collection of goroutines to finish (Go's ``sync.WaitGroup``).
+
+    ``wg.add(n)`` before starting work, ``wg.done()`` as each piece ends,
+    ``await wg.wait()`` (goroutines) or ``wg.wait_blocking(timeout)`` (plain
+    threads) until the counter is back to zero.  A counter that would go
+    negative raises ``ValueError`` and is left unchanged.
+    """
+
+    __slots__ = ("_lock", "_n", "_q", "_sched")
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._n = 0
+        self._q = WaitQueue()
+        self._sched: Any = None  # for plain-thread waiters: the runtime whose goroutines use it
+
+    def add(self, delta: int = 1) -> None:
+        """Add ``delta`` (may be negative) to the counter; at zero, wake every waiter."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"WaitGroup.add() takes an int, not {type(delta).__name__} {delta!r}")
+        with self._lock:
+            n = self._n + delta
+            if n < 0:
+                raise ValueError(f"sync: negative WaitGroup counter ({self._n} {delta:+d})")
+            self._n = n
+            if self._sched is None:
+                self._sched = caller_sched()
+            waiters = self._q.drain_claimed() if n == 0 else []
+        for s in waiters:
+            complete(s)
+
+    def done(self) -> None:
+        """``add(-1)``."""
+        self.add(-1)
+
+    async def wait(self) -> None:
+        """Park until the counter is zero.  A safe point."""
+        g = current_g("WaitGroup.wait()")
+        await checkpoint()
+        lock = self._lock
+        lock.acquire()
+        if self._n == 0:
+            lock.release()
+            return
+        await park_op(self._q, lock, "sync.WaitGroup.Wait", Sudog(g))
+
+    def wait_blocking(self, timeout: float | None = None) -> None:
+        """From a plain thread: block until the counter is zero.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds and
+        ``NotInPlainThread`` inside a goroutine (use ``await wg.wait()``).
+        """
+        check_plain_thread("WaitGroup.wait_blocking()")
+        timeout = check_timeout(timeout)
+        lock = self._lock
+        lock.acquire()
+        if self._n == 0:
+            lock.release()
+            return
+        block_on(self._q, lock, "sync.WaitGroup.Wait", timeout, registry=self._sched)
+
+    def __repr__(self) -> str:
+        return f"<WaitGroup counter={self._n}>"
+
+
+class Once:
+    """Run a function exactly once (Go's ``sync.Once``).
+
+    ``await once.do(fn, *args)``: the first caller runs ``fn`` (a plain or an
+    async function); every other caller parks until that call has finished,
+    then returns.  If ``fn`` raises, the first caller gets the exception and
+    ``fn`` still counts as done (as in Go).  Calling ``do`` from inside ``fn``
+    raises ``RaggedError`` (in Go it deadlocks).
+    """
+
+    __slots__ = ("_lock", "_done", "_runner", "_q")
+
+    def __init__(self) -> None:
+        self._lock = Lock()
+        self._done = False
+        self._runner: Any = None  # the goroutine running fn, while it runs
+        self._q = WaitQueue()
+
+    def done(self) -> bool:
+        """True once ``fn`` has run to completion (or raised)."""
+        return self._done
+
+    async def do(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` if no call has yet; else wait for that call to finish."""
+        if not callable(fn):
+            raise TypeError(f"Once.do() needs a callable, not {type(fn).__name__}")
+        g = current_g("Once.do()")
+        await checkpoint()
+        lock = self._lock
+        lock.acquire()
+        if self._done:
+            lock.release()
+            return
+        if self._runner is not None:
+            if self._runner is g:
+                lock.release()
+                raise RaggedError("sync: Once.do() called from inside its own function; it would deadlock")
+            await park_op(self._q, lock, "sync.Once.Do", Sudog(g))
+            return
+        self._runner = g
+        lock.release()
+        try:
+            r = fn(*args)
+            if inspect.isawaitable(r):
+                await r
+        finally:
+            with lock:
+                self._done = True
+                self._runner = None
+                waiters = self._q.drain_claimed()
+            for s in waiters:
+                complete(s)
+
+
+class Cond:
+    """A condition variable (Go's ``sync.Cond``) over a Mutex ``L``.
+
+    Hold ``L`` and ``await cond.wait()`` in a loop on your predicate;
+    ``cond.signal()`` wakes one waiter, ``cond.broadcast()`` all (callable
+    from anywhere, with or without ``L``).  ``async with cond:`` holds ``L``.
+    ``_lock`` guards the waiter queue.
+    """
+
+    __slots__ = ("L", "_lock", "_q")
+
+    def __init__(self, L: Locker | None = None) -> None:
+        self.L: Locker = L if L is not None else Mutex()
+        self._lock = Lock()
+        self._q = WaitQueue()
+
+    async def wait(self) -> None:
+        """Unlock ``L``, park until signalled, lock ``L`` again before returning.
+
+        The caller must hold ``L``.  Unlocking and queueing are atomic with
+        respect to ``signal``/``broadcast``: a signal sent after ``wait`` has
+        released ``L`` is never missed.  ``L`` is held again when this
+        returns or raises (also on ``Cancelled``).  Wake-ups may be spurious
+        in the sense that the predicate may be false again: loop on it.
+        """
+        g = current_g("Cond.wait()")
+        await checkpoint()
+        lock = self._lock
+        lock.acquire()
+        try:
+            self.L.unlock()
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            await park_op(self._q, lock, "sync.Cond.Wait", Sudog(g))
+        finally:
+            await _relock(self.L)
+
+    def signal(self) -> None:
+        """Wake the longest-waiting goroutine, if any."""
+        with self._lock:
+            s = self._q.pop_claimed()
+        if s is not None:
+            complete(s)
+
+    def broadcast(self) -> None:
+        """Wake every waiting goroutine."""
+        with self._lock:
+            waiters = self._q.drain_claimed()
+        for s in waiters:
+            complete(s)
+
+    async def __aenter__(self) -> Cond:
+        await self.L.lock()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.L.unlock()
+
+
+async def _relock(lk: Locker) -> None:
+    """Lock ``lk`` even if cancelled meanwhile; a swallowed cancel is re-posted."""
+    cancelled = False
+    while True:
+        try:
+            await lk.lock()
+            break
+        except Cancelled:
+            cancelled = True
+    if cancelled:
+        repost_cancel(current_g("Cond.wait()"))
+
+
+__all__ = ["Cond", "Locker", "Mutex", "Once", "RWMutex", "Semaphore", "WaitGroup"]
