@@ -22,6 +22,16 @@ from ._api import (
 from ._chan import Case, Chan
 from ._chan import Case, Chan
 from ._chan import Case, Chan
+from ._chan import Case, Chan
+from ._context import (
+    Context,
+    DeadlineExceeded,
+    background,
+    with_cancel,
+    with_deadline,
+    with_timeout,
+    with_value,
+)
 from ._errors import (
     BarrierError,
     BarrierTimeout,
@@ -39,7 +49,10 @@ from ._p import P
 from ._runtime import Runtime, run
 from ._select import select
 from ._select import select
+from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
+from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
+from ._time import Ticker, Timer, after
 from ._time import Ticker, Timer, after
 from ._time import Ticker, Timer, after
 from ._traps import checkpoint, gosched
@@ -54,6 +67,8 @@ __all__ = [
     "Chan",
     "ChanClosed",
     "Cond",
+    "Context",
+    "DeadlineExceeded",
     "Deadlock",
     "Goroutine",
     "IllegalTransition",
@@ -72,6 +87,7 @@ __all__ = [
     "Timer",
     "WaitGroup",
     "after",
+    "background",
     "checkpoint",
     "current_goroutine",
     "current_p",
@@ -86,4 +102,8 @@ __all__ = [
     "sleep",
     "stop_the_world",
     "syscall",
+    "with_cancel",
+    "with_deadline",
+    "with_timeout",
+    "with_value",
 ]
