@@ -20,9 +20,6 @@ from ._api import (
     syscall,
 )
 from ._chan import Case, Chan
-from ._chan import Case, Chan
-from ._chan import Case, Chan
-from ._chan import Case, Chan
 from ._context import (
     Context,
     DeadlineExceeded,
@@ -48,12 +45,7 @@ from ._g import Goroutine
 from ._p import P
 from ._runtime import Runtime, run
 from ._select import select
-from ._select import select
-from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
-from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
-from ._time import Ticker, Timer, after
-from ._time import Ticker, Timer, after
 from ._time import Ticker, Timer, after
 from ._traps import checkpoint, gosched
 
