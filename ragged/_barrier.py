@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
 
 _monotonic = time.monotonic
-_MAX_HANDOFF = 1e-3
 
 
 def call_safe_point_fn(sched: Sched, p: P) -> None:
@@ -82,31 +81,34 @@ def run_safe_point_fn(sched: Sched, p: P) -> None:
         if left == 0:
             sched.stopnote.notify_all()
     sched.run_deferred_wakep()
-    handoff_gil(sched, p)
+    step_aside(sched, p)
 
 
-def handoff_gil(sched: Sched, p: P) -> None:
-    """Give the GIL away while a barrier is in flight (DESIGN.md, "under the GIL").
+def step_aside(sched: Sched, p: P) -> None:
+    """Let the Ms a barrier still waits for have the GIL (DESIGN.md, "under the GIL").
 
-    A compute-bound M keeps the GIL for a whole switch interval (5ms), so the
-    Ms that still have to reach their safe point -- and the coordinator that
-    must wake up to finish -- would queue behind it.  An M that has run ``fn``,
-    or meets a checkpoint while the barrier is in flight, steps aside instead:
-    it waits for the barrier to complete, but no longer than
-    ``barrier_handoff`` per P still outstanding (at least one unit, at most
-    1ms), then goes back to its goroutine.  That keeps it out of the GIL queue
-    about as long as the others need, without stopping it like a
-    stop-the-world would.  The time counts as this P's pause.
+    Called on an M whose P has run ``fn`` while the barrier is in flight.  A
+    compute-bound M keeps the GIL for a whole switch interval (5ms), so if it
+    simply went back to its goroutine, the Ms still to reach their safe point
+    -- and the coordinator, which must wake up to finish -- would queue behind
+    it: the barrier would take about procs x 5ms.  Instead the M waits for the
+    barrier to end, off the GIL.  Only during the first ``barrier_step_aside``
+    seconds of a barrier: a barrier held up by a straggler that never reaches
+    a safe point must not stall everyone else, so after that window the M
+    goes straight back to its goroutine (pure ragged behaviour).  The wait
+    counts as this P's pause.
     """
-    unit = sched.settings.barrier_handoff
     done = sched.barrier_done
-    if unit > 0 and done is not None:
-        t = _monotonic()
-        bound = min(unit * max(sched.stopwait, 1), _MAX_HANDOFF)
-        done.wait(bound)
-        # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
-        end = min(_monotonic(), t + bound, max(getattr(done, "at", math.inf), t))
-        p.pause_ns += int((end - t) * 1e9)
+    if done is None:
+        return
+    t = _monotonic()
+    left = sched.barrier_t0 + sched.settings.barrier_step_aside - t
+    if left <= 0:
+        return
+    done.wait(left)
+    # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
+    end = min(_monotonic(), t + left, max(getattr(done, "at", math.inf), t))
+    p.pause_ns += int((end - t) * 1e9)
 
 
 def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: float | None) -> None:
@@ -136,7 +138,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             procs = sched.procs
             allp = sched.allp[:procs]
             sched.stopwait = procs - 1 if callerp is not None else procs
-            sched.barrier_done = threading.Event()
+            sched.barrier_t0 = t0
+            sched.barrier_done = threading.Event() if sched.settings.barrier_step_aside > 0 else None
             sched.safe_point_fn = fn
             sched.safe_point_errs = []
             sched.sp_waits = []
@@ -183,7 +186,6 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 if p.plain[W_SAFEPOINT]:
                     raise BarrierError(f"for_each_p: P{p.id} did not run fn")
             sched.safe_point_fn = None
-            _finish_done(sched)
             errs = sched.safe_point_errs
             waits = sched.sp_waits
             sched.safe_point_errs = []
@@ -192,7 +194,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
         with sched.lock:
             if sched.safe_point_fn is fn and sched.stopwait == 0:
                 sched.safe_point_fn = None
-                _finish_done(sched)
+        _finish_done(sched)
         raise
     finally:
         if armed:
@@ -211,6 +213,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             metrics.counters["barrier_timeouts"] += 1
         if errs:
             metrics.counters["barrier_fn_errors"] += len(errs)
+    # Last: the Ms stepping aside now compete with us for the GIL.
+    _finish_done(sched)
     if missing:
         raise BarrierTimeout(
             f"for_each_p gave up after {timeout}s: P(s) {missing} never reached a safe point "
@@ -222,12 +226,12 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
 
 
 def _finish_done(sched: Sched) -> None:
-    """Release the Ms stepping aside for the barrier.  Requires ``sched.lock``."""
+    """Release the Ms stepping aside for the barrier (the coordinator's last act)."""
     done = sched.barrier_done
     if done is not None:
+        sched.barrier_done = None
         done.at = _monotonic()
         done.set()
-        sched.barrier_done = None
 
 
 def _give_up(sched: Sched, allp: list[P]) -> list[int]:

@@ -19,7 +19,7 @@ import random
 import time
 from typing import Any
 
-from ._barrier import handoff_gil, run_safe_point_fn
+from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
@@ -282,10 +282,10 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
         if kind == CHECK:
             if p.plain[W_SAFEPOINT]:
                 run_safe_point_fn(sched, p)  # hands the GIL on afterwards
-            elif sched.safe_point_fn is not None:
+            elif sched.barrier_done is not None:
                 # A barrier is in flight and this P is done: step aside so the
                 # Ms still to reach a safe point, and the coordinator, get the GIL.
-                handoff_gil(sched, p)
+                step_aside(sched, p)
             if g.holds_world:
                 _deschedule(g)
                 continue

@@ -158,7 +158,7 @@ class Runtime:
     Use as a context manager, or call :meth:`close`.  Keyword settings are
     described in :class:`ragged._settings.Settings` (``syscall_retake``,
     ``preempt_after``, ``straggler_timeout``, ``max_threads``,
-    ``shutdown_timeout``, ``barrier_handoff``, ``detect_deadlock``, ``debug``).
+    ``shutdown_timeout``, ``barrier_step_aside``, ``detect_deadlock``, ``debug``).
     """
 
     def __init__(self, procs: int | None = None, **settings: Any) -> None:

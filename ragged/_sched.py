@@ -76,6 +76,7 @@ class Sched:
         self.safe_point_errs: list[tuple[int, BaseException]] = []
         self.sp_waits: list[float] = []
         self.barrier_done: threading.Event | None = None  # set when the barrier in flight ends
+        self.barrier_t0 = 0.0
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None

@@ -20,9 +20,10 @@ class Settings:
     ``straggler_timeout``   a barrier or stop-the-world waiting this long logs the stragglers.
     ``max_threads``         most Ms (OS threads) the runtime may start (Go: 10000).
     ``shutdown_timeout``    how long ``close()`` lets cancelled goroutines finish.
-    ``barrier_handoff``     after running a safe-point function, an M sleeps this
-                            long while the barrier is still pending, handing the GIL to
-                            Ms that have yet to reach their safe point (0 disables).
+    ``barrier_step_aside``  for this long after a barrier starts, an M whose P has
+                            run ``fn`` waits for the barrier to end instead of taking the
+                            GIL back from the Ms still to reach their safe point (0: never;
+                            see ``_barrier.step_aside``).
     ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
     """
@@ -32,7 +33,7 @@ class Settings:
     straggler_timeout: float = 1.0
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
-    barrier_handoff: float = 50e-6
+    barrier_step_aside: float = 2e-3
     detect_deadlock: bool = False
     debug: bool = False
 

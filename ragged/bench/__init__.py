@@ -1,0 +1,1 @@
+"""Benchmarks shipped with ragged: ``python -m ragged.bench``."""

@@ -1,0 +1,156 @@
+"""``python -m ragged.bench`` (also ``ragged-bench``): the stress benchmark.
+
+With no flags it runs the default stress workload (about a minute): on procs
+1, 2, 4 and 8, compute goroutines that checkpoint, channel pipelines and
+blocking syscalls run together while a coordinator issues ragged barriers,
+then the same with stop-the-world, with no-coordinator slices as baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from . import report, stress
+
+
+def _procs_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--procs takes comma-separated positive ints, not {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--procs takes comma-separated positive ints, not {text!r}")
+    return values
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
+        return v
+
+    return parse
+
+
+def _mix(text: str) -> stress.Mix:
+    try:
+        return stress.Mix.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ragged.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--procs",
+        type=_procs_list,
+        default=[1, 2, 4, 8],
+        help="comma-separated procs values (GOMAXPROCS) to run, default 1,2,4,8",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("foreach", "stw", "both"),
+        default="both",
+        help="coordinator operation: ragged barrier (foreach), stop-the-world (stw) or both (default); "
+        "no-coordinator slices always run as the baseline",
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=1.2,
+        help="seconds per slice (one mode on one procs value); default 1.2",
+    )
+    p.add_argument("--reps", type=_positive(int), default=3, help="slices per mode, rotated in order; default 3")
+    p.add_argument(
+        "--interval",
+        type=_positive(float),
+        default=1e-3,
+        help="seconds between coordinator operations (start to start); default 0.001",
+    )
+    p.add_argument(
+        "--mix",
+        type=_mix,
+        default=stress.Mix(),
+        help="workload mix: compute=N goroutines per P that checkpoint every ~50µs, pipeline=N channel "
+        "pipelines, syscall=N goroutines making 1ms blocking calls; default compute=1,pipeline=1,syscall=2",
+    )
+    p.add_argument(
+        "--step-aside",
+        type=float,
+        default=None,
+        help="override the runtime's barrier_step_aside setting: for how long into a barrier an M that has "
+        "run fn waits off the GIL for the others (seconds; 0 = never, pure ragged)",
+    )
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--plot", metavar="PATH", help="draw pause and latency distributions to a PNG (needs matplotlib)")
+    p.add_argument("--trace", metavar="PATH", help="record an execution trace of the run (Chrome trace-event JSON)")
+    p.add_argument("--peers", action="store_true", help="run the peer comparison (asyncio, threading, gevent) instead")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.plot:
+        from . import plot
+
+        plot.require_matplotlib()
+    if args.peers:
+        from . import peers
+
+        data = peers.run(quiet=args.quiet)
+        print(peers.render(data))
+    else:
+        modes = ("foreach", "stw") if args.mode == "both" else (args.mode,)
+        settings: dict[str, Any] = {}
+        if args.step_aside is not None:
+            settings["barrier_step_aside"] = args.step_aside
+        data = _with_trace(
+            args.trace,
+            lambda: stress.run(
+                args.procs, modes, args.mix, args.duration, args.reps, args.interval, settings, args.quiet
+            ),
+        )
+        print(report.render(data))
+        if args.plot:
+            from . import plot
+
+            plot.draw(data, args.plot)
+            print(f"plot written to {args.plot}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+        print(f"results written to {args.json}")
+    return 1 if _failed(data) else 0
+
+
+def _with_trace(path: str | None, fn: Any) -> Any:
+    if not path:
+        return fn()
+    try:
+        import ragged
+
+        tracer = ragged.trace
+    except AttributeError:
+        sys.exit("--trace: this build of ragged has no tracer")
+    with tracer(path):
+        return fn()
+
+
+def _failed(data: dict[str, Any]) -> bool:
+    return any(m.get("errors") for r in data.get("results", []) for m in r.get("modes", {}).values())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
