@@ -33,7 +33,7 @@ class Settings:
     straggler_timeout: float = 1.0
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
-    barrier_step_aside: float = 2e-3
+    barrier_step_aside: float = 20e-3
     detect_deadlock: bool = False
     debug: bool = False
 
