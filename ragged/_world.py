@@ -51,7 +51,7 @@ class WorldSema:
     def _check(self, me: Any, what: str) -> None:
         if getattr(tls, "in_fn", False):
             raise BarrierError(f"{what} called from inside a for_each_p callback; that would deadlock")
-        if self.held and self.owner is me:
+        if self.held and self.owner == me:  # a thread ident (int) or a Goroutine
             raise BarrierError(
                 f"{what} called while this {'goroutine' if not isinstance(me, int) else 'thread'} "
                 "already holds the world (a barrier or stop-the-world in progress); that would deadlock"
