@@ -277,7 +277,10 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             goexit(sched, m, g, None, err)
             return
         val = None
-        kind = req[0]
+        try:
+            kind = req[0]
+        except (TypeError, IndexError, KeyError):
+            kind = 0  # not one of ours: rejected below
 
         if kind == CHECK:
             if p.plain[W_SAFEPOINT]:
@@ -358,7 +361,10 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             g.resume_val = g.resume_exc = None
             continue
 
-        exc = RaggedError(f"unknown scheduler request {req!r}; await only ragged operations")  # pragma: no cover
+        exc = RaggedError(
+            f"goroutine {g.id} ({g.name}) awaited {req!r}, which is not a ragged operation; "
+            "goroutines can await only ragged's own awaitables (asyncio futures and tasks do not work here)"
+        )
 
 
 def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | None) -> None:
