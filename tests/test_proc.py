@@ -125,12 +125,12 @@ def test_work_stealing_children_first_run_on_other_ps(procs: int) -> None:
 
     async def child(spawner_p: int) -> bool:
         stolen = ragged.current_p().id != spawner_p
-        spin(20_000)
+        spin(5000)
         return stolen
 
     async def main() -> list[int]:
         per_round = []
-        for _ in range(5):
+        for _ in range(3):
             home = ragged.current_p().id
             gs = [ragged.go(child, home) for _ in range(200)]
             per_round.append(sum([await g for g in gs]))

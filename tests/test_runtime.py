@@ -251,6 +251,38 @@ def test_close_waits_for_goroutine_in_syscall_and_stops_every_thread() -> None:
     assert [t.name for t in started if t.is_alive()] == []
 
 
+@pytest.mark.timeout(30)
+def test_close_while_a_new_m_thread_is_still_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() racing with startm(): an M whose thread is created but not yet started.
+
+    Under CPU load ``Thread.start()`` can take a long time to return; slowing it
+    down here makes the window deterministic.  close() must neither raise nor
+    leave the thread behind (the autouse fixture checks it exits).
+    """
+    real_start = threading.Thread.start
+    m_starting = threading.Event()
+
+    def slow_start(self: threading.Thread) -> None:
+        if self.name.startswith("ragged-M"):
+            m_starting.set()
+            time.sleep(0.3)
+        real_start(self)
+
+    async def noop() -> None:
+        pass
+
+    rt = ragged.Runtime(procs=2, shutdown_timeout=0)
+    try:
+        monkeypatch.setattr(threading.Thread, "start", slow_start)
+        spawner = threading.Thread(target=rt.go, args=(noop,))
+        spawner.start()
+        assert m_starting.wait(10)
+    finally:
+        rt.close()
+    spawner.join(10)
+    assert rt.closed
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("procs", [1, 4, 8])
 def test_no_runtime_thread_alive_after_close(procs: int) -> None:
