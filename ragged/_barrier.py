@@ -147,6 +147,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 if p is not callerp:
                     p.sp_requested = t0
                     p.words.store(W_SAFEPOINT, 1)
+            if sched.chaos is not None:
+                sched.chaos.point("barrier-flags-set")
             arm()  # preemptall: every checkpoint now traps to its M
             armed = True
             # Any P entering idle or syscall from now on sees its flag set.

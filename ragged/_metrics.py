@@ -87,9 +87,9 @@ class Metrics:
             "syscall_handoffs": 0,
             "syscall_slowpath": 0,
             "stragglers_reported": 0,
+            "threads_started": 0,
         }
         self.hist: dict[str, Histogram] = {name: Histogram() for name in _HISTOGRAMS}
-        self.threads_started = 0
 
     def incr(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -108,7 +108,6 @@ class Metrics:
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             out: dict[str, Any] = dict(self.counters)
-            out["threads_started"] = self.threads_started
             for name, h in self.hist.items():
                 out[name] = h.snapshot()
         return out

@@ -126,13 +126,19 @@ class P:
 
     def setstatus(self, new: int) -> None:
         """Store a new status.  Caller owns the P (its M, or the sched lock for idle Ps)."""
-        if self.sched.debug:
+        sched = self.sched
+        if sched.chaos is not None:
+            sched.chaos.point("setstatus")
+        if sched.debug:
             self._check(self.words.load(W_STATUS), new, cas=False)
         self.words.store(W_STATUS, new)
 
     def casstatus(self, old: int, new: int) -> bool:
         """CAS the status from ``old`` to ``new``; True if this caller won."""
-        if self.sched.debug and (old, new) not in _LEGAL:
+        sched = self.sched
+        if sched.chaos is not None:
+            sched.chaos.point("casstatus")
+        if sched.debug and (old, new) not in _LEGAL:
             raise IllegalTransition(f"P{self.id}: illegal status CAS {STATUS_NAMES[old]} -> {STATUS_NAMES[new]}")
         return self.words.cas(W_STATUS, old, new)
 

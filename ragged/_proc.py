@@ -133,6 +133,8 @@ def findrunnable(sched: Sched, m: M) -> Goroutine:
 
         # Nothing to do: give up the P.  Re-check under the lock everything
         # that could have arrived, and the barrier flag (reference commit).
+        if sched.chaos is not None:
+            sched.chaos.point("findrunnable-idle")
         with sched.lock:
             if sched.gcwaiting or p.plain[W_SAFEPOINT]:
                 continue

@@ -34,7 +34,7 @@ from ._m import Note, tls
 from ._metrics import Metrics
 from ._park import check_plain_thread, ready
 from ._sched import Sched
-from ._settings import Settings, env_flag
+from ._settings import Settings, env_flag, env_int
 from ._stw import startworld, stopworld
 from ._sysmon import sysmon
 from ._world import WorldSema
@@ -165,6 +165,8 @@ class Runtime:
         procs = check_procs(procs)
         if "debug" not in settings:
             settings["debug"] = env_flag("RAGGED_DEBUG")
+        if "chaos" not in settings:
+            settings["chaos"] = env_int("RAGGED_CHAOS")
         try:
             self._settings = Settings(**settings)
         except TypeError as err:
@@ -396,11 +398,8 @@ class Runtime:
         sched.timers.clear()
         stuck = []
         for m in list(sched.allm):
-            t = m.thread
-            if t is not None and t is not threading.current_thread():
-                t.join(max(deadline - time.monotonic(), 0.5))
-                if t.is_alive():
-                    stuck.append(m)
+            if not _join_m(m, max(deadline - time.monotonic(), 0.5)):
+                stuck.append(m)
         self._sysmon.join(1.0)
         if stuck:
             _log.warning(
@@ -422,6 +421,25 @@ class Runtime:
                 self._sysmon_note.wakeup()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _join_m(m: Any, timeout: float) -> bool:
+    """Join an M's thread; False if it is still running after ``timeout``.
+
+    ``startm`` creates the thread outside the sched lock, so at shutdown an M
+    may exist whose ``Thread.start()`` has not returned yet: wait for that too.
+    """
+    end = time.monotonic() + timeout
+    while True:
+        t = m.thread
+        if t is threading.current_thread():
+            return True
+        if t is not None and t.ident is not None:
+            t.join(max(end - time.monotonic(), 0.0))
+            return not t.is_alive()
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.001)
 
 
 def check_fn(fn: Any) -> None:

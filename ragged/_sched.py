@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
+from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Goroutine
 from ._m import M, tls
 from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
@@ -60,6 +61,7 @@ class Sched:
         self.settings = settings
         self.metrics = metrics
         self.debug = settings.debug
+        self.chaos = from_setting(settings.chaos)
         self.lock = threading.Lock()
         self.stopnote = threading.Condition(self.lock)
         self.procs = procs
@@ -247,7 +249,7 @@ class Sched:
             t = threading.Thread(target=mstart, args=(self, newm), name=f"ragged-M{newm.id}", daemon=True)
             newm.thread = t
             t.start()
-            self.metrics.threads_started += 1
+            self.metrics.incr("threads_started")
         else:
             m.park.wakeup()
 
@@ -284,6 +286,8 @@ class Sched:
         """
         from ._barrier import call_safe_point_fn
 
+        if self.chaos is not None:
+            self.chaos.point("handoffp")
         if p.runq or self.globrunq:
             self.startm(p, False)
             return

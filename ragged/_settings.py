@@ -11,6 +11,17 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+def env_int(name: str) -> int | None:
+    """An int environment variable, None when unset; ValueError naming it when malformed."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer seed, not {text!r}") from None
+
+
 @dataclass
 class Settings:
     """Runtime knobs.  Times are in seconds.
@@ -26,6 +37,7 @@ class Settings:
                             see ``_barrier.step_aside``).
     ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
+    ``chaos``               a seed: inject random yields at racy points (``RAGGED_CHAOS``).
     """
 
     syscall_retake: float = 20e-6
@@ -36,6 +48,7 @@ class Settings:
     barrier_step_aside: float = 20e-3
     detect_deadlock: bool = False
     debug: bool = False
+    chaos: int | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -54,6 +67,9 @@ class Settings:
             elif f.type in ("bool", bool):
                 if not isinstance(v, bool):
                     raise TypeError(f"{f.name} must be True or False, not {v!r}")
+            elif f.type in ("int | None",):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                    raise TypeError(f"{f.name} must be None or an int, not {type(v).__name__}")
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))

@@ -45,6 +45,8 @@ def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
     p.m = None
     m.oldp = p
     m.p = None
+    if sched.chaos is not None:
+        sched.chaos.point("entersyscall")
     if p.plain[W_SAFEPOINT]:
         run_safe_point_fn(sched, p)
     if sched.gcwaiting:
@@ -73,6 +75,8 @@ def exitsyscall(sched: Sched, m: M, g: Goroutine) -> bool:
 
     oldp = m.oldp
     m.oldp = None
+    if sched.chaos is not None:
+        sched.chaos.point("exitsyscall")
     if oldp.plain[W_STATUS] == P_SYSCALL and oldp.casstatus(P_SYSCALL, RUNNING_P):
         m.p = oldp
         oldp.m = m
