@@ -135,6 +135,19 @@ def stop_the_world(reason: str = "user") -> StopTheWorld:
     return StopTheWorld(_runtime("ragged.stop_the_world()"), reason)
 
 
+async def set_procs(n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | None = None) -> int:
+    """Change the number of Ps from inside a goroutine; see ``Runtime.set_procs``."""
+    from ._procresize import check_on_retire, hand_over
+    from ._runtime import check_procs_value
+
+    n = check_procs_value(n)
+    check_on_retire(on_retire)
+    async with stop_the_world("set_procs") as stw:
+        old = stw.resize(n, on_retire is not None)
+    hand_over(stw.retired, on_retire)
+    return old
+
+
 def dump() -> str:
     """The current runtime's goroutine dump (see ``Runtime.dump``)."""
     return _runtime("ragged.dump()").dump()
@@ -204,6 +217,7 @@ __all__ = [
     "go",
     "make_coro",
     "metrics",
+    "set_procs",
     "sleep",
     "stop_the_world",
     "syscall",

@@ -188,6 +188,11 @@ def check_plain_thread(what: str) -> None:
         raise NotInPlainThread(f"{what} blocks the OS thread; inside a goroutine use the awaitable form instead")
     if getattr(tls, "in_fn", False):
         raise RaggedError(f"{what} may block, which is not allowed inside a for_each_p callback")
+    if getattr(tls, "holds_world", False):
+        raise RaggedError(
+            f"{what} would wait for goroutines while this thread has stopped the world; leave the "
+            "stop_the_world section first"
+        )
 
 
 def block_on(

@@ -33,6 +33,7 @@ from ._g import DEAD, WAITING, Goroutine
 from ._m import Note, tls
 from ._metrics import Metrics
 from ._park import check_plain_thread, ready
+from ._procresize import check_on_retire, hand_over, procresize
 from ._sched import Sched
 from ._settings import Settings, env_flag, env_int
 from ._stw import startworld, stopworld
@@ -42,6 +43,13 @@ from ._world import WorldSema
 _log = logging.getLogger("ragged")
 _CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 _UNJOINED_CAP = 1000
+
+
+def check_procs_value(procs: Any) -> int:
+    """Validate an explicit procs value (None not allowed)."""
+    if procs is None:
+        raise TypeError("procs must be a positive int, not None")
+    return check_procs(procs)
 
 
 def check_procs(procs: Any) -> int:
@@ -94,6 +102,15 @@ class StopTheWorld:
         self._callerp: Any = None
         self._g: Goroutine | None = None
         self._t0 = 0.0
+        self.retired: list[tuple[int, dict[Any, Any]]] = []
+
+    def resize(self, n: int, detach: bool) -> int:
+        """Inside the section: make ``n`` Ps live (Go's procresize); return the old count."""
+        sched = self.rt._sched
+        old = sched.procs
+        if n != old:
+            self._callerp, self.retired = procresize(sched, n, self._callerp, detach)
+        return old
 
     def __enter__(self) -> StopTheWorld:
         rt = self.rt
@@ -282,6 +299,22 @@ class Runtime:
     def stop_the_world(self, reason: str = "user") -> StopTheWorld:
         """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread."""
         return StopTheWorld(self, reason)
+
+    def set_procs(self, n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | None = None) -> int:
+        """Change the number of Ps (GOMAXPROCS) under stop-the-world; return the old number.
+
+        Goroutines queued on retired Ps move to the global queue.  Each retired
+        P's per-P storage (``p.local``) is handed to ``on_retire(p_id, local)``
+        after the world restarts; without a callback it stays with the dead P
+        and returns if ``procs`` grows again.  From a goroutine use
+        ``await ragged.set_procs(n)``.
+        """
+        n = check_procs_value(n)
+        check_on_retire(on_retire)
+        with self.stop_the_world("set_procs") as stw:
+            old = stw.resize(n, on_retire is not None)
+        hand_over(stw.retired, on_retire)
+        return old
 
     # ------------------------------------------------------------ diagnostics
 
