@@ -7,6 +7,8 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -262,56 +264,69 @@ def test_debug_mode_mixed_workload_has_no_illegal_transition(
 # ---------------------------------------------------------------- IllegalTransition unit tests
 
 
-def _lone_p(debug: bool) -> P:
-    """A P outside any runtime, starting (as every P does) in GCSTOP."""
-    p = P(0, SimpleNamespace(debug=debug))  # type: ignore[arg-type]
-    assert p.status == GCSTOP
-    return p
+@contextmanager
+def lone_p(debug: bool) -> Iterator[P]:
+    """A fresh P attached to a real runtime's scheduler but not one of its Ps.
+
+    It starts, as every P does, in GCSTOP; no M ever runs it, so the test
+    drives its status by hand.
+    """
+    with ragged.Runtime(procs=1, debug=debug) as rt:
+        p = P(99, rt._sched)
+        assert p.status == GCSTOP
+        yield p
 
 
+@pytest.mark.timeout(30)
 def test_illegal_transition_raises_in_debug_mode() -> None:
     assert issubclass(ragged.IllegalTransition, ragged.RaggedError)
-    p = _lone_p(debug=True)
-    p.setstatus(IDLE)  # legal
-    with pytest.raises(ragged.IllegalTransition, match="idle -> syscall"):
-        p.setstatus(SYSCALL)
-    assert p.status == IDLE, "an illegal transition must not be stored"
-    with pytest.raises(ragged.IllegalTransition):
-        p.casstatus(IDLE, SYSCALL)
-    assert p.status == IDLE
+    with lone_p(debug=True) as p:
+        p.setstatus(IDLE)  # legal
+        with pytest.raises(ragged.IllegalTransition, match="idle -> syscall"):
+            p.setstatus(SYSCALL)
+        assert p.status == IDLE, "an illegal transition must not be stored"
+        with pytest.raises(ragged.IllegalTransition):
+            p.casstatus(IDLE, SYSCALL)
+        assert p.status == IDLE
 
 
+@pytest.mark.timeout(30)
 def test_syscall_to_idle_must_be_a_cas() -> None:
-    p = _lone_p(debug=True)
-    p.setstatus(IDLE)
-    p.setstatus(RUNNING)
-    p.setstatus(SYSCALL)  # p.m is None: no owner to check
-    with pytest.raises(ragged.IllegalTransition, match="CAS"):
+    with lone_p(debug=True) as p:
         p.setstatus(IDLE)
-    assert p.status == SYSCALL
-    assert p.casstatus(SYSCALL, IDLE)
-    assert p.status == IDLE
-    assert not p.casstatus(SYSCALL, RUNNING)  # lost CAS: status is not SYSCALL
+        p.setstatus(RUNNING)
+        p.setstatus(SYSCALL)  # p.m is None: no owner to check
+        with pytest.raises(ragged.IllegalTransition, match="CAS"):
+            p.setstatus(IDLE)
+        assert p.status == SYSCALL
+        assert p.casstatus(SYSCALL, IDLE)
+        assert p.status == IDLE
+        assert not p.casstatus(SYSCALL, RUNNING)  # lost CAS: status is not SYSCALL
 
 
+@pytest.mark.timeout(30)
 def test_only_own_m_may_change_p_out_of_running() -> None:
-    p = _lone_p(debug=True)
-    p.setstatus(IDLE)
-    p.setstatus(RUNNING)
-    p.m = SimpleNamespace(id=99)  # type: ignore[assignment]  # some other thread's M
-    with pytest.raises(ragged.IllegalTransition, match="own M"):
+    with lone_p(debug=True) as p:
         p.setstatus(IDLE)
-    with pytest.raises(ragged.IllegalTransition, match="own M"):
-        p.setstatus(SYSCALL)
-    assert p.status == RUNNING
-    p.setstatus(_p.DEAD)  # shutdown may kill a running P
+        p.setstatus(RUNNING)
+        p.m = SimpleNamespace(id=99)  # type: ignore[assignment]  # some other thread's M
+        try:
+            with pytest.raises(ragged.IllegalTransition, match="own M"):
+                p.setstatus(IDLE)
+            with pytest.raises(ragged.IllegalTransition, match="own M"):
+                p.setstatus(SYSCALL)
+            assert p.status == RUNNING
+            p.setstatus(_p.DEAD)  # shutdown may kill a running P
+        finally:
+            p.m = None
 
 
+@pytest.mark.timeout(30)
 def test_no_transition_checks_without_debug() -> None:
-    p = _lone_p(debug=False)
-    p.setstatus(IDLE)
-    p.setstatus(SYSCALL)  # illegal, but unchecked
-    assert p.status == SYSCALL
+    with lone_p(debug=False) as p:
+        p.setstatus(IDLE)
+        p.setstatus(SYSCALL)  # illegal, but unchecked
+        assert p.status == SYSCALL
 
 
 @pytest.mark.timeout(30)

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from conftest import spin
+from conftest import spin, wait_until
 
 import ragged
 
@@ -47,7 +47,8 @@ def test_spawn_10000_from_plain_thread_and_join_with_result(procs: int) -> None:
     with ragged.Runtime(procs=procs) as rt:
         gs = [rt.go(child, i) for i in range(n)]
         assert [g.result(timeout=60) for g in gs] == [-i for i in range(n)]
-        assert rt.metrics()["goroutines"] == 0, "finished goroutines were not forgotten"
+        # A joiner may wake a moment before the exiting M forgets the goroutine.
+        wait_until(lambda: rt.metrics()["goroutines"] == 0, what="finished goroutines to be forgotten")
 
 
 @pytest.mark.timeout(60)
