@@ -26,6 +26,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BarrierError, BarrierTimeout
@@ -49,6 +50,8 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
     fn = sched.safe_point_fn
     prev = getattr(tls, "in_fn", False)
     tls.in_fn = True
+    tr = sched.trace
+    t_ns = perf_counter_ns() if tr is not None else 0
     t = _monotonic()
     try:
         fn(p)
@@ -57,6 +60,8 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
     finally:
         tls.in_fn = prev
     done = _monotonic()
+    if tr is not None:
+        tr.fn_ran(p, t_ns, sched.barrier_seq)
     p.pause_ns += int((done - t) * 1e9)
     if p.sp_requested:
         sched.sp_waits.append(done - p.sp_requested)
@@ -105,7 +110,10 @@ def step_aside(sched: Sched, p: P) -> None:
     left = sched.barrier_t0 + sched.settings.barrier_step_aside - t
     if left <= 0:
         return
+    t_ns = perf_counter_ns()
     done.wait(left)
+    if sched.trace is not None:
+        sched.trace.step_aside(p, t_ns)
     # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
     end = min(_monotonic(), t + left, max(getattr(done, "at", math.inf), t))
     p.pause_ns += int((end - t) * 1e9)
@@ -126,6 +134,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
     """
     metrics = sched.metrics
     pause0 = sum(p.pause_ns for p in sched.allp)
+    tr = sched.trace
+    seq, t_ns = tr.barrier_begin() if tr is not None else (0, 0)
     t0 = _monotonic()
     deadline = None if timeout is None else t0 + timeout
     armed = False
@@ -138,6 +148,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             procs = sched.procs
             allp = sched.allp[:procs]
             sched.stopwait = procs - 1 if callerp is not None else procs
+            sched.barrier_seq = seq
             sched.barrier_t0 = t0
             sched.barrier_done = threading.Event() if sched.settings.barrier_step_aside > 0 else None
             sched.safe_point_fn = fn
@@ -169,7 +180,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
         for p in allp:
             if p.plain[W_STATUS] == SYSCALL and p.plain[W_SAFEPOINT] and p.casstatus(SYSCALL, IDLE):
                 p.syscalltick += 1
-                sched.handoffp(p)
+                sched.handoffp(p, "barrier")
 
         # Step 5: wait for the running Ps, re-preempting every 100µs.
         rounds = 0
@@ -215,6 +226,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             metrics.counters["barrier_timeouts"] += 1
         if errs:
             metrics.counters["barrier_fn_errors"] += len(errs)
+    if tr is not None:
+        tr.barrier_end(sched, seq, t_ns)
     # Last: the Ms stepping aside now compete with us for the GIL.
     _finish_done(sched)
     if missing:

@@ -230,6 +230,8 @@ def gcstopm(sched: Sched, m: M) -> None:
             sched.nmspinning -= 1
     p = m.p
     p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
+    if sched.trace is not None:
+        sched.trace.stopped(p)
     sched.releasep(m, GCSTOP)
     with sched.lock:
         sched.stopwait -= 1
@@ -265,6 +267,9 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
     coro = g.coro
     send = coro.send
     run = g.ctx.run
+    tr = sched.trace
+    if tr is not None:
+        tr.go_start(p, g)
     while True:
         try:
             if exc is None:
@@ -273,9 +278,13 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 e, exc = exc, None
                 req = run(coro.throw, e)
         except StopIteration as stop:
+            if tr is not None:
+                tr.go_stop(p, g, "exit")
             goexit(sched, m, g, stop.value, None)
             return
         except BaseException as err:  # noqa: BLE001 - the goroutine's outcome
+            if tr is not None:
+                tr.go_stop(p, g, "exit: " + type(err).__name__)
             goexit(sched, m, g, None, err)
             return
         val = None
@@ -300,12 +309,16 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
                 continue
             if sched.gcwaiting:
+                if tr is not None:
+                    tr.go_stop(p, g, "stop the world")
                 g.st = RUNNABLE
                 m.curg = None
                 _deschedule(g)
                 sched.runqput(p, g)
                 return
             if g.preempt:
+                if tr is not None:
+                    tr.go_stop(p, g, "preempted")
                 g.st = RUNNABLE
                 m.curg = None
                 _deschedule(g)
@@ -325,6 +338,8 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             if g.holds_world:
                 exc = RaggedError("cannot gosched inside a stop-the-world section: no other goroutine may run")
                 continue
+            if tr is not None:
+                tr.go_stop(p, g, "gosched")
             g.st = RUNNABLE
             m.curg = None
             _deschedule(g)
@@ -333,6 +348,8 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
 
         if kind == PARK:
             _, unlockf, reason, s = req
+            if tr is not None:
+                tr.go_stop(p, g, reason)
             g.waitreason = reason
             g.waiting = s
             g.st = WAITING
@@ -355,9 +372,16 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 except BaseException as err:  # noqa: BLE001
                     exc = err
                 continue
+            if tr is not None:
+                tr.go_stop(p, g, "syscall")
+                tr.syscall(p, g)
             if not syscall(sched, m, g, fn, args):
                 return  # g was queued; this M parked and now has another P
             p = m.p
+            if tr is not None:
+                tr = sched.trace
+                if tr is not None:
+                    tr.go_start(p, g)
             val = g.resume_val
             exc = g.resume_exc
             g.resume_val = g.resume_exc = None

@@ -51,6 +51,8 @@ def procresize(sched: Sched, n: int, callerp: P | None, detach: bool) -> tuple[P
             p.setstatus(DEAD)
             p.m = None
         sched.procs = n
+        if sched.trace is not None:
+            sched.trace.procs_change(sched, old, n)
         if callerp is not None and callerp.id >= n:
             m = tls.m
             newp = allp[0]

@@ -38,6 +38,8 @@ from ._sched import Sched
 from ._settings import Settings, env_flag, env_int
 from ._stw import startworld, stopworld
 from ._sysmon import sysmon
+from ._trace import register as register_trace
+from ._trace import unregister as unregister_trace
 from ._world import WorldSema
 
 _log = logging.getLogger("ragged")
@@ -200,6 +202,7 @@ class Runtime:
         self._unjoined_lock = threading.Lock()
         self._deadlock: Deadlock | None = None
         self._errors: list[str] = []
+        register_trace(self._sched)
         self._sysmon_note = Note()
         self._sysmon = threading.Thread(
             target=sysmon, args=(self._sched, self._sysmon_note), name="ragged-sysmon", daemon=True
@@ -402,6 +405,7 @@ class Runtime:
         finally:
             self._stop_threads(deadline)
             self._closed = True
+            unregister_trace(sched)
         if report:
             for g, _ in self.unjoined_errors():
                 self._report(g)

@@ -62,6 +62,10 @@ class Sched:
         self.metrics = metrics
         self.debug = settings.debug
         self.chaos = from_setting(settings.chaos)
+        self.trace: Any = None  # the active _trace.Tracer, if any
+        self.trace_owned: Any = None  # a RAGGED_TRACE tracer this runtime writes at close
+        self.barrier_seq = 0
+        self.stw_trace: tuple[str, int, int] = ("", 0, 0)
         self.lock = threading.Lock()
         self.stopnote = threading.Condition(self.lock)
         self.procs = procs
@@ -276,7 +280,7 @@ class Sched:
             if self.globrunq or self.any_local_work():
                 self.wakep()
 
-    def handoffp(self, p: P) -> None:
+    def handoffp(self, p: P, why: str = "") -> None:
         """Give away a P that its M cannot use (syscall retake, barrier, exitsyscall).
 
         ``p`` is IDLE and owned by the caller (on no list).  Starts an M for it
@@ -288,6 +292,8 @@ class Sched:
 
         if self.chaos is not None:
             self.chaos.point("handoffp")
+        if self.trace is not None:
+            self.trace.handoff(p, why)
         if p.runq or self.globrunq:
             self.startm(p, False)
             return

@@ -14,6 +14,7 @@ restarts (doing so raises, since nothing else could run to wake it).
 from __future__ import annotations
 
 import time
+from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
 from ._errors import BarrierError
@@ -34,6 +35,7 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
     On return no goroutine other than the caller runs until :func:`startworld`.
     """
     t0 = _monotonic()
+    sched.stw_trace = (reason, perf_counter_ns(), 0)
     with sched.lock:
         if sched.stopwait != 0:
             raise BarrierError(f"stop_the_world: sched.stopwait is {sched.stopwait}, not 0")
@@ -64,6 +66,7 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
             sched, t0, None, lambda: [p for p in allp if p.plain[W_STATUS] != GCSTOP], f"stop_the_world({reason!r})"
         )
     t_stopped = _monotonic()
+    sched.stw_trace = (reason, sched.stw_trace[1], perf_counter_ns())
     with sched.lock:
         bad = [p.id for p in allp if p.plain[W_STATUS] != GCSTOP]
         if sched.stopwait != 0 or bad:
@@ -105,6 +108,9 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
         sched.startm(p, False)
     if sched.globrunq or sched.timers.timer0:
         sched.wakep()
+    if sched.trace is not None:
+        reason, t_start, t_stopped = sched.stw_trace
+        sched.trace.stw(sched, reason, t_start, t_stopped)
     metrics = sched.metrics
     with metrics.lock:
         metrics.hist["stw_pause"].record(pause)

@@ -102,5 +102,5 @@ def retake(sched: Sched, now: float) -> int:
                 p.syscalltick += 1
                 n += 1
                 sched.metrics.incr("syscall_handoffs")
-                sched.handoffp(p)
+                sched.handoffp(p, "retake")
     return n

@@ -1,0 +1,365 @@
+"""The execution tracer: what ran where, and why it stopped.
+
+``with ragged.trace(path):`` (or ``RAGGED_TRACE=path``, or ``ragged-bench
+--trace PATH``) records, per P, every goroutine slice (id, name, labels and
+why it stopped), syscalls and P hand-offs, each barrier's request and every
+P's run of ``fn``, Ms stepping aside for the GIL, stop-the-world phases and
+procs changes, and writes Chrome Trace Event JSON: Perfetto and
+chrome://tracing show it as one track per P.  ``python -m ragged.trace view
+TRACE.json --png OUT.png`` draws the timeline.
+
+Recording.  Each P has its own bounded buffer, appended to only by whoever
+owns the P (its M, or a coordinator holding an idle or retaken P), so no
+lock is taken per event; events from other threads (barrier and
+stop-the-world coordinators, procs changes) go to a shared buffer.  When a
+buffer is full further events are dropped and counted.  With no tracer
+active each hook point costs one attribute check (``sched.trace is None``).
+
+Event tuples: ``(t_ns, kind, ...)`` with ``kind`` one of the ``EV_*`` codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import RaggedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
+    from ._p import P
+    from ._sched import Sched
+
+_now = time.perf_counter_ns
+
+EV_GO_START = 1  # (t, kind, gid)
+EV_GO_STOP = 2  # (t, kind, gid, reason)
+EV_SYSCALL = 3  # (t, kind, gid)          P released into a syscall
+EV_HANDOFF = 4  # (t, kind, why)          P handed to another M
+EV_FN = 5  # (t, kind, seq, t_end)        for_each_p fn ran on this P
+EV_STEP_ASIDE = 6  # (t, kind, t_end)     M waited off the GIL for a barrier
+EV_STOPPED = 7  # (t, kind)               P stopped for the world
+EV_BARRIER = 20  # (t, kind, seq, t_end, procs)
+EV_STW = 21  # (t, kind, reason, t_stopped, t_end, procs)
+EV_PROCS = 22  # (t, kind, old, new)
+
+DEFAULT_LIMIT = 1_000_000  # events per buffer
+
+_live: weakref.WeakSet[Sched] = weakref.WeakSet()
+_live_lock = threading.Lock()
+_active: Tracer | None = None
+
+
+class Tracer:
+    """Records events of every runtime it is attached to."""
+
+    def __init__(self, path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+            raise ValueError(f"trace limit must be a positive int, not {limit!r}")
+        self.path = os.fspath(path)
+        self.limit = limit
+        self.t0 = _now()
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._p_bufs: dict[tuple[int, int], list[tuple]] = {}
+        self._world: list[tuple] = []
+        self._goroutines: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}
+        self._runtimes: dict[int, int] = {}  # id(sched) -> runtime number
+        self._barrier_seq = 0
+
+    # ---------------------------------------------------------------- plumbing
+
+    def attach(self, sched: Sched) -> None:
+        with self._lock:
+            self._runtimes.setdefault(id(sched), len(self._runtimes))
+        sched.trace = self
+
+    def _rt(self, sched: Sched) -> int:
+        return self._runtimes.get(id(sched), 0)
+
+    def _buf(self, p: P) -> list[tuple]:
+        key = (self._rt(p.sched), p.id)
+        buf = self._p_bufs.get(key)
+        if buf is None:
+            with self._lock:
+                buf = self._p_bufs.setdefault(key, [])
+        return buf
+
+    def _emit(self, p: P, ev: tuple) -> None:
+        buf = self._buf(p)
+        if len(buf) < self.limit:
+            buf.append(ev)
+        else:
+            self.dropped += 1  # racy count: a statistic, never a decision
+
+    def _emit_world(self, sched: Sched, ev: tuple) -> None:
+        if len(self._world) < self.limit:
+            self._world.append((self._rt(sched),) + ev)
+        else:
+            self.dropped += 1
+
+    # ---------------------------------------------------------------- hooks
+
+    def go_start(self, p: P, g: Goroutine) -> None:
+        key = (self._rt(p.sched), g.id)
+        if key not in self._goroutines:
+            self._goroutines[key] = (g.name, dict(g.labels))
+        self._emit(p, (_now(), EV_GO_START, g.id))
+
+    def go_stop(self, p: P, g: Goroutine, reason: str) -> None:
+        self._emit(p, (_now(), EV_GO_STOP, g.id, reason))
+
+    def syscall(self, p: P, g: Goroutine) -> None:
+        self._emit(p, (_now(), EV_SYSCALL, g.id))
+
+    def handoff(self, p: P, why: str) -> None:
+        self._emit(p, (_now(), EV_HANDOFF, why))
+
+    def fn_ran(self, p: P, t_start: int, seq: int) -> None:
+        self._emit(p, (t_start, EV_FN, seq, _now()))
+
+    def step_aside(self, p: P, t_start: int) -> None:
+        self._emit(p, (t_start, EV_STEP_ASIDE, _now()))
+
+    def stopped(self, p: P) -> None:
+        self._emit(p, (_now(), EV_STOPPED))
+
+    def barrier_begin(self) -> tuple[int, int]:
+        with self._lock:
+            self._barrier_seq += 1
+            return self._barrier_seq, _now()
+
+    def barrier_end(self, sched: Sched, seq: int, t_start: int) -> None:
+        self._emit_world(sched, (t_start, EV_BARRIER, seq, _now(), sched.procs))
+
+    def stw(self, sched: Sched, reason: str, t_start: int, t_stopped: int) -> None:
+        self._emit_world(sched, (t_start, EV_STW, reason, t_stopped, _now(), sched.procs))
+
+    def procs_change(self, sched: Sched, old: int, new: int) -> None:
+        self._emit_world(sched, (_now(), EV_PROCS, old, new))
+
+    # ---------------------------------------------------------------- output
+
+    def events(self) -> list[dict[str, Any]]:
+        """The recording as Chrome trace events (``ts``/``dur`` in µs)."""
+        out: list[dict[str, Any]] = []
+        us = self._us
+        pids = sorted(set(self._runtimes.values()) | {0})
+        for pid in pids:
+            out.append(
+                {"ph": "M", "pid": pid, "tid": 0, "name": "process_name", "args": {"name": f"ragged runtime {pid}"}}
+            )
+            out.append({"ph": "M", "pid": pid, "tid": 10_000, "name": "thread_name", "args": {"name": "world"}})
+            out.append({"ph": "M", "pid": pid, "tid": 10_000, "name": "thread_sort_index", "args": {"sort_index": -1}})
+        for (pid, pno), buf in sorted(self._p_bufs.items()):
+            out.append({"ph": "M", "pid": pid, "tid": pno, "name": "thread_name", "args": {"name": f"P{pno}"}})
+            out.append({"ph": "M", "pid": pid, "tid": pno, "name": "thread_sort_index", "args": {"sort_index": pno}})
+            out.extend(self._p_events(pid, pno, sorted(buf, key=lambda e: e[0])))
+        for ev in self._world:
+            pid, t, kind = ev[0], ev[1], ev[2]
+            if kind == EV_BARRIER:
+                _, _, _, seq, t_end, procs = ev
+                out.append(
+                    {
+                        "ph": "i",
+                        "s": "p",
+                        "pid": pid,
+                        "tid": 10_000,
+                        "ts": us(t),
+                        "name": "barrier request",
+                        "cat": "barrier",
+                        "args": {"seq": seq, "procs": procs},
+                    }
+                )
+                out.append(
+                    {
+                        "ph": "X",
+                        "pid": pid,
+                        "tid": 10_000,
+                        "ts": us(t),
+                        "dur": us(t_end) - us(t),
+                        "name": "for_each_p",
+                        "cat": "barrier",
+                        "args": {"seq": seq, "procs": procs},
+                    }
+                )
+            elif kind == EV_STW:
+                _, _, _, reason, t_stopped, t_end, procs = ev
+                out.append(
+                    {
+                        "ph": "X",
+                        "pid": pid,
+                        "tid": 10_000,
+                        "ts": us(t),
+                        "dur": us(t_end) - us(t),
+                        "name": f"stop the world: {reason}",
+                        "cat": "stw",
+                        "args": {"reason": reason, "stopping_us": us(t_stopped) - us(t), "procs": procs},
+                    }
+                )
+            elif kind == EV_PROCS:
+                _, _, _, old, new = ev
+                out.append(
+                    {
+                        "ph": "i",
+                        "s": "p",
+                        "pid": pid,
+                        "tid": 10_000,
+                        "ts": us(t),
+                        "name": f"procs {old} -> {new}",
+                        "cat": "procs",
+                        "args": {"old": old, "new": new},
+                    }
+                )
+        return out
+
+    def _us(self, t_ns: int) -> float:
+        return (t_ns - self.t0) / 1000.0
+
+    def _p_events(self, pid: int, pno: int, buf: list[tuple]) -> Iterator[dict[str, Any]]:
+        us = self._us
+        running: tuple[int, int] | None = None  # (gid, start)
+        for ev in buf:
+            t, kind = ev[0], ev[1]
+            if kind == EV_GO_START:
+                running = (ev[2], t)
+            elif kind == EV_GO_STOP and running is not None:
+                gid, start = running
+                name, labels = self._goroutines.get((pid, gid), (f"g{gid}", {}))
+                yield {
+                    "ph": "X",
+                    "pid": pid,
+                    "tid": pno,
+                    "ts": us(start),
+                    "dur": us(t) - us(start),
+                    "name": f"G{gid} {name}",
+                    "cat": "goroutine",
+                    "args": {"goroutine": gid, "name": name, "labels": labels, "stop": ev[3]},
+                }
+                running = None
+            elif kind == EV_SYSCALL:
+                yield {
+                    "ph": "i",
+                    "s": "t",
+                    "pid": pid,
+                    "tid": pno,
+                    "ts": us(t),
+                    "name": "syscall",
+                    "cat": "syscall",
+                    "args": {"goroutine": ev[2]},
+                }
+            elif kind == EV_HANDOFF:
+                yield {
+                    "ph": "i",
+                    "s": "t",
+                    "pid": pid,
+                    "tid": pno,
+                    "ts": us(t),
+                    "name": f"handoff ({ev[2]})",
+                    "cat": "handoff",
+                    "args": {"why": ev[2]},
+                }
+            elif kind == EV_FN:
+                yield {
+                    "ph": "X",
+                    "pid": pid,
+                    "tid": pno,
+                    "ts": us(t),
+                    "dur": us(ev[3]) - us(t),
+                    "name": "fn",
+                    "cat": "barrier",
+                    "args": {"seq": ev[2]},
+                }
+            elif kind == EV_STEP_ASIDE:
+                yield {
+                    "ph": "X",
+                    "pid": pid,
+                    "tid": pno,
+                    "ts": us(t),
+                    "dur": us(ev[2]) - us(t),
+                    "name": "step aside",
+                    "cat": "barrier",
+                    "args": {},
+                }
+            elif kind == EV_STOPPED:
+                yield {
+                    "ph": "i",
+                    "s": "t",
+                    "pid": pid,
+                    "tid": pno,
+                    "ts": us(t),
+                    "name": "stopped",
+                    "cat": "stw",
+                    "args": {},
+                }
+
+    def write(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Write the Chrome trace JSON; return the path."""
+        path = os.fspath(path) if path is not None else self.path
+        doc = {
+            "traceEvents": self.events(),
+            "displayTimeUnit": "ms",
+            "otherData": {"producer": "ragged", "dropped_events": self.dropped},
+        }
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        return path
+
+
+# -------------------------------------------------------------------- control
+
+
+def register(sched: Sched) -> None:
+    """A new runtime: attach the active tracer, or one from ``RAGGED_TRACE``."""
+    with _live_lock:
+        _live.add(sched)
+        tracer = _active
+    if tracer is not None:
+        tracer.attach(sched)
+        return
+    path = os.environ.get("RAGGED_TRACE", "").strip()
+    if path:
+        own = Tracer(path)
+        own.attach(sched)
+        sched.trace_owned = own
+
+
+def unregister(sched: Sched) -> None:
+    """A runtime closed: write its own ``RAGGED_TRACE`` recording, if any."""
+    own = getattr(sched, "trace_owned", None)
+    sched.trace = None
+    if own is not None:
+        own.write()
+
+
+@contextlib.contextmanager
+def trace(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> Iterator[Tracer]:
+    """Record an execution trace of every runtime while the block runs; write it to ``path``.
+
+    Runtimes created inside the block are traced too.  One trace at a time.
+    """
+    global _active
+    tracer = Tracer(path, limit)
+    with _live_lock:
+        if _active is not None:
+            raise RaggedError("ragged.trace: a trace is already being recorded; one at a time")
+        _active = tracer
+        scheds = list(_live)
+    for sched in scheds:
+        tracer.attach(sched)
+    try:
+        yield tracer
+    finally:
+        with _live_lock:
+            _active = None
+            scheds = list(_live)
+        for sched in scheds:
+            if sched.trace is tracer:
+                sched.trace = None
+        tracer.write()
