@@ -122,16 +122,22 @@ def asyncio_pingpong(n: int) -> Result:
     return asyncio.run(main())
 
 
-def thread_pingpong(n: int) -> Result:
-    a: queue.Queue[int | None] = queue.Queue(1)
-    b: queue.Queue[int] = queue.Queue(1)
+def _start_thread(fn: Callable[..., None], *args: Any) -> threading.Thread:
+    th = threading.Thread(target=fn, args=args)
+    th.start()
+    return th
+
+
+def _blocking_pingpong(n: int, make_q: Callable[[], Any], start: Callable[..., Any]) -> Result:
+    """Ping-pong for blocking queues: threads (queue.Queue) or greenlets (gevent Channel)."""
+    a = make_q()
+    b = make_q()
 
     def echo() -> None:
         while (v := a.get()) is not None:
             b.put(v)
 
-    th = threading.Thread(target=echo)
-    th.start()
+    worker = start(echo)
     a.put(-1)
     b.get()
     lat = []
@@ -143,32 +149,16 @@ def thread_pingpong(n: int) -> Result:
         lat.append(perf() - t)
     rate = n / (perf() - t0)
     a.put(None)
-    th.join()
+    worker.join()
     return rate, lat
+
+
+def thread_pingpong(n: int) -> Result:
+    return _blocking_pingpong(n, lambda: queue.Queue(1), _start_thread)
 
 
 def gevent_pingpong(n: int) -> Result:
-    a = gevent.queue.Channel()
-    b = gevent.queue.Channel()
-
-    def echo() -> None:
-        while (v := a.get()) is not None:
-            b.put(v)
-
-    gl = gevent.spawn(echo)
-    a.put(-1)
-    b.get()
-    lat = []
-    t0 = perf()
-    for i in range(n):
-        t = perf()
-        a.put(i)
-        b.get()
-        lat.append(perf() - t)
-    rate = n / (perf() - t0)
-    a.put(None)
-    gl.join()
-    return rate, lat
+    return _blocking_pingpong(n, gevent.queue.Channel, gevent.spawn)
 
 
 # ---------------------------------------------------------------- ring
@@ -247,12 +237,6 @@ def _blocking_ring(size: int, laps: int, make_q: Callable[[], Any], start: Calla
     for w in workers:
         w.join()
     return rate, lap_times
-
-
-def _start_thread(fn: Callable[..., None], *args: Any) -> threading.Thread:
-    th = threading.Thread(target=fn, args=args)
-    th.start()
-    return th
 
 
 def thread_ring(size: int, laps: int) -> Result:
