@@ -31,20 +31,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
 
 
+_COMMITTED = object()  # a completed sudog's ``value`` (no reference cycle through the sudog)
+
+
 def complete(s: Sudog) -> None:
     """Wake ``s`` with its operation done.  The caller has won ``s``'s claim.
 
-    Marks the sudog committed (``s.value is s``) before readying it; the
-    waiter reads its results (``elem``, ``ok``) from the sudog.  Call it with
-    no lock held, or only the locks the waiter does not need to run.
+    Marks the sudog committed before readying it; the waiter reads its
+    results (``elem``, ``ok``) from the sudog.  Call it with no lock held, or
+    only locks the waiter does not need to run.
     """
-    s.value = s
-    ready(s, s)
+    s.value = _COMMITTED
+    ready(s, _COMMITTED)
 
 
 def committed(s: Sudog) -> bool:
     """True once a waker has called :func:`complete` on ``s``."""
-    return s.value is s
+    return s.value is _COMMITTED
 
 
 def repost_cancel(g: Goroutine) -> None:

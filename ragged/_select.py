@@ -168,16 +168,16 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
         _unlock_all(chans)
 
     try:
-        w = await gopark(unlockf, "select", park_s)
+        await gopark(unlockf, "select", park_s)
     except Cancelled:
-        w = next((s for s in sudogs if committed(s)), None)
-        if w is None:
+        if not any(committed(s) for s in sudogs):
             _dequeue(chans, cases, sudogs)
             raise
         repost_cancel(g)  # a case had already completed: report it, cancel at the next await
     except BaseException:
         _dequeue(chans, cases, sudogs)
         raise
+    w = next(s for s in sudogs if committed(s))
     _dequeue(chans, cases, sudogs)
     i = w.case
     c = cases[i]
