@@ -156,12 +156,15 @@ def background() -> Context:
 
 
 def _check_parent(parent: Any, what: str) -> Context:
+    """``parent`` if it is a Context, else TypeError naming ``what``."""
     if not isinstance(parent, Context):
         raise TypeError(f"{what} needs a parent Context (e.g. ragged.background()), not {type(parent).__name__}")
     return parent
 
 
 def _cancel_func(ctx: Context) -> Callable[[], None]:
+    """The ``cancel`` function handed out with ``ctx`` (Go's ``CancelFunc``)."""
+
     def cancel() -> None:
         """Cancel the context (and its descendants).  Idempotent; callable from any thread."""
         ctx._cancel(Cancelled("context canceled"))

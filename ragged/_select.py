@@ -38,11 +38,13 @@ _rng = random.Random()
 
 
 def _lock_all(chans: list[Chan[Any]]) -> None:
+    """Take every channel lock, in the order given (``_lockorder``)."""
     for ch in chans:
         ch._lock.acquire()
 
 
 def _unlock_all(chans: list[Chan[Any]]) -> None:
+    """Release every channel lock, in reverse order."""
     for ch in reversed(chans):
         ch._lock.release()
 
@@ -54,6 +56,7 @@ def _lockorder(cases: Iterable[Case | None]) -> list[Chan[Any]]:
 
 
 def _check_cases(cases: tuple[Any, ...], default: bool) -> None:
+    """Raise TypeError / ValueError for arguments that are not a valid select."""
     if not isinstance(default, bool):
         raise TypeError(f"select(default=...) takes True or False, not {default!r}")
     if not cases and not default:
@@ -165,6 +168,7 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
     park_s = sudogs[0] if sudogs else Sudog(g)
 
     def unlockf() -> None:
+        # Called by the M once this goroutine is suspended (gopark's contract).
         _unlock_all(chans)
 
     try:

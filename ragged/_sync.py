@@ -36,12 +36,17 @@ from ._traps import checkpoint
 class Locker(Protocol):
     """What ``Cond`` needs of its lock (Go's ``sync.Locker``)."""
 
-    async def lock(self) -> None: ...
+    async def lock(self) -> None:
+        """Acquire, parking if need be."""
+        ...
 
-    def unlock(self) -> None: ...
+    def unlock(self) -> None:
+        """Release; never blocks."""
+        ...
 
 
 def _check_count(n: Any, what: str, minimum: int) -> int:
+    """``n`` if it is an int >= ``minimum``, else TypeError / ValueError naming ``what``."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{what} must be an int, not {type(n).__name__} {n!r}")
     if n < minimum:
@@ -132,6 +137,7 @@ class Mutex(_Sema):
         super().__init__(1)
 
     def _over_release(self) -> Exception:
+        """Go's message for an unlock of an unlocked mutex."""
         return RaggedError("sync: unlock of unlocked mutex")
 
     async def lock(self) -> None:
@@ -166,6 +172,7 @@ class Semaphore(_Sema):
         super().__init__(_check_count(value, "Semaphore value", 0))
 
     def _over_release(self) -> Exception:
+        """Like ``threading.BoundedSemaphore``: more releases than acquires."""
         return ValueError(f"Semaphore released more times than acquired (it has {self._max} permits)")
 
     @property
@@ -303,9 +310,11 @@ class _ReadLocker:
         self._rw = rw
 
     async def lock(self) -> None:
+        """``rlock`` the RWMutex."""
         await self._rw.rlock()
 
     def unlock(self) -> None:
+        """``runlock`` the RWMutex."""
         self._rw.runlock()
 
     async def __aenter__(self) -> _ReadLocker:

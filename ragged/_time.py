@@ -133,6 +133,7 @@ class Timer(_ChanTimer):
 
 
 def _check_period(period: Any, what: str) -> float:
+    """A ticker period: a number of seconds > 0, else TypeError / ValueError."""
     period = _check_seconds(period, what)
     if period <= 0:
         raise ValueError(f"{what} needs a period > 0 seconds, not {period!r}")
