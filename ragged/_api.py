@@ -11,6 +11,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable
+from contextvars import copy_context
 from typing import Any, Generic, TypeVar
 
 from ._barrier import foreachp
@@ -53,7 +54,12 @@ def current_p() -> P:
 
 def go(fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None) -> Goroutine:
     """Spawn ``fn(*args)`` as a goroutine on the current runtime (Go's ``go`` statement)."""
-    return _runtime("ragged.go()").go(fn, *args, name=name, labels=labels)
+    m = getattr(tls, "m", None)
+    if m is None:
+        raise NotInGoroutine("ragged.go() must be called inside a goroutine; from a plain thread use Runtime.go()")
+    if name is None and labels is None and not m.sched.runtime._closing:
+        return m.sched.newproc(make_coro(fn, args, "go()"), None, None, copy_context())
+    return m.sched.runtime.go(fn, *args, name=name, labels=labels)
 
 
 def _check_seconds(seconds: Any, what: str) -> float:

@@ -39,11 +39,13 @@ class Goroutine:
 
     __slots__ = (
         "id",
-        "name",
+        "_name",
         "labels",
         "sched",
         "coro",
         "ctx",
+        "send",
+        "run",
         "st",
         "m",
         "resume_val",
@@ -54,6 +56,7 @@ class Goroutine:
         "waitreason",
         "waiting",
         "holds_world",
+        "woken",
         "_lock",
         "_done",
         "_result",
@@ -64,13 +67,17 @@ class Goroutine:
         "__weakref__",
     )
 
-    def __init__(self, gid: int, sched: Sched, coro: Coroutine, ctx: Context, name: str, labels: dict | None) -> None:
+    def __init__(
+        self, gid: int, sched: Sched, coro: Coroutine, ctx: Context, name: str | None, labels: dict | None
+    ) -> None:
         self.id = gid
-        self.name = name or f"g{gid}"
+        self._name = name
         self.labels: dict[str, Any] = dict(labels) if labels else {}
         self.sched = sched
         self.coro = coro
         self.ctx = ctx
+        self.send = coro.send  # bound once: execute() uses them on every run
+        self.run = ctx.run
         self.st = RUNNABLE
         self.m: M | None = None
         self.resume_val: Any = None
@@ -81,15 +88,27 @@ class Goroutine:
         self.waitreason = ""
         self.waiting: Sudog | None = None
         self.holds_world = False
+        self.woken = False  # readied by a waker since it last ran
         self._lock = threading.Lock()
         self._done = False
         self._result: Any = None
         self._exc: BaseException | None = None
-        self._joiners = WaitQueue()
+        self._joiners: WaitQueue | None = None  # made by the first joiner
         self._callbacks: list[Callable[[Goroutine], Any]] | None = None
         self._retrieved = False
 
     # ------------------------------------------------------------ inspection
+
+    @property
+    def name(self) -> str:
+        """The name given at spawn, or ``g<id>``."""
+        return self._name or f"g{self.id}"
+
+    @name.setter
+    def name(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"a goroutine name must be a str, not {type(value).__name__}")
+        self._name = value
 
     @property
     def status(self) -> str:
@@ -136,7 +155,7 @@ class Goroutine:
         if not self._done:
             self._lock.acquire()
             if not self._done:
-                block_on(self._joiners, self._lock, f"join goroutine {self.id}", timeout, registry=self.sched)
+                block_on(self._joinq(), self._lock, f"join goroutine {self.id}", timeout, registry=self.sched)
             else:
                 self._lock.release()
         return self._outcome()
@@ -159,10 +178,17 @@ class Goroutine:
             return self._outcome()
         self._lock.acquire()
         if not self._done:
-            yield from park_on(self._joiners, self._lock, f"join goroutine {self.id}").__await__()
+            yield from park_on(self._joinq(), self._lock, "join goroutine")
         else:
             self._lock.release()
         return self._outcome()
+
+    def _joinq(self) -> WaitQueue:
+        """The joiner queue, made on first use.  Requires ``_lock``."""
+        q = self._joiners
+        if q is None:
+            q = self._joiners = WaitQueue()
+        return q
 
     def add_done_callback(self, fn: Callable[[Goroutine], Any]) -> None:
         """Call ``fn(g)`` when the goroutine finishes (at once if it has).
@@ -206,7 +232,7 @@ class Goroutine:
             self._exc = exc
             self.st = DEAD
             self._done = True
-            joiners = self._joiners.drain_claimed()
+            joiners = self._joiners.drain_claimed() if self._joiners is not None else ()
             callbacks = self._callbacks or []
             self._callbacks = None
             if joiners or callbacks:

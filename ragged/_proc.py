@@ -26,7 +26,7 @@ from ._m import M, tls
 from ._p import GCSTOP, W_SAFEPOINT
 from ._sched import Sched, _MExit
 from ._syscall import syscall
-from ._traps import CHECK, PARK, SYSCALL, YIELD, disarm_g
+from ._traps import CHECK, PARK, SYSCALL, YIELD, arm_g, disarm_g
 
 _log = logging.getLogger("ragged")
 _monotonic = time.monotonic
@@ -257,16 +257,22 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
     g.st = RUNNING
     p.schedtick += 1
     if g.armed:
-        _deschedule(g)
+        _deschedule(g)  # a request made while it was queued is stale now
     val = g.resume_val
     exc = g.resume_exc
     g.resume_val = g.resume_exc = None
     if g.cancel_pending and exc is None:
-        g.cancel_pending = False
-        exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
-    coro = g.coro
-    send = coro.send
-    run = g.ctx.run
+        if g.woken:
+            # A waker completed its wait (handed it a value, a lock, the
+            # world): that must not be undone.  Deliver the cancel at the
+            # goroutine's next await instead.
+            arm_g(g)
+        else:
+            g.cancel_pending = False
+            exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
+    g.woken = False
+    send = g.send
+    run = g.run
     tr = sched.trace
     if tr is not None:
         tr.go_start(p, g)
@@ -276,7 +282,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 req = run(send, val)
             else:
                 e, exc = exc, None
-                req = run(coro.throw, e)
+                req = run(g.coro.throw, e)
         except StopIteration as stop:
             if tr is not None:
                 tr.go_stop(p, g, "exit")
@@ -342,8 +348,11 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 tr.go_stop(p, g, "gosched")
             g.st = RUNNABLE
             m.curg = None
-            _deschedule(g)
-            sched.globrunqput(g)
+            if g.armed:
+                _deschedule(g)
+            # Go puts a yielding goroutine on the global queue; the tail of the
+            # local queue is cheaper and just as fair (other Ps steal from it).
+            sched.runqput(p, g)
             return
 
         if kind == PARK:
@@ -354,7 +363,8 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             g.waiting = s
             g.st = WAITING
             m.curg = None
-            _deschedule(g)
+            if g.armed:
+                _deschedule(g)
             if unlockf is not None:
                 unlockf()
             # From here on another M may already be running g: touch it only

@@ -40,10 +40,11 @@ from ._stw import startworld, stopworld
 from ._sysmon import sysmon
 from ._trace import register as register_trace
 from ._trace import unregister as unregister_trace
-from ._world import WorldSema
+from ._world import WorldSema, check_not_in_fn
 
 _log = logging.getLogger("ragged")
 _CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
+_CO_COROUTINE = inspect.CO_COROUTINE
 _UNJOINED_CAP = 1000
 
 
@@ -67,6 +68,9 @@ def check_procs(procs: Any) -> int:
 
 def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
     """Turn ``go``'s arguments into a coroutine, or raise TypeError saying why not."""
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_flags & _CO_COROUTINE:
+        return fn(*args)  # the common case: a plain ``async def`` function
     if inspect.iscoroutine(fn):
         if args:
             fn.close()
@@ -117,6 +121,7 @@ class StopTheWorld:
     def __enter__(self) -> StopTheWorld:
         rt = self.rt
         rt._check_open()
+        check_not_in_fn("stop_the_world")
         m = getattr(tls, "m", None)
         if m is not None and m.curg is not None and m.p is not None:
             raise NotInPlainThread("inside a goroutine use `async with ragged.stop_the_world(...)`")
@@ -242,7 +247,8 @@ class Runtime:
         ``fn`` is an async function (or a coroutine object with no args).  The
         goroutine runs in a copy of the caller's ``contextvars`` context.
         """
-        self._check_open()
+        if self._closing:
+            self._check_open()
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         if labels is not None and not isinstance(labels, dict):
@@ -281,6 +287,7 @@ class Runtime:
         self._check_open()
         check_fn(fn)
         timeout = check_timeout(timeout)
+        check_not_in_fn("for_each_p")
         m = getattr(tls, "m", None)
         if m is not None and m.curg is not None and m.p is not None:
             raise NotInPlainThread("inside a goroutine use `await ragged.for_each_p(fn)`")
@@ -394,8 +401,14 @@ class Runtime:
                 return
             self._closing = True
         sched = self._sched
+        deadline = time.monotonic() + self._settings.shutdown_timeout
         try:
-            deadline = time.monotonic() + self._settings.shutdown_timeout
+            # A scheduler thread that deadlocked holding the sched lock (a bug,
+            # or a barrier callback that blocked) must not hang close() too.
+            if not sched.lock.acquire(timeout=max(self._settings.shutdown_timeout, 1.0)):
+                _log.error("ragged: the scheduler is wedged (its lock is held); abandoning it:\n%s", self.dump())
+                return
+            sched.lock.release()
             for g in list(sched.allgs.values()):
                 g.cancel()
             while sched.allgs and time.monotonic() < deadline:
@@ -426,9 +439,11 @@ class Runtime:
 
     def _stop_threads(self, deadline: float) -> None:
         sched = self._sched
-        with sched.lock:
-            sched.shutdown = True
-            idle = list(sched.midle)
+        locked = sched.lock.acquire(timeout=1.0)
+        sched.shutdown = True  # without the lock only if the scheduler is wedged
+        idle = list(sched.midle)
+        if locked:
+            sched.lock.release()
         for m in idle:
             m.park.wakeup()
         self._sysmon_note.wakeup()

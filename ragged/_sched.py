@@ -132,8 +132,15 @@ class Sched:
         """Put ``g`` on the global queue from a context with no P, and wake a P for it.
 
         Takes ``lock`` so that an M parking its P (which checks the global queue
-        under ``lock``) cannot miss the new work (Go's ``injectglist``).
+        under ``lock``) cannot miss the new work (Go's ``injectglist``).  Inside
+        a ``for_each_p`` callback the caller may already hold ``lock`` (idle Ps
+        run it under the lock): append without it and leave the wakeup to the
+        barrier, which issues deferred wakeups once the lock is released.
         """
+        if getattr(tls, "in_fn", False):
+            self.globrunq.append(g)
+            self.wakep_deferred = True
+            return
         with self.lock:
             self.globrunq.append(g)
         if self.pidle and not self.nmspinning:
@@ -142,20 +149,25 @@ class Sched:
     def globrunqget(self, p: P, maxn: int) -> Goroutine | None:
         """Take a fair share of the global queue: return one, move the rest to ``p``'s queue."""
         gq = self.globrunq
-        n = len(gq) // max(self.procs, 1) + 1
-        if maxn > 0:
-            n = min(n, maxn)
-        n = min(n, RUNQ_SIZE // 2)
+        size = len(gq)
+        n = size // self.procs + 1  # Go's share: len/gomaxprocs + 1, capped below
+        if n > size:
+            n = size
+        if 0 < maxn < n:
+            n = maxn
+        if n > RUNQ_SIZE // 2:
+            n = RUNQ_SIZE // 2
         try:
             g = gq.popleft()
         except IndexError:
             return None
-        q = p.runq
-        for _ in range(n - 1):
+        if n > 1:
+            put, take = p.runq.append, gq.popleft
             try:
-                q.append(gq.popleft())
-            except IndexError:
-                break
+                for _ in range(n - 1):
+                    put(take())
+            except IndexError:  # another M drained it meanwhile
+                pass
         return g
 
     def runqsteal(self, p: P, victim: P) -> Goroutine | None:
@@ -337,9 +349,9 @@ class Sched:
 
     def newproc(self, coro: Coroutine, name: str | None, labels: dict | None, ctx: Context) -> Goroutine:
         """Create a goroutine for ``coro`` and queue it (Go's ``newproc``)."""
+        g = Goroutine(0, self, coro, ctx, name, labels)
         with _allglock:
-            gid = next(_gids)
-            g = Goroutine(gid, self, coro, ctx, name or "", labels)
+            g.id = gid = next(_gids)
             self.allgs[gid] = g
             self.ngcreated += 1
         m = getattr(tls, "m", None)
@@ -364,6 +376,7 @@ class Sched:
         """
         g.resume_val = value
         g.resume_exc = exc
+        g.woken = True
         g.waiting = None
         g.st = RUNNABLE
         m = getattr(tls, "m", None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
 
+_log = logging.getLogger("ragged")
 _monotonic = time.monotonic
 
 
@@ -121,7 +123,10 @@ class Timers:
                 heapq.heappop(heap)
             self.timer0 = heap[0][0] if heap else 0.0
         for e in fired:
-            e.fn(e.arg)
+            try:
+                e.fn(e.arg)
+            except Exception:  # noqa: BLE001 - a broken callback must not take down an M
+                _log.exception("ragged: timer callback %r raised", e.fn)
         return len(fired)
 
     def clear(self) -> None:

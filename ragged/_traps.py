@@ -45,7 +45,7 @@ _CHECK_REQ = (CHECK,)
 
 @types.coroutine
 def gosched() -> Generator[Any, Any, None]:
-    """Yield the P: the goroutine goes to the global run queue and others run.
+    """Yield the P: the goroutine goes to the back of the run queue and others run.
 
     A safe point.  Like Go's ``runtime.Gosched``.
     """

@@ -38,6 +38,12 @@ _monotonic = time.monotonic
 REPREEMPT_INTERVAL = 100e-6  # the reference commit's notetsleep(&sched.stopnote, 100*1000)
 
 
+def check_not_in_fn(what: str) -> None:
+    """Raise BarrierError if called from inside a ``for_each_p`` callback."""
+    if getattr(tls, "in_fn", False):
+        raise BarrierError(f"{what} called from inside a for_each_p callback; that would deadlock")
+
+
 class WorldSema:
     """A FIFO binary semaphore for plain threads and goroutines alike."""
 
@@ -49,8 +55,7 @@ class WorldSema:
         self.q = WaitQueue()
 
     def _check(self, me: Any, what: str) -> None:
-        if getattr(tls, "in_fn", False):
-            raise BarrierError(f"{what} called from inside a for_each_p callback; that would deadlock")
+        check_not_in_fn(what)
         if self.held and self.owner == me:  # a thread ident (int) or a Goroutine
             raise BarrierError(
                 f"{what} called while this {'goroutine' if not isinstance(me, int) else 'thread'} "
