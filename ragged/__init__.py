@@ -15,6 +15,7 @@ from ._api import (
     for_each_p,
     go,
     metrics,
+    set_procs,
     sleep,
     stop_the_world,
     syscall,
@@ -47,6 +48,7 @@ from ._runtime import Runtime, run
 from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
 from ._time import Ticker, Timer, after
+from ._trace import trace
 from ._traps import checkpoint, gosched
 
 __version__ = "0.1.0"
@@ -91,9 +93,11 @@ __all__ = [
     "metrics",
     "run",
     "select",
+    "set_procs",
     "sleep",
     "stop_the_world",
     "syscall",
+    "trace",
     "with_cancel",
     "with_deadline",
     "with_timeout",
