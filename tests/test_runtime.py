@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import logging
 import threading
 import time
 
@@ -69,16 +70,20 @@ def test_run_with_several_unjoined_exceptions_raises_a_group() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_run_check_unjoined_false_returns_mains_result() -> None:
+def test_run_check_unjoined_false_returns_mains_result_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     async def bad() -> None:
         raise ValueError("ignored")
 
-    async def main() -> int:
-        ragged.go(bad)
+    async def main() -> tuple[int, int]:
+        g = ragged.go(bad, name="logged-child")
         await ragged.sleep(0.02)
-        return 7
+        return 7, g.id
 
-    assert ragged.run(main, procs=2, check_unjoined=False) == 7
+    caplog.set_level(logging.ERROR, logger="ragged")
+    result, gid = ragged.run(main, procs=2, check_unjoined=False)
+    assert result == 7
+    # Not raised, but still reported, with the goroutine's id and name.
+    assert any(str(gid) in r.getMessage() and "logged-child" in r.getMessage() for r in caplog.records), caplog.text
 
 
 @pytest.mark.timeout(30)
