@@ -150,7 +150,6 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             sched.stopwait = procs - 1 if callerp is not None else procs
             sched.barrier_seq = seq
             sched.barrier_t0 = t0
-            sched.barrier_done = threading.Event() if sched.settings.barrier_step_aside > 0 else None
             sched.safe_point_fn = fn
             sched.safe_point_errs = []
             sched.sp_waits = []
@@ -169,6 +168,9 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                     call_safe_point_fn(sched, p)
                     sched.stopwait -= 1
             wait = sched.stopwait > 0
+            if wait and sched.settings.barrier_step_aside > 0:
+                # Some P is running or in a syscall: Ms that finish may step aside.
+                sched.barrier_done = threading.Event()
         sched.run_deferred_wakep()
 
         # Step 3: our own P.

@@ -29,13 +29,17 @@ class Histogram:
         self.recent: deque[float] = deque(maxlen=keep)
 
     def record(self, seconds: float) -> None:
+        """Add one sample.  Caller holds the owning Metrics lock."""
         self.count += 1
         self.total += seconds
-        self.min = min(self.min, seconds)
-        self.max = max(self.max, seconds)
-        ns = max(int(seconds * 1e9), 1)
-        bound = 1 << (ns - 1).bit_length()
-        self.buckets[bound] = self.buckets.get(bound, 0) + 1
+        if seconds < self.min:
+            self.min = seconds
+        if seconds > self.max:
+            self.max = seconds
+        ns = int(seconds * 1e9)
+        bound = 1 << (ns - 1).bit_length() if ns > 1 else 1
+        b = self.buckets
+        b[bound] = b.get(bound, 0) + 1
         self.recent.append(seconds)
 
     def percentile(self, q: float) -> float:

@@ -498,6 +498,9 @@ def check_fn(fn: Any) -> None:
     """A barrier callback must be a plain callable taking the P."""
     if not callable(fn):
         raise TypeError(f"for_each_p needs a callable fn(p), not {type(fn).__name__}")
+    code = getattr(fn, "__code__", None)
+    if code is not None and not code.co_flags & _CO_COROUTINE:
+        return  # the common case: a plain function or lambda
     if inspect.iscoroutinefunction(fn):
         raise TypeError("for_each_p runs fn(p) synchronously at each P's safe point; fn must not be async")
 
