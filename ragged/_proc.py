@@ -192,9 +192,13 @@ def stopm(sched: Sched, m: M) -> None:
             p = m.nextp
             if p is not None:
                 m.nextp = None
+                heir = None
                 if m.timer_waiter:
+                    # Leaving timer duty: pass it to another idle M, if any.
                     m.timer_waiter = False
                     sched.timer_waiter = None
+                    if timers.timer0 and sched.midle:
+                        heir = sched.midle[-1]
                 break
             if sched.shutdown:
                 if m in sched.midle:
@@ -219,6 +223,8 @@ def stopm(sched: Sched, m: M) -> None:
             t0 = timers.timer0
             if t0 and t0 <= _monotonic():
                 timers.run()
+    if heir is not None:
+        heir.park.wakeup()  # it finds no P, sees no timer waiter, and takes the duty
     sched.acquirep(m, p)
 
 
