@@ -1,0 +1,189 @@
+"""The benchmark CLI (``python -m ragged.bench``), its plot and the peer comparison, in tiny sizes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragged.bench import __main__ as cli
+from ragged.bench import peers, plot
+
+FLAGS = (
+    "--procs",
+    "--mode",
+    "--duration",
+    "--reps",
+    "--interval",
+    "--mix",
+    "--step-aside",
+    "--json",
+    "--plot",
+    "--trace",
+    "--peers",
+    "--quiet",
+)
+
+
+@pytest.mark.timeout(30)
+def test_help_explains_every_flag() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ragged.bench", "--help"], capture_output=True, text=True, timeout=25, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for flag in FLAGS:
+        assert flag in text, f"--help does not mention {flag}"
+    for word in ("foreach", "stw", "both", "compute", "pipeline", "syscall", "matplotlib"):
+        assert word in text
+
+
+def _png_is_drawn(path: Path) -> None:
+    """``path`` is a PNG with real content: not one flat colour."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    image = pytest.importorskip("matplotlib.image")
+    pixels = image.imread(str(path))
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert float(pixels[..., :3].std()) > 0.05, "the PNG is (nearly) blank"
+
+
+@pytest.mark.timeout(60)
+def test_tiny_stress_run_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    js, png = tmp_path / "out.json", tmp_path / "out.png"
+    argv = ["--procs", "1,2", "--duration", "0.2", "--reps", "1", "--json", str(js), "--plot", str(png), "--quiet"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "for_each_p / stop-the-world" in out
+    assert "every barrier ran fn once per P" in out
+    data = json.loads(js.read_text())
+    for key in ("python", "switchinterval", "mix", "interval", "slice_seconds", "reps", "results"):
+        assert key in data
+    assert [r["procs"] for r in data["results"]] == [1, 2]
+    for r in data["results"]:
+        assert set(r["modes"]) == {"none", "foreach", "stw"}
+        for name, m in r["modes"].items():
+            for key in ("ops", "latency", "pause", "compute_per_s", "pipeline_per_s", "syscalls_per_s", "errors"):
+                assert key in m
+            assert m["errors"] == []
+            if name != "none":
+                assert m["ops"] > 0 and m["latency"]["p50"] > 0
+    _png_is_drawn(png)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--procs", "0"], "--procs takes comma-separated positive ints"),
+        (["--procs", "1,x"], "--procs takes comma-separated positive ints"),
+        (["--mix", "compute=x"], "needs an integer count"),
+        (["--mix", "disk=1"], "unknown workload part"),
+        (["--mix", "compute=0"], "the workload mix is empty"),
+        (["--mode", "fast"], "invalid choice"),
+        (["--duration", "-1"], "expected a positive number"),
+        (["--reps", "0"], "expected a positive number"),
+        (["--interval", "soon"], "expected a positive number"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_are_argparse_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err, err
+
+
+@pytest.mark.timeout(30)
+def test_plot_without_matplotlib_exits_2_with_install_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(SystemExit) as exc:
+        plot.require_matplotlib()
+    assert exc.value.code == 2
+    assert "pip install 'ragged[plot]'" in capsys.readouterr().err
+    # The CLI checks before running anything (a --procs 1 run would take seconds).
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--plot", str(tmp_path / "x.png"), "--procs", "1", "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "pip install 'ragged[plot]'" in err and "Traceback" not in err
+
+
+@pytest.mark.timeout(30)
+def test_plot_draws_full_curves_from_raw_samples(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    lat = [1e-4 * (1 + i % 37) for i in range(200)]
+
+    def mode(rate: float, samples: bool) -> dict[str, Any]:
+        s = {"count": 200, "p50": 2e-3, "p99": 4e-3, "max": 5e-3, "mean": 2e-3}
+        m: dict[str, Any] = {"ops": 200, "latency": s, "pause": s, "compute_per_s": rate}
+        m.update(pipeline_per_s=rate, syscalls_per_s=rate, errors=[])
+        if samples:
+            m.update(latency_samples=lat, pause_samples=lat)
+        return m
+
+    data = {
+        "python": "3.x",
+        "mix": "compute=1",
+        "interval": 1e-3,
+        "reps": 1,
+        "slice_seconds": 0.1,
+        "results": [
+            {"procs": 2, "modes": {"none": mode(100, False), "foreach": mode(95, True), "stw": mode(60, False)}},
+        ],
+    }
+    path = tmp_path / "raw.png"
+    plot.draw(data, str(path))
+    _png_is_drawn(path)
+
+
+SECTIONS = {"spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier"}
+
+
+@pytest.mark.timeout(60)
+def test_peers_quick_through_the_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(peers, "run", functools.partial(peers.run, quick=True))
+    js = tmp_path / "peers.json"
+    assert cli.main(["--peers", "--quiet", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(js.read_text())
+    assert data["kind"] == "peers" and data["quick"] is True
+    assert set(data["sections"]) == SECTIONS
+    for name, sec in data["sections"].items():
+        assert sec["cases"], name
+        for key, case in sec["cases"].items():
+            if case["installed"]:
+                assert case["median"] > 0 and len(case["samples"]) == data["config"]["runs"], (name, key)
+            else:
+                assert key.startswith("gevent"), (name, key)
+    assert data["sections"]["syscall"]["cases"]["ragged_p4"]["threads"] > 1
+    assert data["sections"]["pingpong"]["cases"]["asyncio"]["ops"]["count"] > 0
+    keys = {t["key"] for t in data["targets"]}
+    assert {"checkpoint", "switch_half", "spawn_gather", "barrier", "barrier_g", "syscall_p1", "syscall_p4"} <= keys
+    for t in data["targets"]:
+        assert t["pass"] in (True, False), t
+    for title in ("spawn+join", "context switch", "channel ping-pong", "syscall-heavy", "checkpoint", "for_each_p"):
+        assert title in out
+    assert "targets" in out and ("PASS" in out or "MISS" in out)
+
+
+@pytest.mark.timeout(60)
+def test_peers_without_gevent_marks_it_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers, "gevent", None)
+    data = peers.run(quiet=True, quick=True)
+    assert data["gevent"] is None
+    gevent_cases = [c for s in data["sections"].values() for k, c in s["cases"].items() if k.startswith("gevent")]
+    assert gevent_cases and not any(c["installed"] for c in gevent_cases)
+    text = peers.render(data)
+    assert "gevent not installed" in text and "not installed" in text
