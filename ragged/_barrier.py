@@ -29,7 +29,7 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BarrierError, BarrierTimeout
+from ._errors import BarrierError, BarrierTimeout, combine
 from ._m import tls
 from ._p import IDLE, SYSCALL, W_SAFEPOINT, W_STATUS
 from ._traps import arm, disarm
@@ -272,9 +272,4 @@ def _give_up(sched: Sched, allp: list[P]) -> list[int]:
 def _combine(errs: list[tuple[int, BaseException]]) -> BaseException:
     for pid, err in errs:
         err.add_note(f"raised by the for_each_p callback on P{pid}")
-    if len(errs) == 1:
-        return errs[0][1]
-    excs = [e for _, e in errs]
-    if all(isinstance(e, Exception) for e in excs):
-        return ExceptionGroup(f"for_each_p callback raised on {len(excs)} Ps", excs)
-    return BaseExceptionGroup(f"for_each_p callback raised on {len(excs)} Ps", excs)
+    return combine([e for _, e in errs], f"for_each_p callback raised on {len(errs)} Ps")

@@ -62,3 +62,12 @@ class Deadlock(RaggedError):
 
 class IllegalTransition(RaggedError):
     """``RAGGED_DEBUG=1``: a P status change broke the table in DESIGN.md."""
+
+
+def combine(excs: list[BaseException], message: str) -> BaseException:
+    """One exception for several: itself when alone, else an (Base)ExceptionGroup."""
+    if len(excs) == 1:
+        return excs[0]
+    if all(isinstance(e, Exception) for e in excs):
+        return ExceptionGroup(message, excs)  # type: ignore[arg-type]
+    return BaseExceptionGroup(message, excs)

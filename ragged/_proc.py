@@ -23,7 +23,7 @@ from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
-from ._p import GCSTOP, W_SAFEPOINT
+from ._p import GCSTOP, W_SAFEPOINT, P
 from ._sched import Sched, _MExit
 from ._syscall import syscall
 from ._traps import CHECK, PARK, SYSCALL, YIELD, arm_g, disarm_g
@@ -56,17 +56,8 @@ def schedule(sched: Sched, m: M) -> None:
 
     Runs with ``m.p`` set and no locks held.  Returns only by raising _MExit.
     """
-    timers = sched.timers
     while True:
-        p = m.p
-        if sched.gcwaiting:
-            gcstopm(sched, m)
-            continue
-        if p.plain[W_SAFEPOINT]:
-            run_safe_point_fn(sched, p)
-        t0 = timers.timer0
-        if t0 and t0 <= _monotonic():
-            timers.run()
+        p = safe_point(sched, m)
         g = None
         if p.schedtick % 61 == 0 and sched.globrunq:
             g = sched.globrunqget(p, 1)
@@ -87,22 +78,31 @@ def schedule(sched: Sched, m: M) -> None:
         execute(sched, m, g)
 
 
+def safe_point(sched: Sched, m: M) -> P:
+    """The scheduler's own safe point; returns the P to schedule on.
+
+    Stops for a pending stop-the-world (``gcwaiting``), runs a pending barrier
+    function for this P (the reference commit checks its flag everywhere
+    ``gcwaiting`` is checked) and fires due timers.
+    """
+    while sched.gcwaiting:
+        gcstopm(sched, m)
+    p = m.p
+    if p.plain[W_SAFEPOINT]:
+        run_safe_point_fn(sched, p)
+    t0 = sched.timers.timer0
+    if t0 and t0 <= _monotonic():
+        sched.timers.run()
+    return p
+
+
 def findrunnable(sched: Sched, m: M) -> Goroutine:
     """Find a goroutine to run, parking the P and the M when there is none.
 
     Returns with ``m.p`` set (possibly a different P than on entry).
     """
-    timers = sched.timers
     while True:
-        p = m.p
-        if sched.gcwaiting:
-            gcstopm(sched, m)
-            continue
-        if p.plain[W_SAFEPOINT]:
-            run_safe_point_fn(sched, p)
-        t0 = timers.timer0
-        if t0 and t0 <= _monotonic():
-            timers.run()
+        p = safe_point(sched, m)
         q = p.runq
         if q:
             try:
@@ -247,9 +247,20 @@ def gcstopm(sched: Sched, m: M) -> None:
 
 
 def _deschedule(g: Goroutine) -> None:
+    """``g`` leaves its M: drop any preemption request and its checkpoint arm."""
     g.preempt = False
     if g.armed:
         disarm_g(g)
+
+
+def _stop_runnable(m: M, p: P, g: Goroutine, tr: Any, why: str) -> None:
+    """``g`` stops running on ``m`` but stays runnable; the caller queues it."""
+    if tr is not None:
+        tr.go_stop(p, g, why)
+    g.st = RUNNABLE
+    m.curg = None
+    if g.armed or g.preempt:
+        _deschedule(g)
 
 
 def execute(sched: Sched, m: M, g: Goroutine) -> None:
@@ -300,6 +311,9 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             goexit(sched, m, g, None, err)
             return
         val = None
+        # The goroutine may have moved this M to another P (set_procs retiring
+        # its P), so never trust a P read before it ran.
+        p = m.p
         try:
             kind = req[0]
         except (TypeError, IndexError, KeyError):
@@ -321,21 +335,13 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
                 exc = Cancelled(f"goroutine {g.id} ({g.name}) was cancelled")
                 continue
             if sched.gcwaiting:
-                if tr is not None:
-                    tr.go_stop(p, g, "stop the world")
-                g.st = RUNNABLE
-                m.curg = None
-                _deschedule(g)
-                sched.runqput(p, g)
+                _stop_runnable(m, p, g, tr, "stop the world")
+                sched.runqput(p, g)  # this P runs it again once the world restarts
                 return
             if g.preempt:
-                if tr is not None:
-                    tr.go_stop(p, g, "preempted")
-                g.st = RUNNABLE
-                m.curg = None
-                _deschedule(g)
+                _stop_runnable(m, p, g, tr, "preempted")
                 sched.metrics.incr("preemptions")
-                sched.globrunqput(g)
+                sched.globrunqput(g)  # as Go: a preempted goroutine goes to the global queue
                 return
             if g.armed:
                 _deschedule(g)  # a stale request
@@ -350,12 +356,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             if g.holds_world:
                 exc = RaggedError("cannot gosched inside a stop-the-world section: no other goroutine may run")
                 continue
-            if tr is not None:
-                tr.go_stop(p, g, "gosched")
-            g.st = RUNNABLE
-            m.curg = None
-            if g.armed:
-                _deschedule(g)
+            _stop_runnable(m, p, g, tr, "gosched")
             # Go puts a yielding goroutine on the global queue; the tail of the
             # local queue is cheaper and just as fair (other Ps steal from it).
             sched.runqput(p, g)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._errors import combine
 from ._m import tls
 from ._p import DEAD, GCSTOP, P
 
@@ -73,10 +74,8 @@ def hand_over(retired: Retired, on_retire: Callable[[int, dict[Any, Any]], Any] 
             on_retire(pid, local)
         except Exception as err:  # noqa: BLE001 - re-raised below, after every P was handed over
             errors.append(err)
-    if len(errors) == 1:
-        raise errors[0]
     if errors:
-        raise ExceptionGroup("set_procs: on_retire raised", errors)
+        raise combine(errors, "set_procs: on_retire raised")
 
 
 def check_on_retire(on_retire: Any) -> None:

@@ -28,6 +28,7 @@ from ._errors import (
     NotInPlainThread,
     RaggedError,
     RuntimeClosed,
+    combine,
 )
 from ._g import DEAD, WAITING, Goroutine
 from ._m import Note, tls
@@ -538,10 +539,5 @@ def run(
             for gg, e in errs:
                 gg._retrieved = True
                 e.add_note(f"raised in goroutine {gg.id} ({gg.name}), which nobody joined")
-            if len(errs) == 1:
-                raise errs[0][1]
-            excs = [e for _, e in errs]
-            if all(isinstance(e, Exception) for e in excs):
-                raise ExceptionGroup(f"{len(excs)} goroutines raised and nobody joined them", excs)
-            raise BaseExceptionGroup(f"{len(excs)} goroutines raised and nobody joined them", excs)
+            raise combine([e for _, e in errs], f"{len(errs)} goroutines raised and nobody joined them")
     return result

@@ -354,13 +354,7 @@ class Sched:
             g.id = gid = next(_gids)
             self.allgs[gid] = g
             self.ngcreated += 1
-        m = getattr(tls, "m", None)
-        if m is not None and m.sched is self and m.p is not None:
-            self.runqput(m.p, g)
-            if self.pidle and not self.nmspinning:
-                self.wakep()
-        else:
-            self.inject(g)
+        self.ready(g)
         return g
 
     def gfree(self, g: Goroutine) -> None:
@@ -379,6 +373,13 @@ class Sched:
         g.woken = True
         g.waiting = None
         g.st = RUNNABLE
+        self.ready(g)
+
+    def ready(self, g: Goroutine) -> None:
+        """Queue the runnable ``g``: on the caller's P if it holds one of ours, else globally.
+
+        Then wake an idle P if no M is spinning (Go's ``ready`` + ``wakep``).
+        """
         m = getattr(tls, "m", None)
         if m is not None and m.sched is self and m.p is not None:
             self.runqput(m.p, g)

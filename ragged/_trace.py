@@ -50,6 +50,7 @@ EV_STW = 21  # (t, kind, reason, t_stopped, t_end, procs)
 EV_PROCS = 22  # (t, kind, old, new)
 
 DEFAULT_LIMIT = 1_000_000  # events per buffer
+WORLD_TID = 10_000  # the track of barrier, stop-the-world and procs events
 
 _live: weakref.WeakSet[Sched] = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -149,74 +150,30 @@ class Tracer:
     def events(self) -> list[dict[str, Any]]:
         """The recording as Chrome trace events (``ts``/``dur`` in µs)."""
         out: list[dict[str, Any]] = []
-        us = self._us
-        pids = sorted(set(self._runtimes.values()) | {0})
-        for pid in pids:
-            out.append(
-                {"ph": "M", "pid": pid, "tid": 0, "name": "process_name", "args": {"name": f"ragged runtime {pid}"}}
-            )
-            out.append({"ph": "M", "pid": pid, "tid": 10_000, "name": "thread_name", "args": {"name": "world"}})
-            out.append({"ph": "M", "pid": pid, "tid": 10_000, "name": "thread_sort_index", "args": {"sort_index": -1}})
+        for pid in sorted(set(self._runtimes.values()) | {0}):
+            out.append(_meta(pid, 0, "process_name", {"name": f"ragged runtime {pid}"}))
+            out.append(_meta(pid, WORLD_TID, "thread_name", {"name": "world"}))
+            out.append(_meta(pid, WORLD_TID, "thread_sort_index", {"sort_index": -1}))
         for (pid, pno), buf in sorted(self._p_bufs.items()):
-            out.append({"ph": "M", "pid": pid, "tid": pno, "name": "thread_name", "args": {"name": f"P{pno}"}})
-            out.append({"ph": "M", "pid": pid, "tid": pno, "name": "thread_sort_index", "args": {"sort_index": pno}})
+            out.append(_meta(pid, pno, "thread_name", {"name": f"P{pno}"}))
+            out.append(_meta(pid, pno, "thread_sort_index", {"sort_index": pno}))
             out.extend(self._p_events(pid, pno, sorted(buf, key=lambda e: e[0])))
+        us = self._us
         for ev in self._world:
             pid, t, kind = ev[0], ev[1], ev[2]
             if kind == EV_BARRIER:
                 _, _, _, seq, t_end, procs = ev
-                out.append(
-                    {
-                        "ph": "i",
-                        "s": "p",
-                        "pid": pid,
-                        "tid": 10_000,
-                        "ts": us(t),
-                        "name": "barrier request",
-                        "cat": "barrier",
-                        "args": {"seq": seq, "procs": procs},
-                    }
-                )
-                out.append(
-                    {
-                        "ph": "X",
-                        "pid": pid,
-                        "tid": 10_000,
-                        "ts": us(t),
-                        "dur": us(t_end) - us(t),
-                        "name": "for_each_p",
-                        "cat": "barrier",
-                        "args": {"seq": seq, "procs": procs},
-                    }
-                )
+                args = {"seq": seq, "procs": procs}
+                out.append(_instant(pid, WORLD_TID, us(t), "barrier request", "barrier", args, scope="p"))
+                out.append(_slice(pid, WORLD_TID, us(t), us(t_end), "for_each_p", "barrier", args))
             elif kind == EV_STW:
                 _, _, _, reason, t_stopped, t_end, procs = ev
-                out.append(
-                    {
-                        "ph": "X",
-                        "pid": pid,
-                        "tid": 10_000,
-                        "ts": us(t),
-                        "dur": us(t_end) - us(t),
-                        "name": f"stop the world: {reason}",
-                        "cat": "stw",
-                        "args": {"reason": reason, "stopping_us": us(t_stopped) - us(t), "procs": procs},
-                    }
-                )
+                args = {"reason": reason, "stopping_us": us(t_stopped) - us(t), "procs": procs}
+                out.append(_slice(pid, WORLD_TID, us(t), us(t_end), f"stop the world: {reason}", "stw", args))
             elif kind == EV_PROCS:
                 _, _, _, old, new = ev
-                out.append(
-                    {
-                        "ph": "i",
-                        "s": "p",
-                        "pid": pid,
-                        "tid": 10_000,
-                        "ts": us(t),
-                        "name": f"procs {old} -> {new}",
-                        "cat": "procs",
-                        "args": {"old": old, "new": new},
-                    }
-                )
+                args = {"old": old, "new": new}
+                out.append(_instant(pid, WORLD_TID, us(t), f"procs {old} -> {new}", "procs", args, scope="p"))
         return out
 
     def _us(self, t_ns: int) -> float:
@@ -232,72 +189,19 @@ class Tracer:
             elif kind == EV_GO_STOP and running is not None:
                 gid, start = running
                 name, labels = self._goroutines.get((pid, gid), (f"g{gid}", {}))
-                yield {
-                    "ph": "X",
-                    "pid": pid,
-                    "tid": pno,
-                    "ts": us(start),
-                    "dur": us(t) - us(start),
-                    "name": f"G{gid} {name}",
-                    "cat": "goroutine",
-                    "args": {"goroutine": gid, "name": name, "labels": labels, "stop": ev[3]},
-                }
+                args = {"goroutine": gid, "name": name, "labels": labels, "stop": ev[3]}
+                yield _slice(pid, pno, us(start), us(t), f"G{gid} {name}", "goroutine", args)
                 running = None
             elif kind == EV_SYSCALL:
-                yield {
-                    "ph": "i",
-                    "s": "t",
-                    "pid": pid,
-                    "tid": pno,
-                    "ts": us(t),
-                    "name": "syscall",
-                    "cat": "syscall",
-                    "args": {"goroutine": ev[2]},
-                }
+                yield _instant(pid, pno, us(t), "syscall", "syscall", {"goroutine": ev[2]})
             elif kind == EV_HANDOFF:
-                yield {
-                    "ph": "i",
-                    "s": "t",
-                    "pid": pid,
-                    "tid": pno,
-                    "ts": us(t),
-                    "name": f"handoff ({ev[2]})",
-                    "cat": "handoff",
-                    "args": {"why": ev[2]},
-                }
+                yield _instant(pid, pno, us(t), f"handoff ({ev[2]})", "handoff", {"why": ev[2]})
             elif kind == EV_FN:
-                yield {
-                    "ph": "X",
-                    "pid": pid,
-                    "tid": pno,
-                    "ts": us(t),
-                    "dur": us(ev[3]) - us(t),
-                    "name": "fn",
-                    "cat": "barrier",
-                    "args": {"seq": ev[2]},
-                }
+                yield _slice(pid, pno, us(t), us(ev[3]), "fn", "barrier", {"seq": ev[2]})
             elif kind == EV_STEP_ASIDE:
-                yield {
-                    "ph": "X",
-                    "pid": pid,
-                    "tid": pno,
-                    "ts": us(t),
-                    "dur": us(ev[2]) - us(t),
-                    "name": "step aside",
-                    "cat": "barrier",
-                    "args": {},
-                }
+                yield _slice(pid, pno, us(t), us(ev[2]), "step aside", "barrier", {})
             elif kind == EV_STOPPED:
-                yield {
-                    "ph": "i",
-                    "s": "t",
-                    "pid": pid,
-                    "tid": pno,
-                    "ts": us(t),
-                    "name": "stopped",
-                    "cat": "stw",
-                    "args": {},
-                }
+                yield _instant(pid, pno, us(t), "stopped", "stw", {})
 
     def write(self, path: str | os.PathLike[str] | None = None) -> str:
         """Write the Chrome trace JSON; return the path."""
@@ -310,6 +214,25 @@ class Tracer:
         with open(path, "w") as f:
             json.dump(doc, f)
         return path
+
+
+# -------------------------------------------------------------------- events
+
+
+def _meta(pid: int, tid: int, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"ph": "M", "pid": pid, "tid": tid, "name": name, "args": args}
+
+
+def _slice(pid: int, tid: int, ts: float, end: float, name: str, cat: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A complete ("X") event from ``ts`` to ``end`` (µs)."""
+    return {"ph": "X", "pid": pid, "tid": tid, "ts": ts, "dur": end - ts, "name": name, "cat": cat, "args": args}
+
+
+def _instant(
+    pid: int, tid: int, ts: float, name: str, cat: str, args: dict[str, Any], scope: str = "t"
+) -> dict[str, Any]:
+    """An instant ("i") event; ``scope`` is "t" (its track) or "p" (the whole runtime)."""
+    return {"ph": "i", "s": scope, "pid": pid, "tid": tid, "ts": ts, "name": name, "cat": cat, "args": args}
 
 
 # -------------------------------------------------------------------- control
