@@ -43,6 +43,7 @@ from ._errors import (
     RuntimeClosed,
 )
 from ._g import Goroutine
+from ._labels import GoroutineLogFilter, labels, set_labels
 from ._p import P
 from ._runtime import Runtime, run
 from ._select import select
@@ -65,6 +66,7 @@ __all__ = [
     "DeadlineExceeded",
     "Deadlock",
     "Goroutine",
+    "GoroutineLogFilter",
     "IllegalTransition",
     "Mutex",
     "NotInGoroutine",
@@ -90,9 +92,11 @@ __all__ = [
     "for_each_p",
     "go",
     "gosched",
+    "labels",
     "metrics",
     "run",
     "select",
+    "set_labels",
     "set_procs",
     "sleep",
     "stop_the_world",
