@@ -1277,7 +1277,7 @@ def _assert_states_flipped(m: dict[str, Any], seed: int) -> None:
 @pytest.mark.parametrize("procs", [2, 4])
 def test_race_ps_going_idle_or_into_syscall_as_a_barrier_begins(procs: int, caplog: pytest.LogCaptureFixture) -> None:
     seed = random.randrange(1 << 30)
-    m = _race(procs, n_thread=1500, n_goroutine=1500, seed=seed, debug=False)
+    m = _race(procs, n_thread=2500, n_goroutine=2500, seed=seed, debug=False)
     _assert_states_flipped(m, seed)
     assert ragged_errors(caplog) == [], f"seed={seed}"
 
@@ -1286,7 +1286,7 @@ def test_race_ps_going_idle_or_into_syscall_as_a_barrier_begins(procs: int, capl
 def test_race_with_debug_transition_checks(caplog: pytest.LogCaptureFixture) -> None:
     """Every P status transition is checked; an illegal one raises IllegalTransition (and fails here)."""
     seed = random.randrange(1 << 30)
-    m = _race(4, n_thread=1000, n_goroutine=1000, seed=seed, debug=True)
+    m = _race(4, n_thread=1500, n_goroutine=1500, seed=seed, debug=True)
     _assert_states_flipped(m, seed)
     assert ragged_errors(caplog) == [], f"seed={seed}"
 
@@ -1295,7 +1295,7 @@ def test_race_with_debug_transition_checks(caplog: pytest.LogCaptureFixture) -> 
 def test_race_with_a_tiny_switch_interval(short_switch_interval: None, caplog: pytest.LogCaptureFixture) -> None:
     """The interpreter switches threads at almost every bytecode: every race window is open."""
     seed = random.randrange(1 << 30)
-    _race(3, n_thread=200, n_goroutine=200, seed=seed, debug=True)
+    _race(3, n_thread=300, n_goroutine=300, seed=seed, debug=True)
     assert ragged_errors(caplog) == [], f"seed={seed}"
 
 
@@ -1382,7 +1382,7 @@ def test_race_on_a_quiet_runtime_nothing_else_would_wake_the_p(into: str, monkey
     old = sys.getswitchinterval()
     sys.setswitchinterval(2e-5)  # fine-grained interleaving of the spinning Ms and this thread
     try:
-        states = _race_quiet(into, procs=3, rounds=1500, seed=seed)
+        states = _race_quiet(into, procs=3, rounds=2500, seed=seed)
     finally:
         sys.setswitchinterval(old)
     assert states["running"] > 0, f"seed={seed}: no barrier started with a P running: {dict(states)}"
