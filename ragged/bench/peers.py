@@ -48,7 +48,10 @@ What each case does:
    ``await ragged.checkpoint()`` with nothing pending, beside the same loop
    doing a plain attribute read ``obj.attr`` and an empty loop, all in one
    goroutine on procs=1 (loop overhead included on both sides, as the
-   target says "in the same loop").
+   target says "in the same loop").  Each loop is cut into 100 chunks,
+   interleaved, and the median chunk counts (robust against a loaded
+   machine).  For information: the same loop calling an empty Python
+   function, the floor under any safe point written as a Python call.
 6. **for_each_p with all Ps idle** (procs=4, nothing else running):
    ``rt.for_each_p(lambda p: None)`` N times from a plain thread, and ``await
    ragged.for_each_p(...)`` N times from a goroutine (which holds one of the
@@ -481,22 +484,26 @@ def _gevent_threadpool(n: int, k: int, s: float) -> dict[str, Any]:
 # ------------------------------------------------------------------ 5 checkpoint
 
 
-CHECK_CHUNKS = 10
+CHECK_CHUNKS = 100
 
 
 async def _rg_checkpoint(n: int) -> dict[str, Any]:
     """ns per iteration (loop included) of: empty loop, obj.attr, checkpoint, checkpoint held in a local.
 
+    Also, for information, a call of an empty Python function (no await): the
+    floor under any safe point written as a Python-level call.
+
     The ``n`` iterations of each loop are split into :data:`CHECK_CHUNKS`
-    chunks, the four loops' chunks interleaved, and each loop's figure is the
-    median of its chunks: a burst from a neighbour then hits one chunk of every
-    loop alike instead of the whole of one loop.
+    chunks (10,000 iterations each at full size, well under an OS time slice),
+    the loops' chunks interleaved, and each loop's figure is the median of its
+    chunks: a neighbour's burst then spoils a few chunks of every loop alike
+    instead of the whole of one loop.
     """
     obj = _Obj()
     r = range(max(1, n // CHECK_CHUNKS))
     m = len(r)
     cp = ragged.checkpoint
-    times: dict[str, list[float]] = {"empty": [], "attr": [], "value": [], "local": []}
+    times: dict[str, list[float]] = {"empty": [], "attr": [], "call": [], "value": [], "local": []}
     for _ in range(CHECK_CHUNKS):
         t0 = perf()
         for _ in r:
@@ -507,6 +514,11 @@ async def _rg_checkpoint(n: int) -> dict[str, Any]:
         for _ in r:
             obj.attr  # noqa: B018 - the attribute read is what is measured
         times["attr"].append((perf() - t0) / m)
+
+        t0 = perf()
+        for _ in r:
+            _gnoop()
+        times["call"].append((perf() - t0) / m)
 
         t0 = perf()
         for _ in r:
@@ -1045,11 +1057,12 @@ def _checkpoint_text(sec: dict[str, Any]) -> list[str]:
     rows = [
         ["empty loop", fmt_time(c["empty"])],
         ["obj.attr", fmt_time(c["attr"])],
+        ["info: f() (an empty Python function, no await)", fmt_time(c["call"])],
         ["await ragged.checkpoint()", fmt_time(c["median"])],
         ["await cp()  (cp = ragged.checkpoint held in a local)", fmt_time(c["local"])],
     ]
     return [
-        f"{sec['title']}: median of per-run ns per iteration",
+        f"{sec['title']}: ns per iteration, median over runs of the median of {CHECK_CHUNKS} interleaved chunks",
         "",
         table(["loop body", "median"], rows),
         "",
