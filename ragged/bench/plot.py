@@ -111,8 +111,8 @@ def _draw_dist(ax: Any, modes: dict[str, Any], kind: str) -> tuple[float, bool]:
 
 
 def _style_dist(ax: Any, xmax: float, title: str, ylabel: str) -> None:
-    ticks = [t for t in (0.0, math.log10(2), 1.0, 2.0, 3.0, 4.0, 5.0) if t <= xmax + 1e-9]
-    names = {0.0: "p0", math.log10(2): "p50", 1.0: "p90", 2.0: "p99", 3.0: "p99.9", 4.0: "p99.99", 5.0: "p99.999"}
+    ticks = [t for t in (math.log10(2), 1.0, 2.0, 3.0, 4.0, 5.0) if t <= xmax + 1e-9]
+    names = {math.log10(2): "p50", 1.0: "p90", 2.0: "p99", 3.0: "p99.9", 4.0: "p99.99", 5.0: "p99.999"}
     ax.set_xticks(ticks, [names[t] for t in ticks])
     ax.set_xlim(0, xmax + 0.15)
     ax.set_yscale("log")
