@@ -229,20 +229,26 @@ def stopm(sched: Sched, m: M) -> None:
 
 
 def gcstopm(sched: Sched, m: M) -> None:
-    """Stop the current M for a stop-the-world; resume when the world restarts."""
-    if m.spinning:
-        m.spinning = False
-        with sched.lock:
-            sched.nmspinning -= 1
-    p = m.p
-    p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
-    if sched.trace is not None:
-        sched.trace.stopped(p)
-    sched.releasep(m, GCSTOP)
+    """Stop the current M for a stop-the-world; resume when the world restarts.
+
+    The caller saw ``gcwaiting`` without the lock; it is re-checked under the
+    lock, together with the P's stop and the ``stopwait`` decrement, so a
+    stale read can never count against a later barrier.
+    """
     with sched.lock:
+        if not sched.gcwaiting:
+            return
+        if m.spinning:
+            m.spinning = False
+            sched.nmspinning -= 1
+        p = m.p
+        p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
+        sched.releasep(m, GCSTOP)
         sched.stopwait -= 1
         if sched.stopwait == 0:
             sched.stopnote.notify_all()
+    if sched.trace is not None:
+        sched.trace.stopped(p)
     stopm(sched, m)
 
 

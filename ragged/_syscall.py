@@ -54,9 +54,16 @@ def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
 
 
 def entersyscall_gcwait(sched: Sched, p: Any) -> None:
-    """A stop-the-world is pending: stop our syscall P for it right away."""
+    """A stop-the-world is pending: stop our syscall P for it right away.
+
+    ``gcwaiting`` was read without the lock: re-check it under the lock.  By
+    now that stop-the-world may be over and a barrier may have set
+    ``stopwait`` (and our P, retaken meanwhile, may be back in SYSCALL under
+    another M, so the CAS alone proves nothing): stopping the P then would
+    decrement the barrier's count and strand the P in GCSTOP.
+    """
     with sched.lock:
-        if sched.stopwait > 0 and p.casstatus(P_SYSCALL, GCSTOP):
+        if sched.gcwaiting and sched.stopwait > 0 and p.casstatus(P_SYSCALL, GCSTOP):
             p.syscalltick += 1
             p.sp_requested = _monotonic()
             sched.stopwait -= 1
