@@ -41,10 +41,12 @@ def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
     p.syscalltick += 1
     p.sysmon_syscalltick = p.syscalltick
     p.sysmon_syscallwhen = _monotonic()
-    p.setstatus(P_SYSCALL)
+    # Detach before publishing SYSCALL: from the store on, another M may take
+    # the P by CAS and set p.m itself (Go's reentersyscall does the same).
     p.m = None
     m.oldp = p
     m.p = None
+    p.setstatus(P_SYSCALL)
     if sched.chaos is not None:
         sched.chaos.point("entersyscall")
     if p.plain[W_SAFEPOINT]:
