@@ -87,7 +87,6 @@ class Metrics:
             "barrier_fn_errors": 0,
             "stws": 0,
             "preemptions": 0,
-            "syscalls": 0,
             "syscall_handoffs": 0,
             "syscall_slowpath": 0,
             "stragglers_reported": 0,

@@ -90,7 +90,7 @@ class P:
         "sysmon_syscallwhen",
         "sp_requested",
         "pause_ns",
-        "spawned",
+        "nsyscall",
         "__weakref__",
     )
 
@@ -111,7 +111,7 @@ class P:
         self.sysmon_syscallwhen = 0.0
         self.sp_requested = 0.0  # when the current barrier asked this P (metrics)
         self.pause_ns = 0  # mutator time this P lost to barriers / stop-the-world
-        self.spawned = 0  # goroutines created by code running on this P
+        self.nsyscall = 0  # syscalls entered from this P (written by its own M)
 
     # ------------------------------------------------------------- status
 

@@ -341,6 +341,7 @@ class Runtime:
         out["goroutines"] = len(sched.allgs)
         out["goroutines_created"] = sched.ngcreated
         out["context_switches"] = sum(p.schedtick for p in sched.allp)
+        out["syscalls"] = sum(p.nsyscall for p in sched.allp)
         out["threads"] = len(sched.allm)
         out["per_p_pause_seconds"] = {p.id: p.pause_ns / 1e9 for p in sched.allp}
         return out

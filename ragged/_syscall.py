@@ -38,6 +38,7 @@ def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
     """
     p = m.p
     g.st = SYSCALL
+    p.nsyscall += 1
     p.syscalltick += 1
     p.sysmon_syscalltick = p.syscalltick
     p.sysmon_syscallwhen = _monotonic()

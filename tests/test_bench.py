@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import sys
@@ -150,12 +149,9 @@ SECTIONS = {"spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier"}
 
 
 @pytest.mark.timeout(60)
-def test_peers_quick_through_the_cli(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(peers, "run", functools.partial(peers.run, quick=True))
+def test_peers_quick_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     js = tmp_path / "peers.json"
-    assert cli.main(["--peers", "--quiet", "--json", str(js)]) == 0
+    assert cli.main(["--peers", "--quick", "--quiet", "--json", str(js)]) == 0
     out = capsys.readouterr().out
     data = json.loads(js.read_text())
     assert data["kind"] == "peers" and data["quick"] is True
@@ -187,3 +183,20 @@ def test_peers_without_gevent_marks_it_not_installed(monkeypatch: pytest.MonkeyP
     assert gevent_cases and not any(c["installed"] for c in gevent_cases)
     text = peers.render(data)
     assert "gevent not installed" in text and "not installed" in text
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--peers", "--procs", "2"],
+        ["--peers", "--plot", "x.png"],
+        ["--quick"],
+        ["--step-aside", "-1"],
+    ],
+)
+def test_flags_that_do_not_apply_are_rejected(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -39,6 +39,16 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _non_negative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not {text!r}")
+    return v
+
+
 def _mix(text: str) -> stress.Mix:
     try:
         return stress.Mix.parse(text)
@@ -87,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--step-aside",
-        type=float,
+        type=_non_negative,
         default=None,
         help="override the runtime's barrier_step_aside setting: for how long into a barrier an M that has "
         "run fn waits off the GIL for the others (seconds; 0 = never, pure ragged)",
@@ -96,12 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PATH", help="draw pause and latency distributions to a PNG (needs matplotlib)")
     p.add_argument("--trace", metavar="PATH", help="record an execution trace of the run (Chrome trace-event JSON)")
     p.add_argument("--peers", action="store_true", help="run the peer comparison (asyncio, threading, gevent) instead")
+    p.add_argument("--quick", action="store_true", help="with --peers: a smoke run with small sizes (a few seconds)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
 
+STRESS_ONLY = ("procs", "mode", "duration", "reps", "interval", "mix", "step_aside", "plot", "trace")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.peers:
+        given = [f"--{n.replace('_', '-')}" for n in STRESS_ONLY if getattr(args, n) != parser.get_default(n)]
+        if given:
+            parser.error(f"{', '.join(given)} only apply to the stress run, not to --peers")
+    elif args.quick:
+        parser.error("--quick only applies to --peers")
     if args.plot:
         from . import plot
 
@@ -109,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers:
         from . import peers
 
-        data = peers.run(quiet=args.quiet)
+        data = peers.run(quiet=args.quiet, quick=args.quick)
         print(peers.render(data))
     else:
         modes = ("foreach", "stw") if args.mode == "both" else (args.mode,)

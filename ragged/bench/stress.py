@@ -238,6 +238,8 @@ def aggregate(slices: list[dict[str, Any]]) -> dict[str, Any]:
         "ops": sum(s["ops"] for s in slices),
         "latency": summary(lat),
         "pause": summary(pauses),
+        "latency_samples": lat,
+        "pause_samples": pauses,
         "compute_per_s": sum(s["compute"] for s in slices) / seconds,
         "pipeline_per_s": sum(s["pipeline"] for s in slices) / seconds,
         "syscalls_per_s": sum(s["syscalls"] for s in slices) / seconds,
@@ -252,7 +254,7 @@ def progress_printer(total: int) -> Callable[[str], None]:
 
     def show(what: str) -> None:
         state["k"] += 1
-        pct = 100 * (state["k"] - 1) / total
+        pct = 100 * state["k"] / total
         line = f"[{state['k']}/{total} {pct:3.0f}% {time.perf_counter() - state['t0']:5.1f}s] {what}"
         if tty:
             sys.stderr.write("\r\033[K" + line)
