@@ -128,6 +128,16 @@ class TraceFile:
             lo, hi = min(lo, pc.ts), max(hi, pc.ts)
         return (lo, hi) if lo <= hi else (0.0, 0.0)
 
+    def active_runtimes(self) -> list[int]:
+        """The runtimes (pids) with at least one event besides their names.
+
+        A runtime that existed while the trace ran but did nothing (or had
+        already been closed) has only metadata: the summary leaves it out.
+        """
+        pids = {pid for pid, _ in self.tracks}
+        pids.update(ev.pid for ev in (*self.barriers, *self.stws, *self.procs_changes))
+        return sorted(pids)
+
     def p_tracks(self, pid: int) -> list[Track]:
         """The P tracks of runtime ``pid``, in P order."""
         return [self.tracks[k] for k in sorted(self.tracks) if k[0] == pid]
@@ -263,7 +273,7 @@ def summarize(tf: TraceFile, first: int = 5) -> dict[str, Any]:
             }
         )
     world = []
-    for pid in sorted(tf.runtimes):
+    for pid in tf.active_runtimes():
         bars = [b for b in tf.barriers if b.pid == pid]
         stws = [s for s in tf.stws if s.pid == pid]
         world.append(

@@ -204,7 +204,7 @@ def render(
     from matplotlib.figure import Figure
 
     if pids is None:
-        pids = runtimes_in(tf, windows[0]) or sorted(tf.runtimes)[:1]
+        pids = runtimes_in(tf, windows[0]) or tf.active_runtimes()[:1]
     rows = rows_for(tf, pids, procs)
     panel_h = 0.9 + 0.32 * len(rows)
     fig = Figure(figsize=(width, panel_h * len(windows) + 1.3), dpi=dpi)
