@@ -527,6 +527,7 @@ def run(
     nobody joined it, ``run`` raises that error after ``main`` returns (an
     ExceptionGroup when several) unless ``check_unjoined=False``.
     """
+    check_plain_thread("ragged.run()")  # before anything exists that would need closing
     settings.setdefault("detect_deadlock", True)
     rt = Runtime(procs, **settings)
     try:

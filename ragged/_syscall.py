@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._barrier import run_safe_point_fn
 from ._g import RUNNABLE, RUNNING, SYSCALL
-from ._p import GCSTOP, W_SAFEPOINT, W_STATUS
+from ._p import GCSTOP, IDLE, W_SAFEPOINT, W_STATUS
 from ._p import RUNNING as RUNNING_P
 from ._p import SYSCALL as P_SYSCALL
 
@@ -54,6 +54,13 @@ def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
         run_safe_point_fn(sched, p)
     if sched.gcwaiting:
         entersyscall_gcwait(sched, p)
+    elif (p.runq or sched.globrunq) and p.casstatus(P_SYSCALL, IDLE):
+        # Goroutines are already waiting for this P, and ragged.syscall is for
+        # calls that block: hand it off now rather than after sysmon's retake
+        # delay (Go's entersyscallblock).  Our exitsyscall then takes the slow path.
+        p.syscalltick += 1
+        sched.metrics.incr("syscall_handoffs")
+        sched.handoffp(p, "syscall")
 
 
 def entersyscall_gcwait(sched: Sched, p: Any) -> None:
