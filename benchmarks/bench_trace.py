@@ -42,6 +42,7 @@ Run it (a full run takes about 45 s on a 2-core machine)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -235,17 +236,21 @@ def table(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _runs(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"needs at least 1 run, not {n}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 3 runs: a smoke run of a few seconds")
-    ap.add_argument("--runs", type=int, default=None, help="repetitions per condition (default 9, quick 3)")
+    ap.add_argument("--runs", type=_runs, metavar="N", help="runs per condition (default 9, quick 3)")
     ap.add_argument("--json", metavar="PATH", help="also write the report (all samples) as JSON")
     args = ap.parse_args(argv)
-    cfg = QUICK if args.quick else FULL
-    if args.runs is not None:
-        if args.runs < 1:
-            ap.error("--runs must be >= 1")
-        cfg = Config(**{**cfg.__dict__, "runs": args.runs})
+    sizes = QUICK if args.quick else FULL
+    cfg = dataclasses.replace(sizes, runs=args.runs or sizes.runs)
     rep = run(cfg, lambda msg: print(msg, file=sys.stderr, flush=True))
     print(table(rep))
     if args.json:

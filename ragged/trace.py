@@ -61,16 +61,6 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m ragged.trace`` argument parser."""
     p = argparse.ArgumentParser(
@@ -97,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="two panels at one time scale: around the median barrier and the median stop-the-world "
         "(of the runtime with the most Ps, or --runtime)",
     )
-    v.add_argument("--span", type=_positive, metavar="MS", help="with --compare: the window length (ms)")
+    v.add_argument("--span", type=float, metavar="MS", help="with --compare: the window length (ms)")
     v.add_argument("--procs", type=_ints, metavar="0,1,...", help="only these P ids (default: all)")
     v.add_argument(
         "--runtime",
@@ -105,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N[,N]",
         help="only these runtimes (pid in the trace; default: those with events in the window)",
     )
-    v.add_argument("--width", type=_positive, default=12.0, help="picture width in inches (default 12)")
+    v.add_argument("--width", type=float, default=12.0, help="picture width in inches (default 12)")
     v.add_argument("--dpi", type=int, default=100, help="dots per inch (default 100)")
     v.add_argument("--title", help="the picture's title (default: the trace file name)")
     s = sub.add_parser("summary", help="print counts per event type, per P and per runtime")
@@ -116,7 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (2: bad usage or matplotlib missing, 1: unreadable trace)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "view":
+        for flag in ("span", "width", "dpi"):
+            value = getattr(args, flag)
+            if value is not None and not value > 0:
+                parser.error(f"--{flag} must be positive, not {value}")
     try:
         if args.command == "view":
             require_matplotlib()  # before a possibly slow load
