@@ -112,11 +112,11 @@ def step_aside(sched: Sched, p: P) -> None:
         return
     t_ns = perf_counter_ns()
     done.wait(left)
-    if sched.trace is not None:
-        sched.trace.step_aside(p, t_ns)
     # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
     end = min(_monotonic(), t + left, max(getattr(done, "at", math.inf), t))
     p.pause_ns += int((end - t) * 1e9)
+    if sched.trace is not None:
+        sched.trace.step_aside(p, t_ns, t_ns + int((end - t) * 1e9))
 
 
 def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: float | None) -> None:

@@ -37,6 +37,16 @@ def _check_label(key: Any, value: Any) -> None:
         )
 
 
+def check_labels(labels: Any) -> None:
+    """Validate a whole labels mapping (``go(..., labels=...)``)."""
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"labels must be a dict, not {type(labels).__name__}")
+    for key, value in labels.items():
+        if value is None:
+            raise TypeError(f"goroutine label {key!r}: None is not a label value")
+        _check_label(key, value)
+
+
 def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> dict[str, Any]:
     """Add or change labels of the calling goroutine; return its labels now.
 
@@ -47,9 +57,9 @@ def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> di
     ``str``, ``int``, ``float`` or ``bool``.  Nothing changes if any pair is
     invalid.
 
-    The change shows at once in ``ragged.dump()`` and log records.  In an
-    execution trace a goroutine's slices carry the labels it had when the
-    trace was written out (the tracer keeps one set per goroutine).
+    The change shows at once in ``ragged.dump()`` and log records; in an
+    execution trace each slice carries the labels the goroutine had when the
+    slice ended.
     """
     g = current_g("ragged.set_labels()")
     if mapping is not None and not isinstance(mapping, Mapping):
@@ -61,28 +71,13 @@ def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> di
     for key, value in changes.items():
         if value is None:
             del new[key]
-    g.labels = new
-    _retrace(g)
+    g.labels = new  # a new dict: tracers keep references to the old one
     return dict(new)
 
 
 def labels() -> dict[str, Any]:
     """A copy of the calling goroutine's labels."""
     return dict(current_g("ragged.labels()").labels)
-
-
-def _retrace(g: Any) -> None:
-    """Let an active tracer know the goroutine's labels changed.
-
-    The tracer records a goroutine's name and labels at its first run; without
-    this, labels set from inside the goroutine (the usual way) would never
-    reach the trace.  Last labels win for the whole goroutine: the tracer
-    has no per-slice labels.
-    """
-    tr = g.sched.trace
-    record = getattr(tr, "_goroutines", None)
-    if record is not None:
-        record[(tr._rt(g.sched), g.id)] = (g.name, dict(g.labels))
 
 
 def format_labels(labels: Mapping[str, Any]) -> str:

@@ -31,6 +31,7 @@ from ._errors import (
     combine,
 )
 from ._g import DEAD, WAITING, Goroutine
+from ._labels import check_labels
 from ._m import Note, tls
 from ._metrics import Metrics
 from ._park import check_plain_thread, ready
@@ -252,8 +253,8 @@ class Runtime:
             self._check_open()
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
-        if labels is not None and not isinstance(labels, dict):
-            raise TypeError(f"labels must be a dict, not {type(labels).__name__}")
+        if labels is not None:
+            check_labels(labels)
         coro = make_coro(fn, args, "go()")
         return self._sched.newproc(coro, name, labels, contextvars.copy_context())
 

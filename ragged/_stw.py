@@ -49,16 +49,21 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
         if callerp is not None:
             callerp.setstatus(GCSTOP)
             sched.stopwait -= 1
+        tr = sched.trace
         for p in allp:
             if p.plain[W_STATUS] == SYSCALL and p.casstatus(SYSCALL, GCSTOP):
                 p.syscalltick += 1
                 sched.stopwait -= 1
+                if tr is not None:
+                    tr.stopped(p)
         while True:
             p = sched.pidleget()
             if p is None:
                 break
             p.setstatus(GCSTOP)
             sched.stopwait -= 1
+            if tr is not None:
+                tr.stopped(p)
         wait = sched.stopwait > 0
     rounds = 0
     if wait:

@@ -94,10 +94,13 @@ def exitsyscall(sched: Sched, m: M, g: Goroutine) -> bool:
     m.oldp = None
     if sched.chaos is not None:
         sched.chaos.point("exitsyscall")
+    tr = sched.trace
     if oldp.plain[W_STATUS] == P_SYSCALL and oldp.casstatus(P_SYSCALL, RUNNING_P):
         m.p = oldp
         oldp.m = m
         g.st = RUNNING
+        if tr is not None:
+            tr.syscall_exit(oldp, g, "fast")
         if oldp.plain[W_SAFEPOINT]:
             run_safe_point_fn(sched, oldp)
         return True
@@ -111,7 +114,11 @@ def exitsyscall(sched: Sched, m: M, g: Goroutine) -> bool:
     if p is not None:
         sched.acquirep(m, p)
         g.st = RUNNING
+        if tr is not None:
+            tr.syscall_exit(p, g, "idle P")
         return True
+    if tr is not None:
+        tr.syscall_exit(None, g, "queued")
     stopm(sched, m)
     return False
 
