@@ -326,12 +326,17 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             kind = 0  # not one of ours: rejected below
 
         if kind == CHECK:
-            if p.plain[W_SAFEPOINT]:
-                run_safe_point_fn(sched, p)  # hands the GIL on afterwards
-            elif sched.barrier_done is not None:
-                # A barrier is in flight and this P is done: step aside so the
-                # Ms still to reach a safe point, and the coordinator, get the GIL.
-                step_aside(sched, p)
+            # Loop: while this M stepped aside (and then waited for the GIL)
+            # the next barrier may have begun; we are still at a safe point.
+            while True:
+                if p.plain[W_SAFEPOINT]:
+                    run_safe_point_fn(sched, p)  # steps aside afterwards
+                elif sched.barrier_done is not None:
+                    # A barrier is in flight and this P is done: step aside so the
+                    # Ms still to reach a safe point, and the coordinator, get the GIL.
+                    step_aside(sched, p)
+                if not p.plain[W_SAFEPOINT]:
+                    break
             if g.holds_world:
                 _deschedule(g)
                 continue
