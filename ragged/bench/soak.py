@@ -112,6 +112,7 @@ class Soak:
         self.op_started = 0.0  # when the coordinator's current operation began (0: none running)
         self.op_name = ""
         self.max_goroutines = 0
+        self.retained = (0, 0)  # latency samples held at the end: (runtime metrics, this soak's reservoirs)
         self.t0 = 0.0
 
     # ------------------------------------------------------------ checks
@@ -395,7 +396,12 @@ class Soak:
                     self.violation(f"mutex-guarded counter is {self.shared}, expected {self.counts['churn']}")
             rt.close()
         end_threads = threading.active_count()
+        self.retained = (sum(len(h.recent) for h in rt._metrics.hist.values()), self.reservoir_samples())
         return self.summary(start_rss, start_threads, baseline, last, end_threads)
+
+    def reservoir_samples(self) -> int:
+        with self._clock:
+            return sum(len(r.samples) for r in self.lat.values())
 
     def summary(
         self,
@@ -438,6 +444,12 @@ class Soak:
                 grew.append("threads")
         else:
             out("  rss/threads: the run ended before the warm-up baseline was taken")
+        metrics_n, ours_n = self.retained
+        out(
+            f"  latency samples kept (bounded: each metrics histogram keeps its last 100,000, each soak "
+            f"reservoir 20,000): metrics {metrics_n}, soak {ours_n}, about {fmt_mb(32 * (metrics_n + ours_n))} "
+            "at ~32 bytes a sample"
+        )
         if end_threads > start_threads:
             grew.append(f"threads left after close ({end_threads} > {start_threads})")
         for g in grew:
