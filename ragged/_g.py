@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Cancelled
+from ._errors import Cancelled, RaggedError
 from ._park import WaitQueue, block_on, park_on, ready
 from ._traps import arm_g, checkpoint
 
@@ -152,6 +152,10 @@ class Goroutine:
         Raises ``TimeoutError`` if ``timeout`` seconds pass first.  Inside a
         goroutine use ``await g`` instead.
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
         if not self._done:
             self._lock.acquire()
             if not self._done:
@@ -164,7 +168,7 @@ class Goroutine:
         """From a plain thread: wait, then return the exception (or None)."""
         try:
             self.result(timeout)
-        except TimeoutError:
+        except (TimeoutError, TypeError, ValueError, RaggedError):
             if not self._done:
                 raise
         except BaseException:  # noqa: BLE001 - only to learn whether it finished

@@ -16,6 +16,7 @@ joining a goroutine and ``worldsema`` are all built on them.
 from __future__ import annotations
 
 import threading
+import time
 import types
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
 
 _Lock = threading.Lock
+_main_thread = threading.main_thread()
+_MAIN_SLICE = 0.1
 
 
 class Sudog:
@@ -238,10 +241,28 @@ def _unqueue(q: WaitQueue, lock: threading.Lock, s: Sudog) -> None:
         q.discard(s)
 
 
+def _acquire(note: threading.Lock, timeout: float | None) -> bool:
+    """``note.acquire(timeout)``, but in short slices on the main thread.
+
+    A blocked ``Lock.acquire`` is not woken by ``_thread.interrupt_main()`` (and
+    on some platforms not by Ctrl-C): waking every 100ms lets the interpreter
+    deliver a pending KeyboardInterrupt, as asyncio's event loop does.
+    """
+    if threading.current_thread() is not _main_thread:
+        return note.acquire() if timeout is None else note.acquire(timeout=timeout)
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = _MAIN_SLICE if end is None else min(_MAIN_SLICE, end - time.monotonic())
+        if note.acquire(timeout=max(left, 0.0)):
+            return True
+        if end is not None and time.monotonic() >= end:
+            return False
+
+
 def wait_note(s: Sudog, timeout: float | None, on_timeout: Callable[[], None]) -> Any:
     """Sleep on a thread sudog's note; resolve a timeout against a racing waker."""
     note = s.note
-    if not (note.acquire() if timeout is None else note.acquire(timeout=timeout)):
+    if not _acquire(note, timeout):
         if s.claim.acquire(False):
             on_timeout()
             raise TimeoutError(f"timed out after {timeout}s waiting for {s.reason}")

@@ -422,9 +422,20 @@ class Runtime:
             self._stop_threads(deadline)
             self._closed = True
             unregister_trace(sched)
+            self._release_thread_waiters()
         if report:
             for g, _ in self.unjoined_errors():
                 self._report(g)
+
+    def _release_thread_waiters(self) -> None:
+        """Plain threads still blocked on this runtime's objects: nothing can complete
+        their operations any more, so they get RuntimeClosed."""
+        sched = self._sched
+        with sched._tw_lock:
+            waiters = list(sched.thread_waiters)
+        for s in waiters:
+            if s.try_claim():
+                ready(s, None, RuntimeClosed(f"the ragged Runtime was closed while this thread waited for {s.reason}"))
 
     def _abandon(self, g: Goroutine) -> None:
         """Close the coroutine of a goroutine that did not finish after cancel."""

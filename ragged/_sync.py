@@ -457,6 +457,8 @@ class Cond:
     __slots__ = ("L", "_lock", "_q")
 
     def __init__(self, L: Locker | None = None) -> None:
+        if L is not None and not (callable(getattr(L, "lock", None)) and callable(getattr(L, "unlock", None))):
+            raise TypeError(f"Cond needs a Mutex-like locker with lock() and unlock(), not {type(L).__name__}")
         self.L: Locker = L if L is not None else Mutex()
         self._lock = Lock()
         self._q = WaitQueue()

@@ -34,6 +34,9 @@ import types
 from collections.abc import Callable, Generator
 from typing import Any
 
+from ._errors import NotInGoroutine
+from ._m import tls
+
 YIELD = 1
 CHECK = 2
 PARK = 3
@@ -49,6 +52,9 @@ def gosched() -> Generator[Any, Any, None]:
 
     A safe point.  Like Go's ``runtime.Gosched``.
     """
+    m = getattr(tls, "m", None)
+    if m is None or m.curg is None:
+        raise NotInGoroutine("ragged.gosched() must be awaited inside a goroutine")
     yield _YIELD_REQ
 
 
