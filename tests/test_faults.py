@@ -684,3 +684,37 @@ def test_interrupt_main_while_run_waits_interrupts_it() -> None:
                 time.sleep(0.01)  # a pending interrupt lands here at the latest
     assert not finished.is_set(), "run() was not interrupted: it only noticed the interrupt after main finished"
     no_runtime_threads_left(before)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("wait", ["result", "exception"])
+def test_keyboard_interrupt_while_a_plain_thread_joins_a_goroutine_propagates(wait: str) -> None:
+    """Ctrl-C while the main thread waits in ``g.result()`` / ``g.exception()``: the wait raises
+    KeyboardInterrupt; it must not be swallowed (``exception()`` returning None would claim the
+    still-running goroutine finished without error)."""
+    assert threading.current_thread() is threading.main_thread()
+    with ragged.Runtime(procs=2) as rt:
+
+        async def slow() -> str:
+            await ragged.sleep(3)  # bounded: an uninterrupted wait still ends
+            return "finished"
+
+        g = rt.go(slow)
+        outcome: list[Any] = []
+        with sigint_default():
+            timer = threading.Timer(0.3, _thread.interrupt_main)
+            timer.start()
+            try:
+                try:
+                    outcome.append(("returned", getattr(g, wait)(), g.done()))
+                finally:
+                    timer.cancel()  # never deliver it once we are out of this block
+                    timer.join()
+                    time.sleep(0.01)  # a pending interrupt lands here at the latest
+            except KeyboardInterrupt:
+                outcome.append(("KeyboardInterrupt", None, g.done()))
+        assert outcome == [("KeyboardInterrupt", None, False)], (
+            f"g.{wait}() gave {outcome} (what, value, goroutine done) instead of raising KeyboardInterrupt "
+            "while the goroutine still ran"
+        )
+        g.cancel()
