@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
-from ._errors import Cancelled, RaggedError
+from ._errors import Cancelled
 from ._park import WaitQueue, block_on, park_on, ready
 from ._traps import arm_g, checkpoint
 
@@ -152,6 +152,21 @@ class Goroutine:
         Raises ``TimeoutError`` if ``timeout`` seconds pass first.  Inside a
         goroutine use ``await g`` instead.
         """
+        self._wait(timeout)
+        return self._outcome()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """From a plain thread: wait, then return the goroutine's exception (or None).
+
+        Anything the wait itself raises (``TimeoutError``, a KeyboardInterrupt,
+        ``Deadlock``...) propagates; the goroutine's own exception is returned.
+        """
+        self._wait(timeout)
+        self._retrieved = True
+        return self._exc
+
+    def _wait(self, timeout: float | None) -> None:
+        """Block this plain thread until the goroutine is done (or ``timeout`` passes)."""
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
             raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
         if timeout is not None and not timeout >= 0:
@@ -162,18 +177,6 @@ class Goroutine:
                 block_on(self._joinq(), self._lock, f"join goroutine {self.id}", timeout, registry=self.sched)
             else:
                 self._lock.release()
-        return self._outcome()
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        """From a plain thread: wait, then return the exception (or None)."""
-        try:
-            self.result(timeout)
-        except (TimeoutError, TypeError, ValueError, RaggedError):
-            if not self._done:
-                raise
-        except BaseException:  # noqa: BLE001 - only to learn whether it finished
-            pass
-        return self._exc
 
     def __await__(self) -> Generator[Any, Any, Any]:
         """Join: wait for the goroutine to finish; return its result or raise its exception."""
