@@ -20,7 +20,8 @@ from ._g import Goroutine
 from ._m import tls
 from ._p import P
 from ._park import Sudog, current_g, ready
-from ._runtime import Runtime, StopTheWorld, check_fn, make_coro
+from ._runtime import Runtime, check_fn, make_coro
+from ._stw import StopTheWorld
 from ._traps import gopark, gosched, syscall_trap
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ goroutine" or "the current P" starts there.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
@@ -73,7 +73,6 @@ class M:
         "park",
         "timer_waiter",
         "exiting",
-        "syscall_fn",
         "__weakref__",
     )
 
@@ -90,7 +89,6 @@ class M:
         self.park = Note()
         self.timer_waiter = False
         self.exiting = False
-        self.syscall_fn: Any = None
 
     def __repr__(self) -> str:
         p = self.p.id if self.p is not None else None

@@ -30,7 +30,6 @@ from ._traps import CHECK, PARK, SYSCALL, YIELD, arm_g, disarm_g
 
 _log = logging.getLogger("ragged")
 _monotonic = time.monotonic
-_sleep = time.sleep
 
 
 def mstart(sched: Sched, m: M) -> None:
@@ -60,19 +59,14 @@ def schedule(sched: Sched, m: M) -> None:
         p = safe_point(sched, m)
         g = None
         if p.schedtick % 61 == 0 and sched.globrunq:
-            g = sched.globrunqget(p, 1)
+            g = sched.globrunqget(p, 1)  # so the global queue cannot starve
+        if g is None and p.runq:
+            try:
+                g = p.runq.popleft()
+            except IndexError:  # a thief took it
+                pass
         if g is None:
-            q = p.runq
-            if q:
-                try:
-                    g = q.popleft()
-                except IndexError:
-                    g = None
-            if g is None:
-                if sched.globrunq:
-                    g = sched.globrunqget(p, 0)
-                if g is None:
-                    g = findrunnable(sched, m)
+            g = findrunnable(sched, m)  # global queue, stealing, or park
         if m.spinning:
             resetspinning(sched, m)
         execute(sched, m, g)

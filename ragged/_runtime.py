@@ -26,7 +26,6 @@ from ._errors import (
     Cancelled,
     Deadlock,
     NotInPlainThread,
-    RaggedError,
     RuntimeClosed,
     combine,
 )
@@ -35,10 +34,10 @@ from ._labels import check_labels
 from ._m import Note, tls
 from ._metrics import Metrics
 from ._park import check_plain_thread, ready
-from ._procresize import check_on_retire, hand_over, procresize
+from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
 from ._settings import Settings, env_flag, env_int
-from ._stw import startworld, stopworld
+from ._stw import StopTheWorld
 from ._sysmon import sysmon
 from ._trace import register as register_trace
 from ._trace import unregister as unregister_trace
@@ -92,90 +91,6 @@ def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
     if not inspect.isawaitable(coro):
         raise TypeError(f"{what}: {fn!r} did not return a coroutine")
     return coro
-
-
-class StopTheWorld:
-    """The context manager returned by ``stop_the_world(reason)``.
-
-    ``with rt.stop_the_world(...)`` from a plain thread, ``async with
-    ragged.stop_the_world(...)`` inside a goroutine.  While the body runs no
-    other goroutine runs anywhere in the runtime.
-    """
-
-    def __init__(self, rt: Runtime, reason: str) -> None:
-        if not isinstance(reason, str):
-            raise TypeError(f"stop_the_world reason must be a str, not {type(reason).__name__}")
-        self.rt = rt
-        self.reason = reason
-        self._callerp: Any = None
-        self._g: Goroutine | None = None
-        self._t0 = 0.0
-        self.retired: list[tuple[int, dict[Any, Any]]] = []
-
-    def resize(self, n: int, detach: bool) -> int:
-        """Inside the section: make ``n`` Ps live (Go's procresize); return the old count."""
-        sched = self.rt._sched
-        old = sched.procs
-        if n != old:
-            self._callerp, self.retired = procresize(sched, n, self._callerp, detach)
-        return old
-
-    def __enter__(self) -> StopTheWorld:
-        rt = self.rt
-        rt._check_open()
-        check_not_in_fn("stop_the_world")
-        m = getattr(tls, "m", None)
-        if m is not None and m.curg is not None and m.p is not None:
-            raise NotInPlainThread("inside a goroutine use `async with ragged.stop_the_world(...)`")
-        sched = rt._sched
-        sched.worldsema.acquire_thread("stop_the_world")
-        try:
-            self._t0 = stopworld(sched, None, self.reason)
-        except BaseException:
-            sched.worldsema.release()
-            raise
-        sched.stw_owner = threading.get_ident()
-        tls.holds_world = True
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        sched = self.rt._sched
-        tls.holds_world = False
-        sched.stw_owner = None
-        try:
-            startworld(sched, None, self._t0)
-        finally:
-            sched.worldsema.release()
-
-    async def __aenter__(self) -> StopTheWorld:
-        from ._park import current_g
-
-        g = current_g("ragged.stop_the_world()")
-        sched = self.rt._sched
-        if g.sched is not sched:
-            raise RaggedError("stop_the_world: this goroutine belongs to another runtime")
-        await sched.worldsema.acquire_g(g, "stop_the_world")
-        m = tls.m  # we may have resumed on another M
-        try:
-            self._callerp = m.p
-            self._t0 = stopworld(sched, m.p, self.reason)
-        except BaseException:
-            sched.worldsema.release()
-            raise
-        self._g = g
-        g.holds_world = True
-        sched.stw_owner = g
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        sched = self.rt._sched
-        g = self._g
-        g.holds_world = False
-        sched.stw_owner = None
-        try:
-            startworld(sched, self._callerp, self._t0)
-        finally:
-            sched.worldsema.release()
 
 
 class Runtime:

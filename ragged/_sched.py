@@ -50,7 +50,7 @@ _gids = itertools.count(1)
 
 
 class _MExit(BaseException):
-    """Raised inside an M's loop to make its thread return (shutdown, shrink)."""
+    """Raised inside an M's loop to make its thread return (runtime shutdown)."""
 
 
 class Sched:
@@ -91,8 +91,6 @@ class Sched:
         self.shutdown = False
         self.thread_waiters: set[Sudog] = set()
         self._tw_lock = threading.Lock()
-        self.world_owner: Any = None  # who holds worldsema (thread ident or Goroutine)
-        self.stw_owner: Any = None  # who stopped the world, while it is stopped
         with self.lock:
             for i in range(procs):
                 p = P(i, self)

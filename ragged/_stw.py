@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import time
 from time import perf_counter_ns
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._errors import BarrierError
+from ._errors import BarrierError, NotInPlainThread, RaggedError
+from ._m import tls
 from ._p import GCSTOP, IDLE, RUNNING, SYSCALL, W_STATUS
+from ._park import current_g
+from ._procresize import procresize
 from ._traps import arm, disarm
-from ._world import wait_stopwait
+from ._world import check_not_in_fn, wait_stopwait
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
     from ._p import P
+    from ._runtime import Runtime
     from ._sched import Sched
 
 _monotonic = time.monotonic
@@ -121,3 +126,81 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
         metrics.hist["stw_pause"].record(pause)
         for w in waits:
             metrics.hist["stw_p_wait"].record(w)
+
+
+class StopTheWorld:
+    """The context manager returned by ``stop_the_world(reason)``.
+
+    ``with rt.stop_the_world(...)`` from a plain thread, ``async with
+    ragged.stop_the_world(...)`` inside a goroutine.  While the body runs no
+    other goroutine runs anywhere in the runtime.
+    """
+
+    def __init__(self, rt: Runtime, reason: str) -> None:
+        if not isinstance(reason, str):
+            raise TypeError(f"stop_the_world reason must be a str, not {type(reason).__name__}")
+        self.rt = rt
+        self.reason = reason
+        self._callerp: Any = None
+        self._g: Goroutine | None = None
+        self._t0 = 0.0
+        self.retired: list[tuple[int, dict[Any, Any]]] = []
+
+    def resize(self, n: int, detach: bool) -> int:
+        """Inside the section: make ``n`` Ps live (Go's procresize); return the old count."""
+        sched = self.rt._sched
+        old = sched.procs
+        if n != old:
+            self._callerp, self.retired = procresize(sched, n, self._callerp, detach)
+        return old
+
+    def __enter__(self) -> StopTheWorld:
+        rt = self.rt
+        rt._check_open()
+        check_not_in_fn("stop_the_world")
+        m = getattr(tls, "m", None)
+        if m is not None and m.curg is not None and m.p is not None:
+            raise NotInPlainThread("inside a goroutine use `async with ragged.stop_the_world(...)`")
+        sched = rt._sched
+        sched.worldsema.acquire_thread("stop_the_world")
+        try:
+            self._t0 = stopworld(sched, None, self.reason)
+        except BaseException:
+            sched.worldsema.release()
+            raise
+        tls.holds_world = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        sched = self.rt._sched
+        tls.holds_world = False
+        try:
+            startworld(sched, None, self._t0)
+        finally:
+            sched.worldsema.release()
+
+    async def __aenter__(self) -> StopTheWorld:
+        g = current_g("ragged.stop_the_world()")
+        sched = self.rt._sched
+        if g.sched is not sched:
+            raise RaggedError("stop_the_world: this goroutine belongs to another runtime")
+        await sched.worldsema.acquire_g(g, "stop_the_world")
+        m = tls.m  # we may have resumed on another M
+        try:
+            self._callerp = m.p
+            self._t0 = stopworld(sched, m.p, self.reason)
+        except BaseException:
+            sched.worldsema.release()
+            raise
+        self._g = g
+        g.holds_world = True
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        sched = self.rt._sched
+        g = self._g
+        g.holds_world = False
+        try:
+            startworld(sched, self._callerp, self._t0)
+        finally:
+            sched.worldsema.release()
