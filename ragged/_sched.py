@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
+from ._barrier import call_safe_point_fn
 from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Goroutine
 from ._m import M, tls
@@ -298,8 +299,6 @@ class Sched:
         safe-point function for it, else puts it on the idle list.  Must not
         hold ``lock``.
         """
-        from ._barrier import call_safe_point_fn
-
         if self.chaos is not None:
             self.chaos.point("handoffp")
         if self.trace is not None:
