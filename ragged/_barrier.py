@@ -138,7 +138,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
     seq, t_ns = tr.barrier_begin() if tr is not None else (0, 0)
     t0 = _monotonic()
     deadline = None if timeout is None else t0 + timeout
-    armed = False
+    armed = published = False
     missing: list[int] = []
     try:
         # Step 1: publish the function and ask every other P for a safe point.
@@ -171,6 +171,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             if wait and sched.settings.barrier_step_aside > 0:
                 # Some P is running or in a syscall: Ms that finish may step aside.
                 sched.barrier_done = threading.Event()
+        published = True
         sched.run_deferred_wakep()
 
         # Step 3: our own P.
@@ -206,8 +207,12 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             sched.safe_point_errs = []
             sched.sp_waits = []
     except BaseException:
-        with sched.lock:
-            if sched.safe_point_fn is fn and sched.stopwait == 0:
+        # Interrupted (say a KeyboardInterrupt while waiting) or an invariant
+        # broke: leave the runtime usable, as a timeout does -- no P may run
+        # fn late, none may still be inside it, and the next barrier starts clean.
+        if published:
+            _give_up(sched, allp)
+            with sched.lock:
                 sched.safe_point_fn = None
         _finish_done(sched)
         raise
