@@ -72,9 +72,22 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
         wait = sched.stopwait > 0
     rounds = 0
     if wait:
-        rounds, _ = wait_stopwait(
-            sched, t0, None, lambda: [p for p in allp if p.plain[W_STATUS] != GCSTOP], f"stop_the_world({reason!r})"
-        )
+        try:
+            rounds, _ = wait_stopwait(
+                sched,
+                t0,
+                None,
+                lambda: [p for p in allp if p.plain[W_STATUS] != GCSTOP],
+                f"stop_the_world({reason!r})",
+            )
+        except BaseException:
+            # Interrupted while waiting (a KeyboardInterrupt): call the stop off.
+            # Ps still running never stop (gcstopm re-checks gcwaiting under
+            # the lock); those that stopped restart.
+            with sched.lock:
+                sched.stopwait = 0
+            startworld(sched, callerp, t0)
+            raise
     t_stopped = _monotonic()
     sched.stw_trace = (reason, sched.stw_trace[1], perf_counter_ns())
     with sched.lock:
@@ -103,14 +116,14 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
             pause += p_pause
             p.pause_ns += int(p_pause * 1e9)
             p.sp_requested = 0.0
-            if p is callerp:
-                continue
+            if p is callerp or p.plain[W_STATUS] != GCSTOP:
+                continue  # (not stopped: only when a stop was called off)
             p.setstatus(IDLE)
             if p.runq:
                 to_start.append(p)
             else:
                 sched.pidleput(p)
-        if callerp is not None:
+        if callerp is not None and callerp.plain[W_STATUS] == GCSTOP:
             callerp.setstatus(RUNNING)
         sched.gcwaiting = False
     disarm()
