@@ -1,0 +1,148 @@
+"""The barrier and stop-the-world exclude each other: concurrent callers take turns on worldsema.
+
+A barrier waits for a stop-the-world section and never runs fn inside it; a
+stop-the-world waits for a barrier in progress; barriers and sections from
+many goroutines and threads at once never interleave.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _barrier_helpers import JOIN, Calls, assert_once, busy_goroutines, make_straggler
+from _invariants import check_quiescent
+from conftest import wait_until
+
+import ragged
+
+# ---------------------------------------------------------------- exclusion and turns
+
+
+@pytest.mark.timeout(60)
+def test_barrier_waits_for_a_stop_the_world_and_never_runs_fn_inside_it() -> None:
+    procs = 3
+    with ragged.Runtime(procs=procs) as rt:
+        with busy_goroutines(rt, procs):
+            in_stw = threading.Event()
+            left_stw = threading.Event()
+            bad: list[int] = []
+            calls = Calls(extra=lambda p: bad.append(p.id) if in_stw.is_set() else None)
+            finished = threading.Event()
+
+            def barrier() -> None:
+                rt.for_each_p(calls)
+                finished.set()
+
+            with rt.stop_the_world("exclusion"):
+                in_stw.set()
+                t = threading.Thread(target=barrier)
+                t.start()
+                time.sleep(0.1)
+                assert not finished.is_set(), "a barrier completed inside a stop-the-world"
+                in_stw.clear()
+                left_stw.set()
+            t.join(JOIN)
+            assert finished.is_set()
+            assert bad == [], f"fn ran on {bad} while the world was stopped"
+            assert_once(calls.ids, procs)
+
+
+@pytest.mark.timeout(60)
+def test_stop_the_world_waits_for_a_barrier_in_progress() -> None:
+    """A stop-the-world requested while a barrier waits for a straggler starts only after it."""
+    procs = 2
+    with ragged.Runtime(procs=procs, straggler_timeout=5.0) as rt:
+        st = make_straggler(rt)
+        order: list[str] = []
+        try:
+            tb = threading.Thread(target=lambda: (rt.for_each_p(lambda p: None), order.append("barrier done")))
+            tb.start()
+            wait_until(lambda: rt._sched.safe_point_fn is not None, what="the barrier to start")
+
+            def stw() -> None:
+                with rt.stop_the_world("after barrier"):
+                    order.append("stw")
+
+            ts = threading.Thread(target=stw)
+            ts.start()
+            time.sleep(0.1)
+            assert order == [], order
+        finally:
+            st.release.set()
+        tb.join(JOIN)
+        ts.join(JOIN)
+        st.g.result(timeout=JOIN)
+        assert order == ["barrier done", "stw"]
+
+
+@pytest.mark.timeout(90)
+def test_barriers_and_stws_from_many_goroutines_and_threads_take_turns() -> None:
+    """Concurrent callers take turns on worldsema: one barrier's fn calls (and one
+    stop-the-world section) never interleave with another's."""
+    procs = 4
+    seq: list[tuple[str, int, int]] = []  # (kind, id, P id or -1)
+    ids = iter(range(1_000_000))
+    ids_lock = threading.Lock()
+
+    def new_id() -> int:
+        with ids_lock:
+            return next(ids)
+
+    def barrier_fn(bid: int) -> Callable[[Any], None]:
+        return lambda p: seq.append(("B", bid, p.id))
+
+    async def g_worker(rounds: int, stws: int) -> int:
+        for i in range(rounds):
+            await ragged.for_each_p(barrier_fn(new_id()))
+            if i < stws:
+                sid = new_id()
+                async with ragged.stop_the_world("turns"):
+                    seq.append(("S<", sid, -1))
+                    await ragged.syscall(time.sleep, 0.0002)
+                    seq.append(("S>", sid, -1))
+            await ragged.sleep(0)
+        return rounds
+
+    def t_worker(rounds: int, stws: int) -> None:
+        for i in range(rounds):
+            rt.for_each_p(barrier_fn(new_id()))
+            if i < stws:
+                sid = new_id()
+                with rt.stop_the_world("turns"):
+                    seq.append(("S<", sid, -1))
+                    time.sleep(0.0002)
+                    seq.append(("S>", sid, -1))
+
+    with ragged.Runtime(procs=procs) as rt:
+        with busy_goroutines(rt, 2):
+            gs = [rt.go(g_worker, 25, 5) for _ in range(4)]
+            ts = [threading.Thread(target=t_worker, args=(25, 5)) for _ in range(3)]
+            for t in ts:
+                t.start()
+            assert [g.result(timeout=60) for g in gs] == [25] * 4
+            for t in ts:
+                t.join(60)
+            assert not any(t.is_alive() for t in ts)
+        check_quiescent(rt)
+        m = rt.metrics()
+    n_barriers, n_stws = 7 * 25, 7 * 5
+    assert m["barriers"] == n_barriers and m["stws"] == n_stws, (m["barriers"], m["stws"])
+
+    # Split the global sequence into runs of one barrier / one section.
+    runs: list[tuple[str, int, list[int]]] = []
+    for kind, ident, pid in seq:
+        key = "B" if kind == "B" else "S"
+        if runs and runs[-1][0] == key and runs[-1][1] == ident:
+            runs[-1][2].append(pid)
+        else:
+            runs.append((key, ident, [pid]))
+    barriers = [r for r in runs if r[0] == "B"]
+    sections = [r for r in runs if r[0] == "S"]
+    assert len(barriers) == n_barriers, "some barrier's fn calls were interleaved with another's"
+    for _, bid, pids in barriers:
+        assert_once(pids, procs, f"barrier {bid}")
+    assert len(sections) == n_stws, "a stop-the-world section was interleaved with something"
