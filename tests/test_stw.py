@@ -5,45 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from _barrier_helpers import busy_goroutines, wait_for_progress
 from conftest import wait_until
 
 import ragged
-
-GUARD = 20.0  # seconds: busy goroutines stop by themselves after this
-
-
-async def busy(i: int, counts: list[int], stop: threading.Event) -> int:
-    """Count as fast as possible, passing a safe point on every iteration."""
-    deadline = time.monotonic() + GUARD
-    while not stop.is_set() and time.monotonic() < deadline:
-        counts[i] += 1
-        await ragged.checkpoint()
-    return counts[i]
-
-
-@contextmanager
-def busy_goroutines(rt: ragged.Runtime, n: int) -> Iterator[list[int]]:
-    """Run ``n`` busy goroutines for the duration of the block; yield their live counters."""
-    counts = [0] * n
-    stop = threading.Event()
-    gs = [rt.go(busy, i, counts, stop) for i in range(n)]
-    try:
-        wait_until(lambda: all(counts), what="every busy goroutine to start")
-        yield counts
-    finally:
-        stop.set()
-        for g in gs:
-            g.result(timeout=GUARD + 10)
-
-
-def wait_for_progress(counts: list[int]) -> None:
-    before = sum(counts)
-    wait_until(lambda: sum(counts) > before, what="busy goroutines to run again")
-
 
 # ---------------------------------------------------------------- from a plain thread
 
