@@ -1,4 +1,4 @@
-"""Invariant checks shared by the reliability tests (chaos, stateful, faults, soak test).
+"""Invariant checks shared by the reliability tests (chaos, stateful, faults, bad input, soak test).
 
 Each check reads scheduler internals that DESIGN.md names (``stopwait``,
 ``safePointFn``, each P's ``status`` and ``runSafePointFn`` flag, each
@@ -7,7 +7,8 @@ message that says what broke and, when given, which seed to replay.
 
 ``check_quiescent`` may only be called when no barrier or stop-the-world can be
 in flight (the caller has joined every goroutine and thread that starts them):
-it asserts the state a finished barrier must leave behind.
+it asserts the state a finished barrier must leave behind.  ``check_still_works``
+adds a barrier and a spawn+join to that, for a runtime that survived a fault.
 """
 
 from __future__ import annotations
@@ -134,3 +135,23 @@ class BarrierLog:
         assert sorted(self.seen) == list(range(procs)), (
             f"{what} ran fn on Ps {sorted(self.seen)}, expected each of 0..{procs - 1} exactly once{_tag(seed)}"
         )
+
+
+async def _double(x: int) -> int:
+    await ragged.gosched()
+    return 2 * x
+
+
+def check_still_works(rt: ragged.Runtime, what: str = "the fault", seed: Any = None) -> None:
+    """After ``what`` (a fault, a bad call): the runtime still works and nothing is left pending.
+
+    A barrier from this (plain) thread runs fn exactly once per P, a spawn+join
+    returns, the scheduler is quiescent and every P's status is legal.  Same
+    precondition as ``check_quiescent``.
+    """
+    log = BarrierLog()
+    rt.for_each_p(log, timeout=20)
+    log.check(rt.procs, seed, what=f"barrier after {what}")
+    assert rt.go(_double, 21).result(timeout=20) == 42, f"spawn+join after {what}{_tag(seed)}"
+    check_quiescent(rt, seed)
+    check_p_statuses(rt, seed)

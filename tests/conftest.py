@@ -24,6 +24,11 @@ def ragged_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)}
 
 
+def no_runtime_threads_left(before: set[threading.Thread], timeout: float = 5) -> None:
+    """Every runtime thread started since ``before`` has exited (within ``timeout`` seconds)."""
+    wait_until(lambda: not (ragged_threads() - before), timeout, "runtime threads to exit")
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_runtime_threads() -> Iterator[None]:
     """Fail the test if a runtime thread it started is still alive after it.

@@ -1,60 +1,25 @@
-"""Fault injection (issue 7): every fault ends in a clear error or a clean shutdown.
+"""Fault injection (issue 7): faults that raise end in a clear error, and the runtime survives.
 
 Faults: a ``for_each_p`` callback that raises on some Ps; goroutines that raise
-at random; syscalls that raise; closing the runtime while a barrier, a
-stop-the-world or a blocking channel operation is in progress on another
-thread; a ``KeyboardInterrupt`` in ``ragged.run``.  Each test asserts the
-outcome (which exception, where), that nothing hangs (every wait is bounded)
-and that no runtime thread is left behind (the autouse fixture in conftest,
-and explicit checks where the runtime is closed mid-test).  Where the runtime
-survives the fault, a barrier and a spawn+join must still work afterwards.
+at random; syscalls that raise.  Each test asserts the outcome (which
+exception, where) and that nothing hangs (every wait is bounded); then a
+barrier and a spawn+join must still work (``check_still_works``).  Faults that
+end the runtime (close mid-operation, Ctrl-C) are in ``test_faults_shutdown.py``.
 """
 
 from __future__ import annotations
 
-import _thread
 import random
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from _invariants import BarrierLog, check_p_statuses, check_quiescent
-from conftest import ragged_threads, spin, wait_until
+from _barrier_helpers import Boom, HardBoom, raising_on
+from _invariants import BarrierLog, check_still_works
+from conftest import no_runtime_threads_left, ragged_threads, spin, wait_until
 
 import ragged
-
-
-class Boom(Exception):
-    """The fault injected by these tests."""
-
-
-class HardBoom(BaseException):
-    """A fault that is not an ``Exception`` (like KeyboardInterrupt or SystemExit)."""
-
-
-async def _double(x: int) -> int:
-    await ragged.gosched()
-    return 2 * x
-
-
-def assert_still_works(rt: ragged.Runtime) -> None:
-    """A barrier from a plain thread and a spawn+join both succeed; the scheduler is quiescent."""
-    log = BarrierLog()
-    rt.for_each_p(log, timeout=20)
-    log.check(rt.procs, what="barrier after the fault")
-    assert rt.go(_double, 21).result(timeout=20) == 42
-    check_quiescent(rt)
-    check_p_statuses(rt)
-
-
-def no_runtime_threads_left(before: set[threading.Thread]) -> None:
-    """Every runtime thread started since ``before`` has exited (within a grace period)."""
-    wait_until(lambda: not (ragged_threads() - before), 5, "runtime threads to exit")
-
 
 # ---------------------------------------------------------------- fn raises on some Ps
 
@@ -64,19 +29,13 @@ def test_fn_raising_on_one_p_reaches_the_caller_after_every_p_ran() -> None:
     """One P's callback raises: the barrier still runs fn on every P, then raises that error itself."""
     with ragged.Runtime(procs=4) as rt:
         seen: list[int] = []
-
-        def fn(p: ragged.P) -> None:
-            seen.append(p.id)
-            if p.id == 2:
-                raise Boom("on P2")
-
         with pytest.raises(Boom) as info:
-            rt.for_each_p(fn)
+            rt.for_each_p(raising_on({2}, seen, message="on P{}"))
         assert type(info.value) is Boom
         assert sorted(seen) == [0, 1, 2, 3]
         assert any("P2" in note for note in getattr(info.value, "__notes__", []))
         assert rt.metrics()["barrier_fn_errors"] == 1
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 @pytest.mark.timeout(30)
@@ -93,15 +52,9 @@ def test_fn_raising_on_several_busy_ps_gives_an_exception_group() -> None:
         gs = [rt.go(busy) for _ in range(4)]
         time.sleep(0.05)
         seen: list[int] = []
-
-        def fn(p: ragged.P) -> None:
-            seen.append(p.id)
-            if p.id in (1, 3):
-                raise Boom(f"on P{p.id}")
-
         try:
             with pytest.raises(ExceptionGroup) as info:
-                rt.for_each_p(fn)
+                rt.for_each_p(raising_on({1, 3}, seen, message="on P{}"))
         finally:
             stop.set()
         assert sorted(seen) == [0, 1, 2, 3]
@@ -110,7 +63,7 @@ def test_fn_raising_on_several_busy_ps_gives_an_exception_group() -> None:
         assert sorted(str(e) for e in errs) == ["on P1", "on P3"]
         for g in gs:
             g.result(timeout=10)
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 @pytest.mark.timeout(30)
@@ -122,14 +75,8 @@ def test_fn_raising_in_a_goroutine_barrier_including_the_callers_own_p() -> None
             me = ragged.current_p().id
             other = (me + 1) % 3
             seen: list[int] = []
-
-            def fn(p: ragged.P) -> None:
-                seen.append(p.id)
-                if p.id in (me, other):
-                    raise Boom(f"P{p.id}")
-
             try:
-                await ragged.for_each_p(fn)
+                await ragged.for_each_p(raising_on({me, other}, seen, message="P{}"))
             except ExceptionGroup as eg:
                 return sorted(seen), len(eg.exceptions), sorted(str(e) for e in eg.exceptions)
             raise AssertionError("for_each_p did not raise")
@@ -137,7 +84,7 @@ def test_fn_raising_in_a_goroutine_barrier_including_the_callers_own_p() -> None
         seen, n, msgs = rt.go(coordinator).result(timeout=20)
         assert seen == [0, 1, 2]
         assert n == 2 and len(msgs) == 2
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 @pytest.mark.timeout(30)
@@ -145,24 +92,15 @@ def test_fn_raising_a_base_exception_still_completes_the_barrier() -> None:
     """A BaseException (not an Exception) from fn is delivered as is; the barrier still completed."""
     with ragged.Runtime(procs=2) as rt:
         seen: list[int] = []
-
-        def fn(p: ragged.P) -> None:
-            seen.append(p.id)
-            if p.id == 0:
-                raise HardBoom()
-
         with pytest.raises(HardBoom):
-            rt.for_each_p(fn)
+            rt.for_each_p(raising_on({0}, seen, HardBoom))
         assert sorted(seen) == [0, 1]
 
-        def fn_all(p: ragged.P) -> None:
-            raise HardBoom()
-
         with pytest.raises(BaseExceptionGroup) as info:
-            rt.for_each_p(fn_all)
+            rt.for_each_p(raising_on({0, 1}, [], HardBoom))
         assert not isinstance(info.value, ExceptionGroup)
         assert len(info.value.exceptions) == 2
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 @pytest.mark.timeout(60)
@@ -207,7 +145,7 @@ def test_fn_raising_at_random_across_many_barriers_under_load() -> None:
             stop.set()
         for g in gs:
             g.result(timeout=10)
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 # ---------------------------------------------------------------- goroutines raise
@@ -267,7 +205,7 @@ def test_goroutines_raising_at_random_reach_their_joiners() -> None:
         unjoined = {g.id for g, err in rt.unjoined_errors()}
         expect = {g.id for i, g in enumerate(gs) if plan[i][0] and i >= n - 20}
         assert unjoined == expect, f"seed={seed}"
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 @pytest.mark.timeout(30)
@@ -344,7 +282,7 @@ def test_syscalls_that_raise_under_barriers_and_stop_the_world() -> None:
         assert all(ok + bad == 40 for ok, bad in results)
         assert sum(bad for _, bad in results) > 0
         assert counts["barriers"] > 0
-        assert_still_works(rt)
+        check_still_works(rt)
 
 
 @pytest.mark.timeout(30)
@@ -360,361 +298,4 @@ def test_syscall_raising_base_exception_reaches_the_goroutine_and_joiner() -> No
 
         with pytest.raises(HardBoom):
             rt.go(g).result(timeout=10)
-        assert_still_works(rt)
-
-
-# ---------------------------------------------------------------- close mid-operation
-
-
-def _straggler(started: threading.Event, seconds: float) -> Callable[[], Any]:
-    """A goroutine that computes for ``seconds`` without reaching any safe point."""
-
-    async def straggler() -> str:
-        started.set()
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            spin(500)
-        return "straggled"
-
-    return straggler
-
-
-@contextmanager
-def in_thread(fn: Callable[[], Any]) -> Iterator[list[Any]]:
-    """Run ``fn`` on a daemon thread; yield a list that gets ("ok", value) or ("err", exception).
-
-    On exit the thread must have ended within 20 s (no hang).
-    """
-    out: list[Any] = []
-
-    def body() -> None:
-        try:
-            out.append(("ok", fn()))
-        except BaseException as err:  # noqa: BLE001 - examined by the test
-            out.append(("err", err))
-
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    try:
-        yield out
-    finally:
-        t.join(20)
-        assert not t.is_alive(), "the thread is still blocked (a hang)"
-
-
-@pytest.mark.timeout(60)
-def test_close_while_a_thread_barrier_waits_for_a_straggler() -> None:
-    """close() from one thread while another's barrier waits for a goroutine with no safe point:
-    the straggler ends, the barrier completes (exactly once per P), close returns, no thread remains."""
-    before = ragged_threads()
-    rt = ragged.Runtime(procs=2, straggler_timeout=30)
-    started = threading.Event()
-    g = rt.go(_straggler(started, 0.6))
-    started.wait(10)
-    log = BarrierLog()
-    with in_thread(lambda: rt.for_each_p(log)) as out:
-        wait_until(lambda: rt._sched.safe_point_fn is log, 10, "the barrier to start")
-        rt.close()
-    assert out == [("ok", None)], out
-    log.check(2)
-    assert g.done() and g.result(timeout=1) == "straggled"
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(60)
-def test_close_while_a_goroutine_barrier_waits_for_a_straggler() -> None:
-    """Same, with the barrier issued by a goroutine: it completes, then the goroutine finishes."""
-    before = ragged_threads()
-    rt = ragged.Runtime(procs=2, straggler_timeout=30)
-    started = threading.Event()
-    g = rt.go(_straggler(started, 0.6))
-    started.wait(10)
-    log = BarrierLog()
-
-    async def coordinator() -> str:
-        await ragged.for_each_p(log)
-        return "barrier done"
-
-    c = rt.go(coordinator)
-    wait_until(lambda: rt._sched.safe_point_fn is log, 10, "the barrier to start")
-    rt.close()
-    assert c.done() and g.done()
-    assert c.result(timeout=1) == "barrier done"
-    log.check(2)
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(60)
-def test_close_while_a_stop_the_world_waits_for_a_straggler() -> None:
-    """close() while another thread's stop-the-world waits for a straggler: the world stops, the
-    section runs, the world restarts, close returns; nothing hangs, no thread remains."""
-    before = ragged_threads()
-    rt = ragged.Runtime(procs=2, straggler_timeout=30)
-    started = threading.Event()
-    g = rt.go(_straggler(started, 0.6))
-    started.wait(10)
-
-    def stw() -> str:
-        with rt.stop_the_world("during close"):
-            return "section ran"
-
-    with in_thread(stw) as out:
-        wait_until(lambda: rt._sched.gcwaiting, 10, "the stop-the-world to start")
-        rt.close()
-    assert out == [("ok", "section ran")], out
-    assert g.done()
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(60)
-def test_close_while_another_thread_holds_the_world_stopped() -> None:
-    """close() while a thread is inside its stop-the-world section: goroutines (parked, busy,
-    sleeping) are cancelled once the section ends; close returns; no thread remains."""
-    before = ragged_threads()
-    rt = ragged.Runtime(procs=2, shutdown_timeout=10)
-    ch: ragged.Chan[int] = ragged.Chan()
-
-    async def parked() -> int:
-        return await ch.recv()
-
-    async def busy() -> None:
-        while True:
-            spin(200)
-            await ragged.checkpoint()
-
-    async def sleeper() -> None:
-        await ragged.sleep(3600)
-
-    gs = [rt.go(parked), rt.go(busy), rt.go(sleeper)]
-    time.sleep(0.05)
-    inside = threading.Event()
-    release = threading.Event()
-
-    def holder() -> str:
-        with rt.stop_the_world("held during close"):
-            inside.set()
-            release.wait(20)
-        return "left the section"
-
-    with in_thread(holder) as out:
-        inside.wait(10)
-        threading.Timer(0.3, release.set).start()
-        rt.close()
-    assert out == [("ok", "left the section")], out
-    for g in gs:
-        assert g.done()
-        with pytest.raises(ragged.Cancelled):
-            g.result(timeout=1)
-    no_runtime_threads_left(before)
-
-
-def _used_channel(rt: ragged.Runtime, cap: int) -> ragged.Chan[int]:
-    """A channel a goroutine of ``rt`` has parked on (so the runtime knows its plain-thread waiters)."""
-    ch: ragged.Chan[int] = ragged.Chan(cap)
-
-    async def use() -> int:
-        return await ch.recv()
-
-    g = rt.go(use)
-    wait_until(lambda: g.status == "waiting", 10, "the goroutine to park on the channel")
-    ch.send_blocking(5, timeout=10)
-    assert g.result(timeout=10) == 5
-    return ch
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("op", ["recv_blocking", "send_blocking"])
-def test_close_while_a_plain_thread_is_blocked_on_a_channel_raises_runtime_closed(op: str) -> None:
-    """A plain thread blocked (no timeout) on a channel the runtime's goroutines used, while
-    close() runs: nothing will ever complete its operation, so it must not hang; it gets
-    ``RuntimeClosed`` (as deadlock detection wakes such threads with ``Deadlock``)."""
-    before = ragged_threads()
-    rt = ragged.Runtime(procs=2)
-    ch = _used_channel(rt, 0)
-    call = ch.recv_blocking if op == "recv_blocking" else (lambda: ch.send_blocking(1))
-    with in_thread(call) as out:
-        try:
-            wait_until(lambda: bool(rt._sched.thread_waiters), 10, "the thread to block")
-            rt.close()
-            deadline = time.monotonic() + 5
-            while not out and time.monotonic() < deadline:
-                time.sleep(0.005)
-            returned = bool(out)
-        finally:
-            rt.close()
-            if not ch._closed:
-                ch.close()  # release the thread if the runtime did not, so the test ends
-    assert returned, f"{op} was still blocked 5s after close() returned; closing the channel released it: {out}"
-    assert len(out) == 1 and out[0][0] == "err", out
-    assert type(out[0][1]) is ragged.RuntimeClosed, out
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(60)
-def test_close_while_a_goroutine_is_blocked_on_a_channel_with_a_thread_peer() -> None:
-    """Goroutines blocked on a channel whose other end is a plain thread are cancelled by close();
-    the thread's later operation on the channel does not hang (it times out: nobody is there)."""
-    before = ragged_threads()
-    rt = ragged.Runtime(procs=2)
-    ch: ragged.Chan[int] = ragged.Chan()
-
-    async def recv() -> int:
-        return await ch.recv()
-
-    gs = [rt.go(recv) for _ in range(3)]
-    wait_until(lambda: all(g.status == "waiting" for g in gs), 10, "receivers to park")
-    rt.close()
-    for g in gs:
-        with pytest.raises(ragged.Cancelled):
-            g.result(timeout=1)
-    with pytest.raises(TimeoutError):
-        ch.send_blocking(1, timeout=0.05)
-    no_runtime_threads_left(before)
-
-
-# ---------------------------------------------------------------- KeyboardInterrupt in ragged.run
-
-
-@contextmanager
-def sigint_default() -> Iterator[None]:
-    """Make sure SIGINT raises KeyboardInterrupt in the main thread for the duration."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-@pytest.mark.timeout(30)
-def test_keyboard_interrupt_raised_inside_main_propagates_and_shuts_down() -> None:
-    """main raises KeyboardInterrupt: run() raises it, the runtime is shut down, no thread remains."""
-    before = ragged_threads()
-    cleaned = threading.Event()
-
-    async def child() -> None:
-        try:
-            await ragged.sleep(3600)
-        finally:
-            cleaned.set()
-
-    async def main() -> None:
-        ragged.go(child)
-        await ragged.sleep(0.01)
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        ragged.run(main, procs=2)
-    assert cleaned.is_set(), "the other goroutine's finally block did not run at shutdown"
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(30)
-def test_keyboard_interrupt_in_a_joined_goroutine_reaches_run() -> None:
-    """A goroutine raising KeyboardInterrupt, joined by main, ends run() with it."""
-    before = ragged_threads()
-
-    async def child() -> None:
-        await ragged.syscall(time.sleep, 0.001)
-        raise KeyboardInterrupt
-
-    async def main() -> None:
-        await ragged.go(child)
-
-    with pytest.raises(KeyboardInterrupt):
-        ragged.run(main, procs=2)
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(30)
-def test_sigint_while_run_waits_interrupts_it() -> None:
-    """A real SIGINT to the main thread while run() waits for main: run raises KeyboardInterrupt
-    promptly, main is cancelled (its finally runs), and no runtime thread remains."""
-    assert threading.current_thread() is threading.main_thread()
-    before = ragged_threads()
-    finished = threading.Event()
-    cleaned = threading.Event()
-
-    async def main() -> None:
-        try:
-            await ragged.sleep(20)
-            finished.set()
-        finally:
-            cleaned.set()
-
-    def fire() -> None:
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-    with sigint_default():
-        timer = threading.Timer(0.3, fire)
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            try:
-                ragged.run(main, procs=2)
-            finally:
-                timer.cancel()  # never deliver it once we are out of pytest.raises
-                timer.join()
-                time.sleep(0.01)
-    assert not finished.is_set(), "run() only returned after main finished"
-    assert cleaned.is_set(), "main's finally block did not run"
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(30)
-def test_interrupt_main_while_run_waits_interrupts_it() -> None:
-    """``_thread.interrupt_main()`` (how a program or a test harness simulates Ctrl-C) while
-    run() waits for main: run must raise KeyboardInterrupt before main finishes on its own,
-    as ``asyncio.run`` does, and shut down cleanly."""
-    assert threading.current_thread() is threading.main_thread()
-    before = ragged_threads()
-    finished = threading.Event()
-
-    async def main() -> None:
-        await ragged.sleep(3)  # bounded: a run that is never interrupted still ends
-        finished.set()
-
-    with sigint_default():
-        timer = threading.Timer(0.3, _thread.interrupt_main)
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            try:
-                ragged.run(main, procs=2)
-            finally:
-                timer.cancel()  # never deliver it once we are out of pytest.raises
-                timer.join()
-                time.sleep(0.01)  # a pending interrupt lands here at the latest
-    assert not finished.is_set(), "run() was not interrupted: it only noticed the interrupt after main finished"
-    no_runtime_threads_left(before)
-
-
-@pytest.mark.timeout(30)
-@pytest.mark.parametrize("wait", ["result", "exception"])
-def test_keyboard_interrupt_while_a_plain_thread_joins_a_goroutine_propagates(wait: str) -> None:
-    """Ctrl-C while the main thread waits in ``g.result()`` / ``g.exception()``: the wait raises
-    KeyboardInterrupt; it must not be swallowed (``exception()`` returning None would claim the
-    still-running goroutine finished without error)."""
-    assert threading.current_thread() is threading.main_thread()
-    with ragged.Runtime(procs=2) as rt:
-
-        async def slow() -> str:
-            await ragged.sleep(3)  # bounded: an uninterrupted wait still ends
-            return "finished"
-
-        g = rt.go(slow)
-        outcome: list[Any] = []
-        with sigint_default():
-            timer = threading.Timer(0.3, _thread.interrupt_main)
-            timer.start()
-            try:
-                try:
-                    outcome.append(("returned", getattr(g, wait)(), g.done()))
-                finally:
-                    timer.cancel()  # never deliver it once we are out of this block
-                    timer.join()
-                    time.sleep(0.01)  # a pending interrupt lands here at the latest
-            except KeyboardInterrupt:
-                outcome.append(("KeyboardInterrupt", None, g.done()))
-        assert outcome == [("KeyboardInterrupt", None, False)], (
-            f"g.{wait}() gave {outcome} (what, value, goroutine done) instead of raising KeyboardInterrupt "
-            "while the goroutine still ran"
-        )
-        g.cancel()
+        check_still_works(rt)
