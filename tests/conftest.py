@@ -66,6 +66,30 @@ def wait_until(pred: Callable[[], object], timeout: float = 10.0, what: str = "c
         time.sleep(0.001)
 
 
+def run_threads(fn: Callable[[int], object], n: int, timeout: float) -> list[BaseException]:
+    """Run ``fn(0)`` .. ``fn(n - 1)`` on ``n`` plain threads at once; return what the calls raised.
+
+    Each thread is joined within ``timeout`` seconds; one still running after
+    that fails the test (a hang).
+    """
+    errors: list[BaseException] = []
+
+    def body(i: int) -> None:
+        try:
+            fn(i)
+        except BaseException as e:  # noqa: BLE001 - returned to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    alive = [t.name for t in threads if t.is_alive()]
+    assert not alive, f"threads still running {timeout}s after they were started: {alive}"
+    return errors
+
+
 def spin(n: int = 2000) -> int:
     """A little CPU work that never touches the runtime."""
     s = 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import atomics
 import pytest
+from conftest import run_threads
 
 from ragged._atomics import BINDING, AtomicWords
 
@@ -184,31 +185,23 @@ def test_cas_loop_counter_is_exact(mixed: bool) -> None:
     w = AtomicWords(1)
     start = threading.Barrier(n_threads)
     retries = [0] * n_threads
-    errors: list[BaseException] = []
 
     def adder(tid: int) -> None:
-        try:
-            use_public = mixed and tid % 2 == 0
-            with public_view(w, 0) as view:
-                start.wait()
-                for _ in range(per_thread):
-                    while True:
-                        if use_public:
-                            cur = view.load()
-                            if view.cmpxchg_strong(cur, cur + 1).success:
-                                break
-                        else:
-                            cur = w.load(0)
-                            if w.cas(0, cur, cur + 1):
-                                break
-                        retries[tid] += 1
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        use_public = mixed and tid % 2 == 0
+        with public_view(w, 0) as view:
+            start.wait()
+            for _ in range(per_thread):
+                while True:
+                    if use_public:
+                        cur = view.load()
+                        if view.cmpxchg_strong(cur, cur + 1).success:
+                            break
+                    else:
+                        cur = w.load(0)
+                        if w.cas(0, cur, cur + 1):
+                            break
+                    retries[tid] += 1
 
-    threads = [threading.Thread(target=adder, args=(tid,)) for tid in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(50)
+    errors = run_threads(adder, n_threads, 50)
     assert not errors, errors
     assert w.load(0) == n_threads * per_thread, f"lost updates (retries per thread: {retries})"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from conftest import run_threads
 
 import ragged
 
@@ -340,19 +341,7 @@ def test_closed_runtime_raises_runtime_closed(name: str, use: Callable[[ragged.R
 @pytest.mark.timeout(30)
 def test_closed_runtime_go_from_several_threads_raises() -> None:
     rt = _closed_runtime()
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            rt.go(_noop)
-        except BaseException as e:  # noqa: BLE001 - checked below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    errors = run_threads(lambda _: rt.go(_noop), 4, 10)
     assert len(errors) == 4 and all(isinstance(e, ragged.RuntimeClosed) for e in errors)
 
 

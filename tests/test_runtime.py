@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import ragged_threads, wait_until
+from conftest import ragged_threads, run_threads, wait_until
 
 import ragged
 
@@ -332,21 +332,13 @@ def test_go_from_several_plain_threads_at_once() -> None:
     with ragged.Runtime(procs=4) as rt:
         start = threading.Barrier(n_threads)
         handles: list[list[ragged.Goroutine]] = [[] for _ in range(n_threads)]
-        errors: list[BaseException] = []
 
         def spawner(t: int) -> None:
-            try:
-                start.wait()
-                for i in range(per_thread):
-                    handles[t].append(rt.go(square, t * per_thread + i))
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
+            start.wait()
+            for i in range(per_thread):
+                handles[t].append(rt.go(square, t * per_thread + i))
 
-        threads = [threading.Thread(target=spawner, args=(t,)) for t in range(n_threads)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        errors = run_threads(spawner, n_threads, 30)
         assert not errors
         results = [g.result(timeout=30) for hs in handles for g in hs]
     assert [r[0] for r in results] == [x * x for x in range(n_threads * per_thread)]

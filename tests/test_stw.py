@@ -8,7 +8,7 @@ import time
 
 import pytest
 from _barrier_helpers import busy_goroutines, wait_for_progress
-from conftest import wait_until
+from conftest import run_threads, wait_until
 
 import ragged
 
@@ -203,33 +203,24 @@ def test_stw_from_many_threads_at_once_all_complete_one_at_a_time() -> None:
     with ragged.Runtime(procs=4) as rt:
         with busy_goroutines(rt, 4) as counts:
             start = threading.Barrier(n_threads)
-            errors: list[BaseException] = []
 
-            def stopper() -> None:
+            def stopper(_: int) -> None:
                 nonlocal inside
-                try:
-                    start.wait()
-                    for _ in range(rounds):
-                        with rt.stop_the_world("many threads"):
-                            with lock:
-                                inside += 1
-                                if inside != 1:
-                                    overlap.append(inside)
-                            frozen = list(counts)
-                            time.sleep(0.001)
-                            if counts != frozen:
-                                overlap.append(-1)
-                            with lock:
-                                inside -= 1
-                except BaseException as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
+                start.wait()
+                for _ in range(rounds):
+                    with rt.stop_the_world("many threads"):
+                        with lock:
+                            inside += 1
+                            if inside != 1:
+                                overlap.append(inside)
+                        frozen = list(counts)
+                        time.sleep(0.001)
+                        if counts != frozen:
+                            overlap.append(-1)
+                        with lock:
+                            inside -= 1
 
-            threads = [threading.Thread(target=stopper) for _ in range(n_threads)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(40)
-            assert not any(t.is_alive() for t in threads), "some stop_the_world never completed"
+            errors = run_threads(stopper, n_threads, 40)  # fails if some stop_the_world never completed
             assert not errors, errors
             assert overlap == [], "two sections overlapped (>1) or a goroutine ran inside one (-1)"
             wait_for_progress(counts)
