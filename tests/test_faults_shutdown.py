@@ -237,11 +237,23 @@ def test_close_while_a_goroutine_is_blocked_on_a_channel_with_a_thread_peer() ->
 
 
 @contextmanager
-def sigint_default() -> Iterator[None]:
-    """Make sure SIGINT raises KeyboardInterrupt in the main thread for the duration."""
+def interrupt_after(seconds: float, interrupt: Callable[[], Any]) -> Iterator[None]:
+    """Call ``interrupt`` (a Ctrl-C stand-in) from a timer thread ``seconds`` into the block.
+
+    SIGINT raises KeyboardInterrupt in the main thread for the duration.  On
+    leaving the block the timer is cancelled (never delivered later) and a
+    pending interrupt lands in a short sleep, still inside the block.
+    """
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        yield
+        timer = threading.Timer(seconds, interrupt)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            timer.join()
+            time.sleep(0.01)  # a pending interrupt lands here at the latest
     finally:
         signal.signal(signal.SIGINT, old)
 
@@ -305,16 +317,8 @@ def test_sigint_while_run_waits_interrupts_it() -> None:
     def fire() -> None:
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
-    with sigint_default():
-        timer = threading.Timer(0.3, fire)
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            try:
-                ragged.run(main, procs=2)
-            finally:
-                timer.cancel()  # never deliver it once we are out of pytest.raises
-                timer.join()
-                time.sleep(0.01)
+    with pytest.raises(KeyboardInterrupt), interrupt_after(0.3, fire):
+        ragged.run(main, procs=2)
     assert not finished.is_set(), "run() only returned after main finished"
     assert cleaned.is_set(), "main's finally block did not run"
     no_runtime_threads_left(before)
@@ -333,16 +337,8 @@ def test_interrupt_main_while_run_waits_interrupts_it() -> None:
         await ragged.sleep(3)  # bounded: a run that is never interrupted still ends
         finished.set()
 
-    with sigint_default():
-        timer = threading.Timer(0.3, _thread.interrupt_main)
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            try:
-                ragged.run(main, procs=2)
-            finally:
-                timer.cancel()  # never deliver it once we are out of pytest.raises
-                timer.join()
-                time.sleep(0.01)  # a pending interrupt lands here at the latest
+    with pytest.raises(KeyboardInterrupt), interrupt_after(0.3, _thread.interrupt_main):
+        ragged.run(main, procs=2)
     assert not finished.is_set(), "run() was not interrupted: it only noticed the interrupt after main finished"
     no_runtime_threads_left(before)
 
@@ -362,18 +358,11 @@ def test_keyboard_interrupt_while_a_plain_thread_joins_a_goroutine_propagates(wa
 
         g = rt.go(slow)
         outcome: list[Any] = []
-        with sigint_default():
-            timer = threading.Timer(0.3, _thread.interrupt_main)
-            timer.start()
-            try:
-                try:
-                    outcome.append(("returned", getattr(g, wait)(), g.done()))
-                finally:
-                    timer.cancel()  # never deliver it once we are out of this block
-                    timer.join()
-                    time.sleep(0.01)  # a pending interrupt lands here at the latest
-            except KeyboardInterrupt:
-                outcome.append(("KeyboardInterrupt", None, g.done()))
+        try:
+            with interrupt_after(0.3, _thread.interrupt_main):
+                outcome.append(("returned", getattr(g, wait)(), g.done()))
+        except KeyboardInterrupt:
+            outcome.append(("KeyboardInterrupt", None, g.done()))
         assert outcome == [("KeyboardInterrupt", None, False)], (
             f"g.{wait}() gave {outcome} (what, value, goroutine done) instead of raising KeyboardInterrupt "
             "while the goroutine still ran"
