@@ -1,0 +1,161 @@
+"""Goroutine.cancel: a sleeping, busy or not-yet-started goroutine is cancelled at its next
+await (once), from a goroutine or a plain thread; its finally blocks run; cancelling is not
+an error for ragged.run; a goroutine cancelled by close() cannot spawn."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import wait_until
+
+import ragged
+
+# ---------------------------------------------------------------- cancellation
+
+
+@pytest.mark.timeout(30)
+def test_cancel_sleeping_goroutine() -> None:
+    events: list[str] = []
+
+    async def sleeper() -> None:
+        try:
+            await ragged.sleep(60)
+            events.append("woke normally")
+        except ragged.Cancelled:
+            events.append("cancelled")
+            raise
+        finally:
+            events.append("finally")
+
+    with ragged.Runtime(procs=2) as rt:
+        g = rt.go(sleeper)
+        wait_until(lambda: g.status == "waiting", what="sleeper to park")
+        t0 = time.monotonic()
+        assert g.cancel() is True
+        with pytest.raises(ragged.Cancelled):
+            g.result(timeout=10)
+        assert time.monotonic() - t0 < 30  # did not wait for the 60s sleep
+        assert g.cancel() is False  # already finished
+    assert events == ["cancelled", "finally"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("procs", [1, 2])
+def test_cancel_busy_goroutine_at_checkpoint_from_goroutine(procs: int) -> None:
+    events: list[str] = []
+
+    async def busy(started: list[bool]) -> int:
+        n = 0
+        try:
+            while True:
+                started.append(True)
+                n += 1
+                await ragged.checkpoint()
+        except ragged.Cancelled:
+            events.append(f"cancelled after {n > 0}")
+            raise
+        finally:
+            events.append("finally")
+
+    async def main() -> None:
+        started: list[bool] = []
+        g = ragged.go(busy, started)
+        while not started:
+            await ragged.gosched()
+        g.cancel()
+        with pytest.raises(ragged.Cancelled):
+            await g
+
+    ragged.run(main, procs=procs)
+    assert events == ["cancelled after True", "finally"]
+
+
+@pytest.mark.timeout(30)
+def test_cancel_busy_goroutine_from_plain_thread() -> None:
+    events: list[str] = []
+    started = threading.Event()
+
+    async def busy() -> None:
+        try:
+            while True:
+                started.set()
+                await ragged.checkpoint()
+        finally:
+            events.append("finally")
+
+    with ragged.Runtime(procs=2) as rt:
+        g = rt.go(busy)
+        assert started.wait(10)
+        g.cancel()
+        with pytest.raises(ragged.Cancelled):
+            g.result(timeout=10)
+    assert events == ["finally"]
+
+
+@pytest.mark.timeout(30)
+def test_cancel_is_delivered_once_and_may_be_caught() -> None:
+    async def stubborn() -> str:
+        try:
+            await ragged.sleep(60)
+        except ragged.Cancelled:
+            pass
+        await ragged.sleep(0.001)  # a second await is not cancelled again
+        return "survived"
+
+    with ragged.Runtime(procs=1) as rt:
+        g = rt.go(stubborn)
+        wait_until(lambda: g.status == "waiting", what="goroutine to park")
+        g.cancel()
+        assert g.result(timeout=10) == "survived"
+
+
+@pytest.mark.timeout(30)
+def test_cancel_before_first_run_never_runs_the_body() -> None:
+    ran: list[bool] = []
+
+    async def body() -> None:
+        ran.append(True)
+
+    with ragged.Runtime(procs=2) as rt:
+        with rt.stop_the_world("hold the goroutine before it starts"):
+            g = rt.go(body)
+            assert g.cancel() is True
+        with pytest.raises(ragged.Cancelled):
+            g.result(timeout=10)
+    assert ran == []
+
+
+@pytest.mark.timeout(30)
+def test_cancelled_unjoined_goroutine_does_not_fail_run() -> None:
+    async def sleeper() -> None:
+        await ragged.sleep(60)
+
+    async def main() -> str:
+        g = ragged.go(sleeper)
+        await ragged.sleep(0.01)
+        g.cancel()
+        await ragged.sleep(0.01)
+        return "ok"
+
+    assert ragged.run(main, procs=2) == "ok"
+
+
+@pytest.mark.timeout(30)
+def test_go_during_close_raises_runtime_closed_inside_goroutine() -> None:
+    seen: list[type] = []
+
+    async def g_fn() -> None:
+        try:
+            await ragged.sleep(60)
+        except ragged.Cancelled:
+            try:
+                ragged.go(g_fn)
+            except ragged.RuntimeClosed:
+                seen.append(ragged.RuntimeClosed)
+
+    with ragged.Runtime(procs=1) as rt:
+        g = rt.go(g_fn)
+        wait_until(lambda: g.status == "waiting", what="goroutine to park")
+    assert seen == [ragged.RuntimeClosed]
