@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from . import report, stress
+from .cli import positive
 
 
 def _procs_list(text: str) -> list[int]:
@@ -24,19 +25,6 @@ def _procs_list(text: str) -> list[int]:
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"--procs takes comma-separated positive ints, not {text!r}")
     return values
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
-        return v
-
-    return parse
 
 
 def _non_negative(text: str) -> float:
@@ -77,14 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--duration",
-        type=_positive(float),
+        type=positive(float),
         default=1.2,
         help="seconds per slice (one mode on one procs value); default 1.2",
     )
-    p.add_argument("--reps", type=_positive(int), default=3, help="slices per mode, rotated in order; default 3")
+    p.add_argument("--reps", type=positive(int), default=3, help="slices per mode, rotated in order; default 3")
     p.add_argument(
         "--interval",
-        type=_positive(float),
+        type=positive(float),
         default=1e-3,
         help="seconds between coordinator operations (start to start); default 0.001",
     )

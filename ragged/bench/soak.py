@@ -42,6 +42,7 @@ import ragged
 from ragged._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
 
 from . import stress
+from .cli import positive
 from .stats import fmt_time, percentile
 
 LIVE_STATUSES = frozenset({IDLE, RUNNING, SYSCALL, GCSTOP})
@@ -465,39 +466,26 @@ class Soak:
         return 0 if n == 0 else 1
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
-        return v
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ragged.bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--duration", type=_positive(float), required=True, help="seconds to run")
-    p.add_argument("--procs", type=_positive(int), default=4, help="number of Ps (default 4)")
+    p.add_argument("--duration", type=positive(float), required=True, help="seconds to run")
+    p.add_argument("--procs", type=positive(int), default=4, help="number of Ps (default 4)")
     chaos = p.add_mutually_exclusive_group()
     chaos.add_argument("--chaos", type=int, default=None, help="chaos seed (default: a random one, printed)")
     chaos.add_argument("--no-chaos", action="store_true", help="run without chaos mode")
-    p.add_argument("--report-every", type=_positive(float), default=30.0, help="seconds between reports (default 30)")
+    p.add_argument("--report-every", type=positive(float), default=30.0, help="seconds between reports (default 30)")
     p.add_argument(
         "--warmup",
-        type=_positive(float),
+        type=positive(float),
         default=None,
         help="seconds before the RSS/threads baseline (default: 30, or a tenth of the duration if that is shorter)",
     )
-    p.add_argument("--interval", type=_positive(float), default=2e-3, help="seconds between coordinator operations")
-    p.add_argument("--stw-every", type=_positive(int), default=4, help="every N-th coordinator operation is a STW")
-    p.add_argument("--churners", type=_positive(int), default=4, help="churn goroutines (default 4)")
-    p.add_argument("--max-goroutines", type=_positive(int), default=5000, help="bound on live goroutines")
+    p.add_argument("--interval", type=positive(float), default=2e-3, help="seconds between coordinator operations")
+    p.add_argument("--stw-every", type=positive(int), default=4, help="every N-th coordinator operation is a STW")
+    p.add_argument("--churners", type=positive(int), default=4, help="churn goroutines (default 4)")
+    p.add_argument("--max-goroutines", type=positive(int), default=5000, help="bound on live goroutines")
     p.add_argument("--no-debug", dest="debug", action="store_false", help="skip the P transition checks")
     return p
 
