@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import platform
 import queue
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +44,13 @@ from typing import Any
 
 import ragged
 from ragged import Chan
+from ragged.bench.peer_cases import (
+    _aio_pingpong,
+    _gevent_pingpong,
+    _rg_pingpong,
+    _start_thread,
+    _thread_pingpong,
+)
 
 try:
     import gevent
@@ -63,102 +70,29 @@ def p99(xs: list[float]) -> float:
 
 
 # ---------------------------------------------------------------- ping-pong
+#
+# The workloads are the peers benchmark's (ragged.bench.peer_cases); they
+# return {"value": round trips/s, "ops": [round-trip seconds]}.
 
 
-async def _ragged_pingpong(n: int) -> Result:
-    a: Chan[int] = Chan()
-    b: Chan[int] = Chan()
-
-    async def echo() -> None:
-        async for v in a:
-            await b.send(v)
-
-    ragged.go(echo)
-    await a.send(-1)  # warm up: the echo goroutine is running and parked
-    await b.recv()
-    lat = []
-    t0 = perf()
-    for i in range(n):
-        t = perf()
-        await a.send(i)
-        await b.recv()
-        lat.append(perf() - t)
-    rate = n / (perf() - t0)
-    a.close()
-    return rate, lat
+def _result(out: dict[str, Any]) -> Result:
+    return out["value"], out["ops"]
 
 
 def ragged_pingpong(n: int, procs: int) -> Result:
-    return ragged.run(_ragged_pingpong, n, procs=procs)
+    return _result(ragged.run(_rg_pingpong, n, procs=procs))
 
 
 def asyncio_pingpong(n: int) -> Result:
-    async def main() -> Result:
-        a: asyncio.Queue[int] = asyncio.Queue(1)
-        b: asyncio.Queue[int] = asyncio.Queue(1)
-
-        async def echo() -> None:
-            while True:
-                v = await a.get()
-                if v is None:
-                    return
-                await b.put(v)
-
-        task = asyncio.create_task(echo())
-        await a.put(-1)
-        await b.get()
-        lat = []
-        t0 = perf()
-        for i in range(n):
-            t = perf()
-            await a.put(i)
-            await b.get()
-            lat.append(perf() - t)
-        rate = n / (perf() - t0)
-        await a.put(None)
-        await task
-        return rate, lat
-
-    return asyncio.run(main())
-
-
-def _start_thread(fn: Callable[..., None], *args: Any) -> threading.Thread:
-    th = threading.Thread(target=fn, args=args)
-    th.start()
-    return th
-
-
-def _blocking_pingpong(n: int, make_q: Callable[[], Any], start: Callable[..., Any]) -> Result:
-    """Ping-pong for blocking queues: threads (queue.Queue) or greenlets (gevent Channel)."""
-    a = make_q()
-    b = make_q()
-
-    def echo() -> None:
-        while (v := a.get()) is not None:
-            b.put(v)
-
-    worker = start(echo)
-    a.put(-1)
-    b.get()
-    lat = []
-    t0 = perf()
-    for i in range(n):
-        t = perf()
-        a.put(i)
-        b.get()
-        lat.append(perf() - t)
-    rate = n / (perf() - t0)
-    a.put(None)
-    worker.join()
-    return rate, lat
+    return _result(_aio_pingpong(n))
 
 
 def thread_pingpong(n: int) -> Result:
-    return _blocking_pingpong(n, lambda: queue.Queue(1), _start_thread)
+    return _result(_thread_pingpong(n))
 
 
 def gevent_pingpong(n: int) -> Result:
-    return _blocking_pingpong(n, gevent.queue.Channel, gevent.spawn)
+    return _result(_gevent_pingpong(n))
 
 
 # ---------------------------------------------------------------- ring
@@ -216,14 +150,17 @@ def asyncio_ring(size: int, laps: int) -> Result:
 
 
 def _blocking_ring(size: int, laps: int, make_q: Callable[[], Any], start: Callable[..., Any]) -> Result:
-    """The ring for blocking queues: threads (queue.Queue) or greenlets (gevent Channel)."""
+    """The ring for blocking queues: threads (queue.Queue) or greenlets (gevent Channel).
+
+    ``start(fn)`` runs ``fn()`` on a new thread or greenlet and returns something to ``join()``.
+    """
     qs = [make_q() for _ in range(size)]
 
     def node(inp: Any, out: Any) -> None:
         while (v := inp.get()) is not None:
             out.put(v + 1)
 
-    workers = [start(node, qs[i], qs[(i + 1) % size]) for i in range(1, size)]
+    workers = [start(functools.partial(node, qs[i], qs[(i + 1) % size])) for i in range(1, size)]
     lap_times = []
     t0 = perf()
     for _ in range(laps):
