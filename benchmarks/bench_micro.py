@@ -61,6 +61,7 @@ import atomics
 
 import ragged
 from ragged._atomics import BINDING, AtomicWords
+from ragged.bench.peer_cases import _noop, _Obj, _rg_spawn_all, _rg_spawn_one, _rg_switch
 
 perf = time.perf_counter
 
@@ -137,24 +138,12 @@ class Samples:
 # ------------------------------------------------------------ shared workloads
 
 
-class _Obj:
-    def __init__(self) -> None:
-        self.attr = 1
-
-
-async def _noop() -> None:
-    return None
-
-
 def _ns(t0: float, t1: float, n: int) -> float:
     return (t1 - t0) * 1e9 / n
 
 
-# -------------------------------------------------------------- ragged side
-
-
-async def _ragged_checkpoint_loops(n: int) -> dict[str, float]:
-    """Empty loop, attribute read and checkpoint, same goroutine, ns per iteration."""
+def _plain_loops(n: int) -> dict[str, float]:
+    """ns per iteration of an empty loop and of an ``obj.attr`` read: the floor both sides are measured against."""
     obj = _Obj()
     r = range(n)
     out: dict[str, float] = {}
@@ -168,6 +157,19 @@ async def _ragged_checkpoint_loops(n: int) -> dict[str, float]:
     for _ in r:
         obj.attr  # noqa: B018 - the attribute read is what is measured
     out["attr"] = _ns(t0, perf(), n)
+    return out
+
+
+# -------------------------------------------------------------- ragged side
+#
+# Switches and spawn+join are the peers benchmark's goroutines
+# (ragged.bench.peer_cases); they return {"value": per second}.
+
+
+async def _ragged_checkpoint_loops(n: int) -> dict[str, float]:
+    """Empty loop, attribute read and checkpoint, same goroutine, ns per iteration."""
+    r = range(n)
+    out = _plain_loops(n)
 
     t0 = perf()
     for _ in r:
@@ -202,49 +204,17 @@ async def _ragged_checkpoint_slow(n: int) -> float:
     return _ns(t0, t1, n)
 
 
-async def _ragged_yielder(n: int) -> None:
-    for _ in range(n):
-        await ragged.gosched()
-
-
-async def _ragged_switch(n: int) -> float:
-    """Switches per second: two goroutines each yielding ``n`` times."""
-    t0 = perf()
-    a = ragged.go(_ragged_yielder, n)
-    b = ragged.go(_ragged_yielder, n)
-    await a
-    await b
-    return 2 * n / (perf() - t0)
-
-
-async def _ragged_spawn_join(n: int) -> float:
-    """spawn+join per second, one goroutine at a time."""
-    t0 = perf()
-    for _ in range(n):
-        await ragged.go(_noop)
-    return n / (perf() - t0)
-
-
-async def _ragged_spawn_all_join(n: int) -> float:
-    """spawn+join per second: spawn ``n``, then join each in order."""
-    t0 = perf()
-    gs = [ragged.go(_noop) for _ in range(n)]
-    for g in gs:
-        await g
-    return n / (perf() - t0)
-
-
 async def _ragged_main(cfg: Config, procs: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if procs == 1:
         out["check"] = await _ragged_checkpoint_loops(cfg.n_check)
         out["check_slow"] = await _ragged_checkpoint_slow(cfg.n_yield)
     gc.collect()
-    out["switch"] = await _ragged_switch(cfg.n_switch)
+    out["switch"] = (await _rg_switch(cfg.n_switch))["value"]
     gc.collect()
-    out["spawn"] = await _ragged_spawn_join(cfg.n_spawn)
+    out["spawn"] = (await _rg_spawn_one(cfg.n_spawn))["value"]
     gc.collect()
-    out["spawn_all"] = await _ragged_spawn_all_join(cfg.n_spawn)
+    out["spawn_all"] = (await _rg_spawn_all(cfg.n_spawn))["value"]
     return out
 
 
@@ -257,19 +227,9 @@ def _run_ragged(cfg: Config, procs: int) -> dict[str, Any]:
 
 
 async def _asyncio_checkpoint_loops(n: int, n_yield: int) -> dict[str, float]:
-    obj = _Obj()
+    """The same loops in an asyncio task, with ``await noop()`` and ``await asyncio.sleep(0)`` as peers."""
     r = range(n)
-    out: dict[str, float] = {}
-
-    t0 = perf()
-    for _ in r:
-        pass
-    out["empty"] = _ns(t0, perf(), n)
-
-    t0 = perf()
-    for _ in r:
-        obj.attr  # noqa: B018 - the attribute read is what is measured
-    out["attr"] = _ns(t0, perf(), n)
+    out = _plain_loops(n)
 
     t0 = perf()
     for _ in r:
@@ -479,67 +439,27 @@ def _ratio(s: Samples, key: str, label: str, num: str, den: str, op: str = "", b
 
 
 def _ratios(s: Samples, cfg: Config) -> list[Ratio]:
-    r = [
-        _ratio(s, "checkpoint_vs_attr", "checkpoint / obj.attr, same loop", "check.checkpoint", "check.attr", "<=", 3),
-        _ratio(
-            s,
-            "checkpoint_vs_attr_net",
-            "same, empty loop subtracted from both",
-            "check.checkpoint_net",
-            "check.attr_net",
-        ),
-        _ratio(
-            s,
-            "checkpoint_vs_aio_await",
-            "checkpoint / asyncio await noop()",
-            "check.checkpoint",
-            "check.aio_await_noop",
-        ),
-        _ratio(s, "checkpoint_vs_aio_sleep0", "checkpoint / asyncio sleep(0)", "check.checkpoint", "check.aio_sleep0"),
-        _ratio(s, "switch_p1", "gosched procs=1 / asyncio sleep(0) switch", "switch.p1", "switch.aio", ">=", 2),
+    more = cfg.procs[1:]  # procs settings beyond 1, for information
+    rows: list[tuple[Any, ...]] = [
+        ("checkpoint_vs_attr", "checkpoint / obj.attr, same loop", "check.checkpoint", "check.attr", "<=", 3),
+        ("checkpoint_vs_attr_net", "same, empty loop subtracted from both", "check.checkpoint_net", "check.attr_net"),
+        ("checkpoint_vs_aio_await", "checkpoint / asyncio await noop()", "check.checkpoint", "check.aio_await_noop"),
+        ("checkpoint_vs_aio_sleep0", "checkpoint / asyncio sleep(0)", "check.checkpoint", "check.aio_sleep0"),
+        ("switch_p1", "gosched procs=1 / asyncio sleep(0) switch", "switch.p1", "switch.aio", ">=", 2),
+        *[(f"switch_p{p}", f"gosched procs={p} / asyncio", f"switch.p{p}", "switch.aio") for p in more],
+        ("spawn_p1_vs_await", "spawn+join procs=1 / create_task+await", "spawn.p1", "spawn.aio_await", ">=", 1),
+        ("spawn_p1_vs_gather", "spawn+join procs=1 / create_task+gather", "spawn.p1", "spawn.aio_gather", ">=", 0.5),
+        ("spawn_all_p1_vs_gather", "go() all+join procs=1 / create_task+gather", "spawn_all.p1", "spawn.aio_gather"),
+        *[
+            (f"spawn_p{p}_vs_await", f"spawn+join procs={p} / create_task+await", f"spawn.p{p}", "spawn.aio_await")
+            for p in more
+        ],
+        ("load_vs_mv", "AtomicWords.load / memoryview read", "atom.ours_load", "atom.mv_read"),
+        ("cas_vs_mv", "AtomicWords.cas / memoryview read", "atom.ours_cas", "atom.mv_read"),
+        ("pub_load_vs_ours", "public load / AtomicWords.load", "atom.pub_load", "atom.ours_load"),
+        ("pub_cas_vs_ours", "public cmpxchg / AtomicWords.cas", "atom.pub_cas", "atom.ours_cas"),
     ]
-    for procs in cfg.procs[1:]:
-        r.append(_ratio(s, f"switch_p{procs}", f"gosched procs={procs} / asyncio", f"switch.p{procs}", "switch.aio"))
-    r.append(
-        _ratio(s, "spawn_p1_vs_await", "spawn+join procs=1 / create_task+await", "spawn.p1", "spawn.aio_await", ">=", 1)
-    )
-    r.append(
-        _ratio(
-            s,
-            "spawn_p1_vs_gather",
-            "spawn+join procs=1 / create_task+gather",
-            "spawn.p1",
-            "spawn.aio_gather",
-            ">=",
-            0.5,
-        )
-    )
-    r.append(
-        _ratio(
-            s,
-            "spawn_all_p1_vs_gather",
-            "go() all+join procs=1 / create_task+gather",
-            "spawn_all.p1",
-            "spawn.aio_gather",
-        )
-    )
-    for procs in cfg.procs[1:]:
-        r.append(
-            _ratio(
-                s,
-                f"spawn_p{procs}_vs_await",
-                f"spawn+join procs={procs} / create_task+await",
-                f"spawn.p{procs}",
-                "spawn.aio_await",
-            )
-        )
-    r += [
-        _ratio(s, "load_vs_mv", "AtomicWords.load / memoryview read", "atom.ours_load", "atom.mv_read"),
-        _ratio(s, "cas_vs_mv", "AtomicWords.cas / memoryview read", "atom.ours_cas", "atom.mv_read"),
-        _ratio(s, "pub_load_vs_ours", "public load / AtomicWords.load", "atom.pub_load", "atom.ours_load"),
-        _ratio(s, "pub_cas_vs_ours", "public cmpxchg / AtomicWords.cas", "atom.pub_cas", "atom.ours_cas"),
-    ]
-    return r
+    return [_ratio(s, *row) for row in rows]
 
 
 def _fmt(v: float, unit: str) -> str:
