@@ -27,8 +27,13 @@ import ragged
 # ---------------------------------------------------------------- close mid-operation
 
 
-def _straggler(started: threading.Event, seconds: float) -> Callable[[], Any]:
-    """A goroutine that computes for ``seconds`` without reaching any safe point."""
+def _runtime_with_straggler(seconds: float = 0.6) -> tuple[ragged.Runtime, ragged.Goroutine]:
+    """A 2-P runtime and its goroutine that computes for ``seconds`` without reaching any safe point.
+
+    The goroutine has started when this returns; the caller closes the runtime.
+    """
+    rt = ragged.Runtime(procs=2, straggler_timeout=30)
+    started = threading.Event()
 
     async def straggler() -> str:
         started.set()
@@ -37,7 +42,9 @@ def _straggler(started: threading.Event, seconds: float) -> Callable[[], Any]:
             spin(500)
         return "straggled"
 
-    return straggler
+    g = rt.go(straggler)
+    started.wait(10)
+    return rt, g
 
 
 @contextmanager
@@ -68,10 +75,7 @@ def test_close_while_a_thread_barrier_waits_for_a_straggler() -> None:
     """close() from one thread while another's barrier waits for a goroutine with no safe point:
     the straggler ends, the barrier completes (exactly once per P), close returns, no thread remains."""
     before = ragged_threads()
-    rt = ragged.Runtime(procs=2, straggler_timeout=30)
-    started = threading.Event()
-    g = rt.go(_straggler(started, 0.6))
-    started.wait(10)
+    rt, g = _runtime_with_straggler()
     log = BarrierLog()
     with in_thread(lambda: rt.for_each_p(log)) as out:
         wait_until(lambda: rt._sched.safe_point_fn is log, 10, "the barrier to start")
@@ -86,10 +90,7 @@ def test_close_while_a_thread_barrier_waits_for_a_straggler() -> None:
 def test_close_while_a_goroutine_barrier_waits_for_a_straggler() -> None:
     """Same, with the barrier issued by a goroutine: it completes, then the goroutine finishes."""
     before = ragged_threads()
-    rt = ragged.Runtime(procs=2, straggler_timeout=30)
-    started = threading.Event()
-    g = rt.go(_straggler(started, 0.6))
-    started.wait(10)
+    rt, g = _runtime_with_straggler()
     log = BarrierLog()
 
     async def coordinator() -> str:
@@ -110,10 +111,7 @@ def test_close_while_a_stop_the_world_waits_for_a_straggler() -> None:
     """close() while another thread's stop-the-world waits for a straggler: the world stops, the
     section runs, the world restarts, close returns; nothing hangs, no thread remains."""
     before = ragged_threads()
-    rt = ragged.Runtime(procs=2, straggler_timeout=30)
-    started = threading.Event()
-    g = rt.go(_straggler(started, 0.6))
-    started.wait(10)
+    rt, g = _runtime_with_straggler()
 
     def stw() -> str:
         with rt.stop_the_world("during close"):
