@@ -68,14 +68,15 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
         p.sp_requested = 0.0
 
 
-def run_safe_point_fn(sched: Sched, p: P) -> None:
+def run_safe_point_fn(sched: Sched, p: P, aside: bool = True) -> None:
     """Run the pending safe-point function for ``p`` from ``p``'s own M.
 
     Call as ``if p.plain[W_SAFEPOINT]: run_safe_point_fn(sched, p)`` on every
     transition into idle or syscall and at every safe point: otherwise a
     barrier that saw the P running just before it went idle would miss it.
     Losing the CAS means the coordinator or a handoff already ran it.
-    Must not hold ``sched.lock``.
+    Afterwards the M steps aside for the rest of the barrier unless ``aside``
+    is False.  Must not hold ``sched.lock``.
     """
     if not p.words.cas(W_SAFEPOINT, 1, 0):
         return
@@ -86,7 +87,8 @@ def run_safe_point_fn(sched: Sched, p: P) -> None:
         if left == 0:
             sched.stopnote.notify_all()
     sched.run_deferred_wakep()
-    step_aside(sched, p)
+    if aside:
+        step_aside(sched, p)
 
 
 def step_aside(sched: Sched, p: P) -> None:

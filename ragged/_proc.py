@@ -246,6 +246,32 @@ def gcstopm(sched: Sched, m: M) -> None:
     stopm(sched, m)
 
 
+HOLD_AT_CHECKPOINT = 2e-3
+
+
+def serve_barriers(sched: Sched, p: P) -> None:
+    """At a goroutine's checkpoint: run the pending barrier function, step aside.
+
+    A barrier is in flight.  If this P has yet to run ``fn``, run it; either
+    way step aside (off the GIL) until the barrier ends, so the Ms still to
+    reach a safe point, and the coordinator, get the GIL.  The next barrier
+    may begin while this M waits; it is still at a safe point, so it serves
+    that one too -- for at most ``HOLD_AT_CHECKPOINT`` in all, then the last
+    ``fn`` runs without stepping aside and the goroutine resumes: barriers
+    issued back to back must not starve it.
+    """
+    t0 = _monotonic()
+    aside = True
+    while True:
+        if p.plain[W_SAFEPOINT]:
+            run_safe_point_fn(sched, p, aside)
+        elif aside and sched.barrier_done is not None:
+            step_aside(sched, p)
+        if not aside or not p.plain[W_SAFEPOINT]:
+            return
+        aside = _monotonic() - t0 < HOLD_AT_CHECKPOINT
+
+
 def _deschedule(g: Goroutine) -> None:
     """``g`` leaves its M: drop any preemption request and its checkpoint arm."""
     g.preempt = False
@@ -320,17 +346,8 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             kind = 0  # not one of ours: rejected below
 
         if kind == CHECK:
-            # Loop: while this M stepped aside (and then waited for the GIL)
-            # the next barrier may have begun; we are still at a safe point.
-            while True:
-                if p.plain[W_SAFEPOINT]:
-                    run_safe_point_fn(sched, p)  # steps aside afterwards
-                elif sched.barrier_done is not None:
-                    # A barrier is in flight and this P is done: step aside so the
-                    # Ms still to reach a safe point, and the coordinator, get the GIL.
-                    step_aside(sched, p)
-                if not p.plain[W_SAFEPOINT]:
-                    break
+            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None:
+                serve_barriers(sched, p)
             if g.holds_world:
                 _deschedule(g)
                 continue
