@@ -8,10 +8,13 @@ with ``ragged-`` (an M or sysmon) that a test started and that is still alive
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -96,3 +99,25 @@ def spin(n: int = 2000) -> int:
     for i in range(n):
         s += i * i
     return s
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds: float, interrupt: Callable[[], Any]) -> Iterator[None]:
+    """Call ``interrupt`` (a Ctrl-C stand-in) from a timer thread ``seconds`` into the block.
+
+    SIGINT raises KeyboardInterrupt in the main thread for the duration.  On
+    leaving the block the timer is cancelled (never delivered later) and a
+    pending interrupt lands in a short sleep, still inside the block.
+    """
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        timer = threading.Timer(seconds, interrupt)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            timer.join()
+            time.sleep(0.01)  # a pending interrupt lands here at the latest
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from _invariants import BarrierLog
-from conftest import no_runtime_threads_left, ragged_threads, spin, wait_until
+from conftest import interrupt_after, no_runtime_threads_left, ragged_threads, spin, wait_until
 
 import ragged
 
@@ -232,28 +232,6 @@ def test_close_while_a_goroutine_is_blocked_on_a_channel_with_a_thread_peer() ->
 
 
 # ---------------------------------------------------------------- KeyboardInterrupt in ragged.run
-
-
-@contextmanager
-def interrupt_after(seconds: float, interrupt: Callable[[], Any]) -> Iterator[None]:
-    """Call ``interrupt`` (a Ctrl-C stand-in) from a timer thread ``seconds`` into the block.
-
-    SIGINT raises KeyboardInterrupt in the main thread for the duration.  On
-    leaving the block the timer is cancelled (never delivered later) and a
-    pending interrupt lands in a short sleep, still inside the block.
-    """
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        timer = threading.Timer(seconds, interrupt)
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
-            timer.join()
-            time.sleep(0.01)  # a pending interrupt lands here at the latest
-    finally:
-        signal.signal(signal.SIGINT, old)
 
 
 @pytest.mark.timeout(30)

@@ -9,30 +9,18 @@ barrier and stop-the-world complete.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
+from conftest import interrupt_after
 
 import ragged
 
 
-@contextlib.contextmanager
-def sigint_after(seconds: float) -> Iterator[None]:
-    """Deliver SIGINT to the main thread after ``seconds`` (default handler restored)."""
-    assert threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(seconds, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        timer.join()
-        signal.signal(signal.SIGINT, old)
+def sigint_main() -> None:
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def assert_usable(rt: ragged.Runtime, progress: list[int]) -> None:
@@ -62,7 +50,7 @@ def run_with_straggler(procs: int, what: str) -> None:
     with ragged.Runtime(procs=procs, straggler_timeout=0) as rt:
         gs = [rt.go(straggler), rt.go(worker)]
         time.sleep(0.05)
-        with pytest.raises(KeyboardInterrupt), sigint_after(0.2):
+        with pytest.raises(KeyboardInterrupt), interrupt_after(0.2, sigint_main):
             if what == "barrier":
                 rt.for_each_p(lambda p: None)
             else:
