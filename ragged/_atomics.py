@@ -110,8 +110,11 @@ class AtomicWords:
         if _OPS is None:  # pragma: no cover
             self._views[i].store(value)
             return
-        cell = _CONST_ADDR[value] if 0 <= value < 16 else _addressof(_U32(value))
-        _STORE(self._addrs[i], cell, _SEQ_CST)
+        if 0 <= value < 16:
+            _STORE(self._addrs[i], _CONST_ADDR[value], _SEQ_CST)
+        else:
+            cell = _U32(value)  # bound to a name: it must outlive the call
+            _STORE(self._addrs[i], _addressof(cell), _SEQ_CST)
 
     def cas(self, i: int, old: int, new: int) -> bool:
         """Atomically replace word ``i`` with ``new`` if it equals ``old``.
@@ -122,8 +125,10 @@ class AtomicWords:
         if _OPS is None:  # pragma: no cover
             return bool(self._views[i].cmpxchg_strong(old, new))
         expected = _U32(old)
-        desired = _CONST_ADDR[new] if 0 <= new < 16 else _addressof(_U32(new))
-        return _CAS(self._addrs[i], _addressof(expected), desired, _SEQ_CST, _SEQ_CST) != 0
+        if 0 <= new < 16:
+            return _CAS(self._addrs[i], _addressof(expected), _CONST_ADDR[new], _SEQ_CST, _SEQ_CST) != 0
+        desired = _U32(new)  # bound to a name: it must outlive the call
+        return _CAS(self._addrs[i], _addressof(expected), _addressof(desired), _SEQ_CST, _SEQ_CST) != 0
 
     def __repr__(self) -> str:
         return f"AtomicWords({list(self.plain)})"
