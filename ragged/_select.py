@@ -28,8 +28,8 @@ from threading import Lock
 from typing import Any
 
 from ._chan import Case, Chan
-from ._errors import Cancelled, ChanClosed
-from ._handoff import committed, complete, repost_cancel
+from ._errors import ChanClosed
+from ._handoff import committed, complete
 from ._park import Sudog, _parkable_g, current_g
 from ._traps import checkpoint, gopark
 
@@ -173,12 +173,7 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
 
     try:
         await gopark(unlockf, "select", park_s)
-    except Cancelled:
-        if not any(committed(s) for s in sudogs):
-            _dequeue(chans, cases, sudogs)
-            raise
-        repost_cancel(g)  # a case had already completed: report it, cancel at the next await
-    except BaseException:
+    except BaseException:  # cancelled before any case completed
         _dequeue(chans, cases, sudogs)
         raise
     w = next(s for s in sudogs if committed(s))

@@ -27,7 +27,7 @@ from threading import Lock
 from typing import Any, Protocol, Self
 
 from ._errors import Cancelled, RaggedError
-from ._handoff import caller_sched, complete, park_op, repost_cancel
+from ._handoff import caller_sched, complete, park_op
 from ._park import Sudog, WaitQueue, block_on, check_plain_thread, current_g
 from ._runtime import check_timeout
 from ._traps import checkpoint
@@ -518,7 +518,7 @@ async def _relock(lk: Locker) -> None:
         except Cancelled:
             cancelled = True
     if cancelled:
-        repost_cancel(current_g("Cond.wait()"))
+        current_g("Cond.wait()").cancel()  # delivered at the caller's next await
 
 
 __all__ = ["Cond", "Locker", "Mutex", "Once", "RWMutex", "Semaphore", "WaitGroup"]
