@@ -8,7 +8,6 @@ goroutine raise :class:`NotInGoroutine` elsewhere, naming what to use instead.
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Callable
 from contextvars import copy_context
@@ -19,7 +18,7 @@ from ._errors import NotInGoroutine
 from ._g import Goroutine
 from ._m import tls
 from ._p import P
-from ._park import Sudog, current_g, ready
+from ._park import Sudog, check_seconds, current_g, ready
 from ._runtime import Runtime, check_fn, make_coro
 from ._stw import StopTheWorld
 from ._traps import gopark, gosched, syscall_trap
@@ -63,14 +62,6 @@ def go(fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict
     return m.sched.runtime.go(fn, *args, name=name, labels=labels)
 
 
-def _check_seconds(seconds: Any, what: str) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{what} takes a number of seconds, not {type(seconds).__name__}")
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError(f"{what} takes seconds >= 0, not {seconds!r}")
-    return float(seconds)
-
-
 def _wake_sleeper(s: Sudog) -> None:
     if s.try_claim():
         ready(s)
@@ -78,7 +69,7 @@ def _wake_sleeper(s: Sudog) -> None:
 
 async def sleep(seconds: float) -> None:
     """Park the goroutine for ``seconds`` (it holds no P meanwhile).  ``sleep(0)`` yields."""
-    seconds = _check_seconds(seconds, "ragged.sleep()")
+    seconds = check_seconds(seconds, "ragged.sleep()")
     if seconds == 0:
         await gosched()
         return

@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import ChanClosed
 from ._handoff import complete, park_op
-from ._park import Sudog, WaitQueue, block_on, check_plain_thread, current_g
-from ._runtime import check_timeout
+from ._park import Sudog, WaitQueue, block_on, check_plain_thread, check_timeout, current_g
 from ._traps import checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
-from ._api import _check_seconds
 from ._chan import Chan
 from ._errors import Cancelled
+from ._park import check_seconds
 from ._time import _timers_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,7 +222,7 @@ def with_timeout(
     parent: Context, seconds: float, *, runtime: Runtime | None = None
 ) -> tuple[Context, Callable[[], None]]:
     """``with_deadline(parent, time.monotonic() + seconds)`` (Go's ``context.WithTimeout``)."""
-    seconds = _check_seconds(seconds, "with_timeout()")
+    seconds = check_seconds(seconds, "with_timeout()")
     return with_deadline(parent, _monotonic() + seconds, runtime=runtime)
 
 

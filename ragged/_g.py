@@ -17,7 +17,7 @@ from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
 from ._errors import Cancelled
-from ._park import WaitQueue, block_on, park_on, ready
+from ._park import WaitQueue, block_on, check_timeout, park_on, ready
 from ._traps import arm_g, checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,10 +167,7 @@ class Goroutine:
 
     def _wait(self, timeout: float | None) -> None:
         """Block this plain thread until the goroutine is done (or ``timeout`` passes)."""
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
-            raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
+        timeout = check_timeout(timeout)
         if not self._done:
             self._lock.acquire()
             if not self._done:

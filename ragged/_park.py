@@ -15,6 +15,7 @@ joining a goroutine and ``worldsema`` are all built on them.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import types
@@ -187,6 +188,26 @@ def park_on(
         raise
 
 
+def check_seconds(seconds: Any, what: str) -> float:
+    """Validate a duration in seconds (a real number >= 0) for ``what``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} takes a number of seconds, not {type(seconds).__name__}")
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"{what} takes seconds >= 0, not {seconds!r}")
+    return float(seconds)
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """Validate a ``timeout=`` argument: None (wait forever) or seconds >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
+    if timeout != timeout or timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
+    return float(timeout)
+
+
 def check_plain_thread(what: str) -> None:
     """Raise if a plain-thread blocking call is made where it would deadlock."""
     m = getattr(tls, "m", None)
@@ -217,8 +238,7 @@ def block_on(
     """
     try:
         check_plain_thread(reason)
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
+        timeout = check_timeout(timeout)
     except BaseException:
         lock.release()
         raise

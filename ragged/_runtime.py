@@ -33,7 +33,7 @@ from ._g import DEAD, WAITING, Goroutine
 from ._labels import check_labels
 from ._m import Note, tls
 from ._metrics import Metrics
-from ._park import check_plain_thread, ready
+from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
 from ._settings import Settings, env_flag, env_int
@@ -432,16 +432,6 @@ def check_fn(fn: Any) -> None:
         return  # the common case: a plain function or lambda
     if inspect.iscoroutinefunction(fn):
         raise TypeError("for_each_p runs fn(p) synchronously at each P's safe point; fn must not be async")
-
-
-def check_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
-    if timeout != timeout or timeout < 0:
-        raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
-    return float(timeout)
 
 
 def run(

@@ -28,8 +28,7 @@ from typing import Any, Protocol, Self
 
 from ._errors import Cancelled, RaggedError
 from ._handoff import caller_sched, complete, park_op
-from ._park import Sudog, WaitQueue, block_on, check_plain_thread, current_g
-from ._runtime import check_timeout
+from ._park import Sudog, WaitQueue, block_on, check_plain_thread, check_timeout, current_g
 from ._traps import checkpoint
 
 

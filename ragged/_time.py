@@ -26,10 +26,10 @@ import time
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
-from ._api import _check_seconds
 from ._chan import Chan
 from ._errors import ChanClosed, NotInGoroutine
 from ._m import tls
+from ._park import check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._runtime import Runtime
@@ -121,11 +121,11 @@ class Timer(_ChanTimer):
     __slots__ = ()
 
     def __init__(self, seconds: float, *, runtime: Runtime | None = None) -> None:
-        super().__init__(_check_seconds(seconds, "ragged.Timer()"), 0.0, runtime, "ragged.Timer()")
+        super().__init__(check_seconds(seconds, "ragged.Timer()"), 0.0, runtime, "ragged.Timer()")
 
     def reset(self, seconds: float) -> bool:
         """Re-arm to fire ``seconds`` from now; returns what ``stop()`` would have."""
-        seconds = _check_seconds(seconds, "Timer.reset()")
+        seconds = check_seconds(seconds, "Timer.reset()")
         with self._lock:
             was = self._stop_locked()
             self._arm_locked(seconds, 0.0)
@@ -134,7 +134,7 @@ class Timer(_ChanTimer):
 
 def _check_period(period: Any, what: str) -> float:
     """A ticker period: a number of seconds > 0, else TypeError / ValueError."""
-    period = _check_seconds(period, what)
+    period = check_seconds(period, what)
     if period <= 0:
         raise ValueError(f"{what} needs a period > 0 seconds, not {period!r}")
     return period
@@ -166,7 +166,7 @@ def after(seconds: float, *, runtime: Runtime | None = None) -> Chan[float]:
 
     Typical use: ``await ragged.select(ch.recv_case(), ragged.after(1.0).recv_case())``.
     """
-    return Timer(_check_seconds(seconds, "ragged.after()"), runtime=runtime).c
+    return Timer(check_seconds(seconds, "ragged.after()"), runtime=runtime).c
 
 
 __all__ = ["Ticker", "Timer", "after"]
