@@ -39,3 +39,43 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache
+
+# ---------------------------------------------------------------- free-threaded suite (issue 11)
+# `make test-ft`: the whole suite on a free-threaded CPython (PEP 703) with the GIL really off.
+# The interpreter: FT_PYTHON=..., else the first python3.14t/python3.13t on PATH, else the one
+# ../shared/tools/python-ft cached (.ci/ft-python says how to get one when none is found).
+# Its venv (.venv-ft) is remade when the interpreter changes.  Install order matters on 3.13t:
+# cffi<2 first (cffi 2 does not build there; atomics needs it), and binary wheels only for the
+# packages that would otherwise build from source (hypothesis > 6.155 needs Rust; matplotlib
+# 3.11.2 has no cp313t wheel, so pip takes the newest release that has one).  PYTHON_GIL=0 always:
+# cffi's extension would turn the GIL back on.  RAGGED_TEST_FREE_THREADED=1 makes tests/conftest.py
+# stop the run at once if the GIL is on anyway; the pytest header shows the interpreter and GIL state.
+FT_VENV ?= .venv-ft
+FT_PY := $(FT_VENV)/bin/python
+FT_ONLY_BINARY := hypothesis,matplotlib,numpy,pillow,contourpy,kiwisolver,fonttools
+
+.PHONY: install-ft test-ft soak-ft clean-ft
+
+install-ft:
+	@ft=$$(FT_PYTHON="$(FT_PYTHON)" .ci/ft-python) || exit 1; \
+	stamp=$(FT_VENV)/.installed; \
+	if [ -f $$stamp ] && [ "$$(cat $$stamp)" = "$$ft" ] && [ $$stamp -nt pyproject.toml ]; then exit 0; fi; \
+	echo "test-ft: setting up $(FT_VENV) with $$ft"; \
+	rm -rf $(FT_VENV) && "$$ft" -m venv $(FT_VENV) && \
+	PYTHON_GIL=0 $(FT_PY) -m pip install -q --upgrade pip && \
+	PYTHON_GIL=0 $(FT_PY) -m pip install -q 'cffi<2' && \
+	PYTHON_GIL=0 $(FT_PY) -m pip install -q --only-binary $(FT_ONLY_BINARY) -e '.[dev]' && \
+	echo "$$ft" > $$stamp
+
+# pytest exits 5 when it collects no tests: a failure, as in `make test`.
+test-ft: install-ft
+	@PYTHON_GIL=0 RAGGED_TEST_FREE_THREADED=1 $(FT_PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+# The bounded soak on the free-threaded build (same DURATION as `make soak`).
+soak-ft: install-ft
+	PYTHON_GIL=0 $(FT_PY) -X gil=0 -m ragged.bench.soak --duration $(DURATION)
+
+clean: clean-ft
+clean-ft:
+	rm -rf $(FT_VENV)

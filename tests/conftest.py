@@ -9,6 +9,7 @@ with ``ragged-`` (an M or sysmon) that a test started and that is still alive
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+import ragged  # first: atomics pulls in cffi, which may turn the GIL back on (checked below)
+from ragged import _platform
 
 THREAD_PREFIX = "ragged-"
 LEAK_GRACE = 2.0
@@ -30,6 +34,40 @@ def ragged_threads() -> set[threading.Thread]:
 def no_runtime_threads_left(before: set[threading.Thread], timeout: float = 5) -> None:
     """Every runtime thread started since ``before`` has exited (within ``timeout`` seconds)."""
     wait_until(lambda: not (ragged_threads() - before), timeout, "runtime threads to exit")
+
+
+def _interpreter_line() -> str:
+    return f"ragged {ragged.__version__} on {sys.executable}: {_platform.describe()}"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which interpreter runs the suite and whether the GIL is on (the two builds differ)."""
+    return [_interpreter_line()]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``pytest -q`` (``make test``, ``make test-ft``) prints no header: print that line anyway."""
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and session.config.get_verbosity() < 0:
+        tr.write_line(_interpreter_line())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """``make test-ft`` (RAGGED_TEST_FREE_THREADED=1): stop at once unless the GIL really is off.
+
+    Checked after collection, once every test module (and so every C extension
+    they import) is loaded: any of them may have turned the GIL back on.
+    """
+    if os.environ.get("RAGGED_TEST_FREE_THREADED") != "1":
+        return
+    if not _platform.FREE_THREADED_BUILD:
+        pytest.exit(f"RAGGED_TEST_FREE_THREADED=1 but {sys.executable} is not a free-threaded build", returncode=3)
+    if _platform.gil_enabled():
+        pytest.exit(
+            f"the GIL is enabled on {sys.executable} ({_platform.describe()}): the free-threaded suite "
+            "would not test parallel Ps; run it with PYTHON_GIL=0 (make test-ft does)",
+            returncode=3,
+        )
 
 
 @pytest.fixture(autouse=True)
