@@ -34,7 +34,7 @@ def dump(sched: Sched) -> str:
     out = [f"ragged runtime: procs={sched.procs} goroutines={len(sched.allgs)} Ms={len(sched.allm)}"]
     out.append(f"global run queue: {len(sched.globrunq)}; idle Ps: {len(sched.pidle)}; spinning Ms: {sched.nmspinning}")
     out.append("")
-    for g in sorted(list(sched.allgs.values()), key=lambda g: g.id):
+    for g in sorted(sched.goroutines(), key=lambda g: g.id):
         st = G_STATUS_NAMES[g.st]
         what = f", {g.waitreason}" if g.st == WAITING else ""
         labels = f" labels={g.labels}" if g.labels else ""
@@ -75,11 +75,13 @@ class DeadlockDetector:
         sched = self.sched
         if sched.gcwaiting or sched.safe_point_fn is not None or sched.shutdown:
             return None
+        if sched.runtime.tearing_down():
+            return None  # main returned: Go has exited, parked goroutines and all
         if len(sched.pidle) != sched.procs or sched.globrunq or sched.timers.live:
             return None
         if sched.any_local_work():
             return None
-        gs = list(sched.allgs.values())
+        gs = sched.goroutines()
         if not gs or any(g.st != WAITING for g in gs):
             return None
         with sched._tw_lock:

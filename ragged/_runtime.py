@@ -123,6 +123,7 @@ class Runtime:
         self._unjoined: dict[int, Goroutine] = {}
         self._unjoined_lock = threading.Lock()
         self._deadlock: Deadlock | None = None
+        self._main: Goroutine | None = None  # ragged.run's main goroutine (set before it runs)
         self._errors: list[str] = []
         register_trace(self._sched)
         self._sysmon_note = Note()
@@ -264,7 +265,27 @@ class Runtime:
 
     # ------------------------------------------------------------ errors
 
+    def tearing_down(self) -> bool:
+        """True once ``main`` has returned (``ragged.run``) or ``close()`` has begun.
+
+        From then on, as in Go, where the process exits when ``main`` returns,
+        what goroutines raise -- ``Cancelled`` from the teardown,
+        ``RuntimeClosed`` from a ``go()`` during it, anything they raise while
+        unwinding or in the moment before they are stopped -- is not an error of
+        the program: it is neither reported nor fails ``run``.
+        """
+        main = self._main
+        return self._closing or (main is not None and main._done)
+
     def _note_unjoined(self, g: Goroutine) -> None:
+        """``g`` raised and nobody joined it: keep it for ``run`` / ``close`` to report.
+
+        Not when the teardown has begun (:meth:`tearing_down`); Go would not
+        report it either.
+        """
+        if self.tearing_down():
+            _log.debug("ragged: goroutine %d (%s) raised %r during shutdown; not reported", g.id, g.name, g._exc)
+            return
         with self._unjoined_lock:
             if len(self._unjoined) < _UNJOINED_CAP:
                 self._unjoined[g.id] = g
@@ -327,11 +348,13 @@ class Runtime:
                 _log.error("ragged: the scheduler is wedged (its lock is held); abandoning it:\n%s", self.dump())
                 return
             sched.lock.release()
-            for g in list(sched.allgs.values()):
+            # After _closing is set: a goroutine missing from this snapshot is born
+            # cancelled (Sched.newproc).
+            for g in sched.goroutines():
                 g.cancel()
             while sched.allgs and time.monotonic() < deadline:
                 time.sleep(0.001)
-            for g in list(sched.allgs.values()):
+            for g in sched.goroutines():
                 self._abandon(g)
         finally:
             self._stop_threads(deadline)
@@ -448,7 +471,8 @@ def run(
     settings.setdefault("detect_deadlock", True)
     rt = Runtime(procs, **settings)
     try:
-        g = rt.go(main, *args, name="main")
+        coro = make_coro(main, args, "ragged.run()")
+        g = rt._sched.newproc(coro, "main", None, contextvars.copy_context(), main=True)
         result = g.result()
     finally:
         rt._close(report=not check_unjoined)

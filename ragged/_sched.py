@@ -344,15 +344,35 @@ class Sched:
 
     # ------------------------------------------------------------- goroutines
 
-    def newproc(self, coro: Coroutine, name: str | None, labels: dict | None, ctx: Context) -> Goroutine:
-        """Create a goroutine for ``coro`` and queue it (Go's ``newproc``)."""
+    def newproc(
+        self, coro: Coroutine, name: str | None, labels: dict | None, ctx: Context, main: bool = False
+    ) -> Goroutine:
+        """Create a goroutine for ``coro`` and queue it (Go's ``newproc``).
+
+        Registration in ``allgs`` and the runtime's closing flag are read under
+        ``_allglock``, the lock ``close()`` takes its snapshot under after setting
+        that flag: a goroutine either is in the snapshot (and is cancelled), or
+        is born cancelled -- it never runs its body, as nothing starts in Go
+        once ``main`` has returned.  ``main`` marks ``ragged.run``'s main
+        goroutine, recorded before it can run (and so before it can return).
+        """
         g = Goroutine(0, self, coro, ctx, name, labels)
+        rt = self.runtime
         with _allglock:
             g.id = gid = next(_gids)
             self.allgs[gid] = g
             self.ngcreated += 1
+            if rt._closing:
+                g.cancel_pending = True
+        if main:
+            rt._main = g
         self.ready(g)
         return g
+
+    def goroutines(self) -> list[Goroutine]:
+        """A snapshot of every live goroutine (taken under ``_allglock``)."""
+        with _allglock:
+            return list(self.allgs.values())
 
     def gfree(self, g: Goroutine) -> None:
         """Forget a finished goroutine."""
