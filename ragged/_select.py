@@ -68,16 +68,20 @@ def _check_cases(cases: tuple[Any, ...], default: bool) -> None:
             )
 
 
-def _poll(cases: tuple[Case | None, ...]) -> tuple[int, Any, Sudog | None] | None:
-    """Complete the first ready case in a random order: ``(index, value, waiter to complete)``.
+def _pollorder(n: int) -> list[int]:
+    """The case indexes ``0..n-1`` in a uniformly random order (Go's ``pollorder``)."""
+    order = list(range(n))
+    if n > 1:
+        _rng.shuffle(order)
+    return order
+
+
+def _poll(cases: tuple[Case | None, ...], order: list[int]) -> tuple[int, Any, Sudog | None] | None:
+    """Complete the first ready case in ``order``: ``(index, value, waiter to complete)``.
 
     Requires every involved channel lock; keeps them.  None if no case is
     ready.  Raises ``ChanClosed`` for a send case on a closed channel.
     """
-    n = len(cases)
-    order = list(range(n))
-    if n > 1:
-        _rng.shuffle(order)
     for i in order:
         c = cases[i]
         if c is None:
@@ -97,11 +101,17 @@ def _poll(cases: tuple[Case | None, ...]) -> tuple[int, Any, Sudog | None] | Non
     return None
 
 
-def _enqueue(g: Any, cases: tuple[Case | None, ...]) -> list[Sudog]:
-    """Register one sudog per case, all under one claim.  Requires every channel lock."""
+def _enqueue(g: Any, cases: tuple[Case | None, ...], order: list[int]) -> list[Sudog]:
+    """Register one sudog per case, all under one claim.  Requires every channel lock.
+
+    Enqueued in the random poll ``order``: several cases on one channel then
+    sit in its queue in random order, so the waker picks among them uniformly
+    (Go enqueues in lock order, which is random for cases of one channel).
+    """
     claim = Lock()
     sudogs: list[Sudog] = []
-    for i, c in enumerate(cases):
+    for i in order:
+        c = cases[i]
         if c is None:
             continue
         ch = c.chan
@@ -148,7 +158,8 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
     chans = _lockorder(cases)
     _lock_all(chans)
     try:
-        hit = _poll(cases)
+        order = _pollorder(len(cases))
+        hit = _poll(cases, order)
     except BaseException:
         _unlock_all(chans)
         raise
@@ -164,7 +175,7 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
     if g.holds_world:
         _unlock_all(chans)
         _parkable_g("ragged.select()")  # raises: nothing could wake us
-    sudogs = _enqueue(g, cases)
+    sudogs = _enqueue(g, cases, order)
     park_s = sudogs[0] if sudogs else Sudog(g)
 
     def unlockf() -> None:

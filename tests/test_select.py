@@ -252,3 +252,32 @@ def test_racing_selects_each_value_goes_to_exactly_one(rep: int) -> None:
 
     got = ragged.run(main, procs=4)
     assert sorted(got) == list(range(3 * per)), f"seed {seed}"
+
+
+@pytest.mark.timeout(60)
+def test_parked_cases_on_the_same_channel_are_woken_in_random_order() -> None:
+    """A select parked with several cases on one channel (two sends of different values) is
+    woken through a uniformly random one of them, as in Go, whose enqueue order for one channel
+    follows the random poll order (TestPseudoRandomSend).  It used to be always the first."""
+    seed = random.randrange(1 << 30)
+    _rng.seed(seed)
+    n = 400
+
+    async def main() -> list[int]:
+        c: Chan[int] = Chan()
+        got: list[int] = []
+
+        async def reader() -> None:
+            for _ in range(n):
+                await ragged.sleep(0)  # let the select below park first
+                got.append(await c.recv())
+
+        g = ragged.go(reader)
+        for _ in range(n):
+            await select(c.send_case(1), c.send_case(0))
+        await g
+        return got
+
+    got = ragged.run(main, procs=2)
+    ones = sum(got)
+    assert n / 4 < ones < 3 * n / 4, f"{ones} of {n} wake-ups went to the first case [replay: _rng.seed({seed})]"
