@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import spin, wait_until
 
 import ragged
 from ragged._debug import DeadlockDetector
@@ -31,18 +31,22 @@ async def _park_forever() -> None:
 
 
 def _spawner(children: list[ragged.Goroutine], started: threading.Event, awaits: bool) -> Any:
-    """A goroutine body that spawns parked children as fast as it can, forever.
+    """A goroutine body that spawns parked goroutines forever, every 50µs or so.
 
-    Without ``awaits`` it never reaches a safe point, so close() cannot cancel
-    it: its next ``go()`` meets the closing runtime.  With ``awaits`` it yields
-    between spawns, so the teardown can also catch it between its ``go()``'s
-    check of the runtime and the new goroutine's registration.
+    Each child parks for good (recorded in ``children``: the teardown must
+    cancel every one).  Without ``awaits`` the spawner never reaches a safe
+    point, so close() cannot cancel it: its next ``go()`` meets the closing
+    runtime.  With ``awaits`` it yields between spawns, so the teardown can
+    also catch it between its ``go()``'s check of the runtime and the new
+    goroutine's registration.  (The pause between spawns keeps the number
+    of goroutines to cancel in the hundreds.)
     """
 
     async def body() -> None:
         started.set()
         while True:
             children.append(ragged.go(_park_forever))
+            spin(1000)
             if awaits:
                 await ragged.gosched()
 

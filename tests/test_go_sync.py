@@ -1,0 +1,704 @@
+"""Go's own sync tests, ported: src/sync/{waitgroup,mutex,rwmutex,once,cond}_test.go (issue 11).
+
+Each ``test_go_X`` is Go's ``TestX`` run as a ragged program, the same steps in
+the same order; see ``test_go_chan.py`` for the general rules of the port
+(sizes cut to the suite's budget, ``await ragged.sleep`` for ``time.Sleep``,
+``threading.Lock``-guarded counters for ``atomic``).  Go's misuse panics are
+fatal throws tested in a subprocess; ragged raises at the call instead, so
+those are plain ``pytest.raises``.
+
+Not ported, and why:
+
+* ``TestWaitGroupMisuse2`` / ``Misuse3``: Go *opportunistically* detects
+  ``Add`` racing ``Wait`` and a reuse before ``Wait`` returned, from its packed
+  atomic state word.  ragged's WaitGroup keeps its counter and waiters under
+  one lock: both sequences are well defined there (``Wait`` returns when the
+  counter reaches zero; a new ``Add`` starts a new round), so there is no
+  misuse to detect.
+* ``TestCondCopy``: detects a ``sync.Cond`` copied by value; a Python object
+  is never copied by assignment.
+* The benchmarks, ``TestMutexMisuse``'s subprocess harness (the misuse cases
+  themselves are ported).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from test_go_chan import Counter, go_run
+
+import ragged
+
+# ---------------------------------------------------------------- WaitGroup
+
+
+async def _test_waitgroup(wg1: ragged.WaitGroup, wg2: ragged.WaitGroup) -> None:
+    n = 16
+    wg1.add(n)
+    wg2.add(n)
+    exited: ragged.Chan[bool] = ragged.Chan(n)
+
+    async def member() -> None:
+        wg1.done()
+        await wg2.wait()
+        await exited.send(True)
+
+    for _ in range(n):
+        ragged.go(member)
+    await wg1.wait()
+    for _ in range(n):
+        assert await ragged.select(exited.recv_case(), default=True) == (-1, None), "WaitGroup released group too soon"
+        wg2.done()
+    for _ in range(n):
+        await exited.recv()  # will block if the barrier fails to unlock someone
+
+
+@pytest.mark.timeout(60)
+def test_go_waitgroup() -> None:
+    """TestWaitGroup: 16 goroutines pass wg1 and block on wg2 until main counts it down; run 8
+    times on the same two WaitGroups to show each is reusable."""
+
+    async def main() -> None:
+        wg1, wg2 = ragged.WaitGroup(), ragged.WaitGroup()
+        for _ in range(8):
+            await _test_waitgroup(wg1, wg2)
+
+    go_run(main)
+
+
+def test_go_waitgroup_misuse() -> None:
+    """TestWaitGroupMisuse: Done below zero is Go's "negative WaitGroup counter" (a ValueError)."""
+    wg = ragged.WaitGroup()
+    wg.add(1)
+    wg.done()
+    with pytest.raises(ValueError, match="sync: negative WaitGroup counter"):
+        wg.done()
+
+
+@pytest.mark.timeout(60)
+def test_go_waitgroup_race() -> None:
+    """TestWaitGroupRace: Wait returns only after both goroutines' increments (no spurious
+    wakeup).  1000 rounds (Go: "about 1ms" of them)."""
+
+    async def main() -> None:
+        for i in range(1000):
+            wg = ragged.WaitGroup()
+            n = Counter()
+
+            async def inc(n: Counter = n, wg: ragged.WaitGroup = wg) -> None:
+                n.add(1)
+                wg.done()
+
+            wg.add(1)
+            ragged.go(inc)
+            wg.add(1)
+            ragged.go(inc)
+            await wg.wait()
+            assert n.n == 2, f"spurious wakeup from Wait (round {i})"
+
+    go_run(main)
+
+
+@pytest.mark.timeout(60)
+def test_go_waitgroup_align() -> None:
+    """TestWaitGroupAlign: a WaitGroup inside another object, done by another goroutine."""
+
+    class X:
+        def __init__(self) -> None:
+            self.x = b"\0"
+            self.wg = ragged.WaitGroup()
+
+    async def main() -> None:
+        x = X()
+        x.wg.add(1)
+
+        async def done(x: X) -> None:
+            x.wg.done()
+
+        ragged.go(done, x)
+        await x.wg.wait()
+
+    go_run(main)
+
+
+# ---------------------------------------------------------------- Mutex and semaphore
+
+
+async def _hammer(acquire, release, loops: int, cdone: ragged.Chan[bool]) -> None:  # noqa: ANN001
+    for _ in range(loops):
+        await acquire()
+        release()
+    await cdone.send(True)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["Semaphore", "Mutex"])
+def test_go_semaphore_and_mutex(kind: str) -> None:
+    """TestSemaphore / TestMutex: 10 goroutines lock and unlock 1000 times each; nothing is lost
+    (the guarded counter ends at 10000) and nothing deadlocks."""
+
+    async def main() -> int:
+        if kind == "Mutex":
+            m = ragged.Mutex()
+            acquire, release = m.lock, m.unlock
+        else:
+            s = ragged.Semaphore(1)
+            acquire, release = s.acquire, s.release
+        c: ragged.Chan[bool] = ragged.Chan()
+        count = [0]
+
+        async def locked_incr() -> None:
+            await acquire()
+            count[0] += 1  # guarded by the lock itself: a lost update shows below
+
+        async def hammer() -> None:
+            for _ in range(1000):
+                await locked_incr()
+                release()
+            await c.send(True)
+
+        for _ in range(10):
+            ragged.go(hammer)
+        for _ in range(10):
+            await c.recv()
+        return count[0]
+
+    assert go_run(main) == 10000
+
+
+def _misuse_cases() -> list[tuple[str, object]]:
+    """Go's misuseTests: each must fail with a message about an unlocked lock."""
+
+    async def mutex_unlock() -> None:
+        ragged.Mutex().unlock()
+
+    async def mutex_unlock2() -> None:
+        mu = ragged.Mutex()
+        await mu.lock()
+        mu.unlock()
+        mu.unlock()
+
+    async def rw_unlock() -> None:
+        ragged.RWMutex().unlock()
+
+    async def rw_unlock2() -> None:
+        mu = ragged.RWMutex()
+        await mu.rlock()
+        mu.unlock()
+
+    async def rw_unlock3() -> None:
+        mu = ragged.RWMutex()
+        await mu.lock()
+        mu.unlock()
+        mu.unlock()
+
+    async def rw_runlock() -> None:
+        ragged.RWMutex().runlock()
+
+    async def rw_runlock2() -> None:
+        mu = ragged.RWMutex()
+        await mu.lock()
+        mu.runlock()
+
+    async def rw_runlock3() -> None:
+        mu = ragged.RWMutex()
+        await mu.rlock()
+        mu.runlock()
+        mu.runlock()
+
+    return [
+        ("Mutex.Unlock", mutex_unlock),
+        ("Mutex.Unlock2", mutex_unlock2),
+        ("RWMutex.Unlock", rw_unlock),
+        ("RWMutex.Unlock2", rw_unlock2),
+        ("RWMutex.Unlock3", rw_unlock3),
+        ("RWMutex.RUnlock", rw_runlock),
+        ("RWMutex.RUnlock2", rw_runlock2),
+        ("RWMutex.RUnlock3", rw_runlock3),
+    ]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("name", "fn"), _misuse_cases(), ids=[n for n, _ in _misuse_cases()])
+def test_go_mutex_misuse(name: str, fn: object) -> None:
+    """TestMutexMisuse: every unlock of what is not locked fails, naming an unlocked lock."""
+    with pytest.raises(ragged.RaggedError, match="unlocked"):
+        go_run(fn)
+
+
+@pytest.mark.timeout(60)
+def test_go_mutex_fairness() -> None:
+    """TestMutexFairness: a goroutine that holds the mutex 100µs at a time, relocking at once,
+    cannot keep a second goroutine from taking it 10 times within 10 seconds."""
+
+    async def main() -> bool:
+        mu = ragged.Mutex()
+        stop: ragged.Chan[bool] = ragged.Chan()
+
+        async def hog() -> None:
+            while True:
+                await mu.lock()
+                await ragged.sleep(100e-6)
+                mu.unlock()
+                if (await ragged.select(stop.recv_case(), default=True))[0] == 0:
+                    return
+
+        ragged.go(hog)
+        done: ragged.Chan[bool] = ragged.Chan()
+
+        async def other() -> None:
+            for _ in range(10):
+                await ragged.sleep(100e-6)
+                await mu.lock()
+                mu.unlock()
+            await done.send(True)
+
+        ragged.go(other)
+        k, _ = await ragged.select(done.recv_case(), ragged.after(10).recv_case())
+        stop.close()
+        return k == 0
+
+    assert go_run(main), "can't acquire Mutex in 10 seconds"
+
+
+@pytest.mark.timeout(60)
+def test_go_mutex_starvation() -> None:
+    """Go's starvation mode (sync/mutex.go: a waiter blocked over 1ms gets the mutex handed over),
+    in TestMutexFairness's shape but with a hog that relocks in a tight loop, never pausing: a
+    waiter still takes the mutex 20 times within 10 seconds (ragged hands the mutex to the first
+    waiter on every unlock).  Not one of Go's tests: Go covers starvation with TestMutexFairness."""
+
+    async def main() -> tuple[bool, int]:
+        mu = ragged.Mutex()
+        stop = threading.Event()
+        rounds = [0]
+
+        async def hog() -> None:
+            while not stop.is_set():
+                await mu.lock()
+                rounds[0] += 1
+                mu.unlock()
+
+        ragged.go(hog)
+        await ragged.sleep(0.002)
+        done: ragged.Chan[bool] = ragged.Chan()
+
+        async def waiter() -> None:
+            for _ in range(20):
+                await mu.lock()
+                mu.unlock()
+            await done.send(True)
+
+        ragged.go(waiter)
+        k, _ = await ragged.select(done.recv_case(), ragged.after(10).recv_case())
+        stop.set()
+        return k == 0, rounds[0]
+
+    ok, rounds = go_run(main, procs=2)
+    assert ok, f"a waiter could not take the Mutex 20 times in 10 seconds (the hog took it {rounds} times)"
+
+
+# ---------------------------------------------------------------- RWMutex
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("readers", "procs"), [(1, 4), (3, 4), (4, 2)])
+def test_go_parallel_readers(readers: int, procs: int) -> None:
+    """TestParallelReaders: n readers all hold the read lock at once, then all release it."""
+
+    async def main() -> None:
+        m = ragged.RWMutex()
+        clocked: ragged.Chan[bool] = ragged.Chan()
+        cunlock: ragged.Chan[bool] = ragged.Chan()
+        cdone: ragged.Chan[bool] = ragged.Chan()
+
+        async def parallel_reader() -> None:
+            await m.rlock()
+            await clocked.send(True)
+            await cunlock.recv()
+            m.runlock()
+            await cdone.send(True)
+
+        for _ in range(readers):
+            ragged.go(parallel_reader)
+        for _ in range(readers):  # wait for all parallel rlocks to succeed
+            await clocked.recv()
+        for _ in range(readers):
+            await cunlock.send(True)
+        for _ in range(readers):
+            await cdone.recv()
+
+    go_run(main, procs=procs)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("procs", "readers"),
+    [(1, 1), (1, 3), (1, 10), (4, 1), (4, 3), (4, 10), (10, 1), (10, 3), (10, 10), (10, 5)],
+)
+def test_go_rwmutex(procs: int, readers: int) -> None:
+    """TestRWMutex (HammerRWMutex): 2 writers and n readers, 100 iterations each (Go: 1000,
+    -short 5); ``activity`` = active readers + 10000 x active writers is always legal."""
+    iterations = 100
+
+    async def main() -> None:
+        activity = Counter()
+        rwm = ragged.RWMutex()
+        cdone: ragged.Chan[bool] = ragged.Chan()
+
+        async def reader() -> None:
+            for _ in range(iterations):
+                await rwm.rlock()
+                n = activity.add(1)
+                if n < 1 or n >= 10000:
+                    rwm.runlock()
+                    raise AssertionError(f"wlock({n})")
+                for _ in range(100):
+                    pass
+                activity.add(-1)
+                rwm.runlock()
+            await cdone.send(True)
+
+        async def writer() -> None:
+            for _ in range(iterations):
+                await rwm.lock()
+                n = activity.add(10000)
+                if n != 10000:
+                    rwm.unlock()
+                    raise AssertionError(f"wlock({n})")
+                for _ in range(100):
+                    pass
+                activity.add(-10000)
+                rwm.unlock()
+            await cdone.send(True)
+
+        ragged.go(writer)
+        i = 0
+        while i < readers // 2:
+            ragged.go(reader)
+            i += 1
+        ragged.go(writer)
+        while i < readers:
+            ragged.go(reader)
+            i += 1
+        for _ in range(2 + readers):  # wait for the 2 writers and all readers to finish
+            await cdone.recv()
+
+    go_run(main, procs=procs)
+
+
+@pytest.mark.timeout(60)
+def test_go_rlocker() -> None:
+    """TestRLocker: ``rlocker()`` read-locks (twice), and respects the write lock."""
+
+    async def main() -> None:
+        wl = ragged.RWMutex()
+        rl = wl.rlocker()
+        wlocked: ragged.Chan[bool] = ragged.Chan(1)
+        rlocked: ragged.Chan[bool] = ragged.Chan(1)
+        n = 10
+
+        async def body() -> None:
+            for _ in range(n):
+                await rl.lock()
+                await rl.lock()
+                await rlocked.send(True)
+                await wl.lock()
+                await wlocked.send(True)
+
+        ragged.go(body)
+        for _ in range(n):
+            await rlocked.recv()
+            rl.unlock()
+            assert (await ragged.select(wlocked.recv_case(), default=True))[0] == -1, "RLocker() didn't read-lock it"
+            rl.unlock()
+            await wlocked.recv()
+            assert (await ragged.select(rlocked.recv_case(), default=True))[0] == -1, (
+                "RLocker() didn't respect the write lock"
+            )
+            wl.unlock()
+
+    go_run(main)
+
+
+# ---------------------------------------------------------------- Once
+
+
+@pytest.mark.timeout(60)
+def test_go_once() -> None:
+    """TestOnce: 10 goroutines call ``once.do(increment)``; each sees 1 after its call returns."""
+
+    async def main() -> int:
+        o = [0]
+        once = ragged.Once()
+        c: ragged.Chan[bool] = ragged.Chan()
+        bad: list[int] = []
+
+        def increment() -> None:
+            o[0] += 1
+
+        async def run() -> None:
+            await once.do(increment)
+            if o[0] != 1:
+                bad.append(o[0])
+            await c.send(True)
+
+        for _ in range(10):
+            ragged.go(run)
+        for _ in range(10):
+            await c.recv()
+        assert not bad, f"once failed inside run: {bad} is not 1"
+        return o[0]
+
+    assert go_run(main) == 1, "once failed outside run"
+
+
+@pytest.mark.timeout(60)
+def test_go_once_panic() -> None:
+    """TestOncePanic: the first ``do`` raises; ``fn`` still counts as done, so no later ``do``
+    calls its function."""
+
+    async def main() -> None:
+        once = ragged.Once()
+
+        def fail() -> None:
+            raise RuntimeError("failed")
+
+        for i in range(2):
+            try:
+                await once.do(fail)
+            except RuntimeError:
+                assert i == 0, "Once.do() has raised on the second iteration"
+            else:
+                assert i == 1, "Once.do() has not raised on the first iteration"
+        await once.do(lambda: None)
+
+        def twice() -> None:
+            raise AssertionError("Once called twice")
+
+        await once.do(twice)
+
+    go_run(main)
+
+
+# ---------------------------------------------------------------- Cond
+
+
+@pytest.mark.timeout(60)
+def test_go_cond_signal() -> None:
+    """TestCondSignal: each Signal wakes exactly one of the waiters; a last Signal with nobody
+    waiting is harmless."""
+
+    async def main() -> None:
+        m = ragged.Mutex()
+        c = ragged.Cond(m)
+        n = 2
+        running: ragged.Chan[bool] = ragged.Chan(n)
+        awake: ragged.Chan[bool] = ragged.Chan(n)
+
+        async def waiter() -> None:
+            await m.lock()
+            await running.send(True)
+            await c.wait()
+            await awake.send(True)
+            m.unlock()
+
+        for _ in range(n):
+            ragged.go(waiter)
+        for _ in range(n):
+            await running.recv()  # wait for everyone to run
+        while n > 0:
+            assert (await ragged.select(awake.recv_case(), default=True))[0] == -1, "goroutine not asleep"
+            await m.lock()
+            c.signal()
+            m.unlock()
+            await awake.recv()  # will deadlock if no goroutine wakes up
+            assert (await ragged.select(awake.recv_case(), default=True))[0] == -1, "too many goroutines awake"
+            n -= 1
+        c.signal()
+
+    go_run(main)
+
+
+@pytest.mark.timeout(60)
+def test_go_cond_signal_generations() -> None:
+    """TestCondSignalGenerations: 100 waiters, one signalled per step, wake in the order they
+    waited."""
+
+    async def main() -> None:
+        m = ragged.Mutex()
+        c = ragged.Cond(m)
+        n = 100
+        running: ragged.Chan[bool] = ragged.Chan(n)
+        awake: ragged.Chan[int] = ragged.Chan(n)
+
+        async def waiter(i: int) -> None:
+            await m.lock()
+            await running.send(True)
+            await c.wait()
+            await awake.send(i)
+            m.unlock()
+
+        for i in range(n):
+            ragged.go(waiter, i)
+            if i > 0:
+                a = await awake.recv()
+                assert a == i - 1, f"wrong goroutine woke up: want {i - 1}, got {a}"
+            await running.recv()
+            await m.lock()
+            c.signal()
+            m.unlock()
+
+    go_run(main)
+
+
+@pytest.mark.timeout(120)
+def test_go_cond_broadcast() -> None:
+    """TestCondBroadcast: every Broadcast wakes every waiter exactly once, n rounds of n waiters,
+    then they all exit.  n = 40 (Go: 200; it is n^2 wake-ups)."""
+
+    async def main() -> None:
+        m = ragged.Mutex()
+        c = ragged.Cond(m)
+        n = 40
+        running: ragged.Chan[int] = ragged.Chan(n)
+        awake: ragged.Chan[int] = ragged.Chan(n)
+        exit_ = [False]
+
+        async def waiter(g: int) -> None:
+            await m.lock()
+            while not exit_[0]:
+                await running.send(g)
+                await c.wait()
+                await awake.send(g)
+            m.unlock()
+
+        for i in range(n):
+            ragged.go(waiter, i)
+        for i in range(n):
+            for _ in range(n):
+                await running.recv()  # will deadlock unless n are running
+            if i == n - 1:
+                await m.lock()
+                exit_[0] = True
+                m.unlock()
+            assert (await ragged.select(awake.recv_case(), default=True))[0] == -1, "goroutine not asleep"
+            await m.lock()
+            c.broadcast()
+            m.unlock()
+            seen = [False] * n
+            for _ in range(n):
+                g = await awake.recv()
+                assert not seen[g], "goroutine woke up twice"
+                seen[g] = True
+        assert (await ragged.select(running.recv_case(), default=True))[0] == -1, "goroutine did not exit"
+        c.broadcast()
+
+    go_run(main)
+
+
+@pytest.mark.timeout(60)
+def test_go_cond_race() -> None:
+    """TestRace (cond_test.go): three goroutines hand a value 1 -> 2 -> 3 around through Wait and
+    Signal under the Cond's lock; each sees the value the protocol promises."""
+
+    async def main() -> None:
+        x = [0]
+        c = ragged.Cond(ragged.Mutex())
+        done: ragged.Chan[bool] = ragged.Chan()
+        errs: list[str] = []
+
+        async def first() -> None:
+            await c.L.lock()
+            x[0] = 1
+            await c.wait()
+            if x[0] != 2:
+                errs.append("want 2")
+            x[0] = 3
+            c.signal()
+            c.L.unlock()
+            await done.send(True)
+
+        async def second() -> None:
+            await c.L.lock()
+            while True:
+                if x[0] == 1:
+                    x[0] = 2
+                    c.signal()
+                    break
+                c.L.unlock()
+                await ragged.gosched()
+                await c.L.lock()
+            c.L.unlock()
+            await done.send(True)
+
+        async def third() -> None:
+            await c.L.lock()
+            while True:
+                if x[0] == 2:
+                    await c.wait()
+                    if x[0] != 3:
+                        errs.append("want 3")
+                    break
+                if x[0] == 3:
+                    break
+                c.L.unlock()
+                await ragged.gosched()
+                await c.L.lock()
+            c.L.unlock()
+            await done.send(True)
+
+        for f in (first, second, third):
+            ragged.go(f)
+        for _ in range(3):
+            await done.recv()
+        assert not errs, errs
+
+    go_run(main)
+
+
+@pytest.mark.timeout(120)
+def test_go_cond_signal_stealing() -> None:
+    """TestCondSignalStealing: a Broadcast racing a new waiter must still wake the waiter that
+    was already in Wait (within 2s).  200 rounds (Go: 1000)."""
+
+    async def main() -> None:
+        for it in range(200):
+            m = ragged.Mutex()
+            cond = ragged.Cond(m)
+            ch: ragged.Chan[None] = ragged.Chan()
+
+            async def first(m: ragged.Mutex = m, cond: ragged.Cond = cond, ch: ragged.Chan[None] = ch) -> None:
+                await m.lock()
+                await ch.send(None)
+                await cond.wait()
+                m.unlock()
+                await ch.send(None)
+
+            ragged.go(first)
+            await ch.recv()
+            await m.lock()
+            m.unlock()
+            # The waiter is in cond.wait() now.  Race a Broadcast against a new waiter.
+            done = [False]
+
+            async def broadcaster(cond: ragged.Cond = cond) -> None:
+                cond.broadcast()
+
+            async def second(m: ragged.Mutex = m, cond: ragged.Cond = cond, done: list[bool] = done) -> None:
+                await m.lock()
+                while not done[0]:
+                    await cond.wait()
+                m.unlock()
+
+            ragged.go(broadcaster)
+            ragged.go(second)
+            k, _ = await ragged.select(ch.recv_case(), ragged.after(2).recv_case())
+            assert k == 0, f"first waiter didn't get broadcast (round {it})"
+            await m.lock()
+            done[0] = True
+            m.unlock()
+            cond.broadcast()
+
+    go_run(main)
