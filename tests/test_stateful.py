@@ -24,6 +24,7 @@ with the same steps; threads still interleave as the OS pleases.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import pytest
 from _invariants import BarrierLog, check_accounted, check_p_statuses, check_quiescent, check_stopped
 from conftest import spin
 from hypothesis import HealthCheck, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -46,6 +48,7 @@ from hypothesis.stateful import (
 )
 
 import ragged
+from ragged._platform import FREE_THREADED_BUILD, gil_enabled
 
 JOIN_TIMEOUT = 20.0
 RULES_RUN: Counter[str] = Counter()  # how often each rule ran, over the whole test
@@ -282,17 +285,35 @@ class RaggedMachine(RuleBasedStateMachine):
             check_accounted([s.g for s in self.spawned], self.rt, self.seed)
 
 
-@pytest.mark.timeout(240)
+def _examples() -> int:
+    """1000 examples; 1500 where Ps really run in parallel (a free-threaded build with the GIL off),
+    where interleavings the GIL build never produces show up; ``RAGGED_STATEFUL_EXAMPLES`` overrides."""
+    env = os.environ.get("RAGGED_STATEFUL_EXAMPLES")
+    if env:
+        return int(env)
+    return 1500 if FREE_THREADED_BUILD and not gil_enabled() else 1000
+
+
+def _seed() -> int | None:
+    """``RAGGED_STATEFUL_SEED=n``: a different (still reproducible) run of the machine, for race hunts."""
+    env = os.environ.get("RAGGED_STATEFUL_SEED")
+    return int(env) if env else None
+
+
+@pytest.mark.timeout(400)
 def test_runtime_state_machine() -> None:
-    """Run the machine (about 40 s on a 2-core machine); every rule must have run."""
+    """Run the machine (about 40 s on a 2-core machine under the GIL, 90 s free-threaded); every
+    rule must have run."""
     RULES_RUN.clear()
-    run_state_machine_as_test(
+    seed = _seed()
+    run = run_state_machine_as_test if seed is None else hypothesis_seed(seed)(run_state_machine_as_test)
+    run(
         RaggedMachine,
         settings=settings(
-            max_examples=1000,
+            max_examples=_examples(),
             stateful_step_count=50,
             deadline=None,
-            derandomize=True,
+            derandomize=seed is None,
             database=None,
             print_blob=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
