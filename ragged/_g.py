@@ -216,15 +216,22 @@ class Goroutine:
         Returns False if it has already finished.  Safe from any thread.  A
         goroutine may catch ``Cancelled``; the request is delivered once.
         """
-        if self._done:
-            return False
-        self.cancel_pending = True
-        s = self.waiting
-        if self.st == WAITING and s is not None and s.try_claim():
-            self.cancel_pending = False
+        # Under _lock, which _finish takes to mark the goroutine done: a request
+        # is either armed before the exiting M drops the goroutine's arm (goexit
+        # does that after _finish), or sees it done and arms nothing.  Without
+        # the lock an arm could land after the drop and stay armed for good.
+        with self._lock:
+            if self._done:
+                return False
+            self.cancel_pending = True
+            s = self.waiting
+            claimed = self.st == WAITING and s is not None and s.try_claim()
+            if claimed:
+                self.cancel_pending = False
+            else:
+                arm_g(self)
+        if claimed:
             self.sched.goready(self, None, Cancelled(f"goroutine {self.id} ({self.name}) was cancelled"))
-        else:
-            arm_g(self)
         return True
 
     # ------------------------------------------------------------ exit

@@ -436,9 +436,11 @@ def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | N
     """Finish ``g``: record its outcome, wake joiners, run done callbacks."""
     m.curg = None
     g.m = None
-    _deschedule(g)
     g.st = DEAD
     callbacks = g._finish(result, exc)
+    # After _finish: a cancel() arms only a goroutine not yet done (see
+    # Goroutine.cancel), so no request can be armed after this drop.
+    _deschedule(g)
     sched.gfree(g)
     for cb in callbacks:
         try:

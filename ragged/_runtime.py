@@ -41,6 +41,7 @@ from ._stw import StopTheWorld
 from ._sysmon import sysmon
 from ._trace import register as register_trace
 from ._trace import unregister as unregister_trace
+from ._traps import disarm_g
 from ._world import WorldSema, check_not_in_fn
 
 _log = logging.getLogger("ragged")
@@ -385,6 +386,8 @@ class Runtime:
                 _log.warning("ragged: goroutine %d (%s) did not close cleanly", g.id, g.name, exc_info=True)
             g.st = DEAD
             g._finish(None, Cancelled(f"goroutine {g.id} ({g.name}) was abandoned at shutdown"))
+            if g.armed:
+                disarm_g(g)  # close()'s cancel armed it; no M will ever drop that arm
             self._sched.gfree(g)
         else:
             _log.warning("ragged: goroutine %d (%s) is still %s at shutdown", g.id, g.name, g.status)

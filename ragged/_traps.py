@@ -154,11 +154,12 @@ def arm_g(g: Any) -> None:
     """Arm the hint for a request aimed at goroutine ``g`` (preempt or cancel).
 
     At most one arm is outstanding per goroutine (``g.armed``); the M drops it
-    with :func:`disarm_g` when the goroutine next stops running.
+    with :func:`disarm_g` when the goroutine next stops running.  A goroutine
+    that has finished is never armed: nothing would drop its arm.
     """
     global _pending
     with _pending_lock:
-        if not g.armed:
+        if not g.armed and not g._done:
             g.armed = True
             _pending += 1
             _slot[0] = _SLOW

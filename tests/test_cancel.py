@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import wait_until
+from conftest import run_threads, spin, wait_until
 
 import ragged
 
@@ -159,3 +159,43 @@ def test_go_during_close_raises_runtime_closed_inside_goroutine() -> None:
         g = rt.go(g_fn)
         wait_until(lambda: g.status == "waiting", what="goroutine to park")
     assert seen == [ragged.RuntimeClosed]
+
+
+def _reset_checkpoint_hint() -> int:
+    """Clear the process-wide checkpoint hint (after a failure, for the tests that follow); return
+    how many arms were outstanding."""
+    from ragged import _traps
+
+    with _traps._pending_lock:
+        n = _traps._pending
+        _traps._pending = 0
+        _traps._slot[0] = _traps._FAST
+    return n
+
+
+@pytest.mark.timeout(120)
+def test_cancel_racing_the_goroutines_exit_leaves_no_checkpoint_arm_behind() -> None:
+    """Threads cancel goroutines over and over while they finish: once they are all done, no
+    cancellation request is left armed.  A request armed for a goroutine that had already left
+    its M was never dropped: the process-wide checkpoint hint stayed armed, so every checkpoint of
+    every runtime trapped to its M from then on (on 3.13t in 31 rounds of 40)."""
+    from ragged import _traps
+
+    async def quick(n: int) -> int:
+        return spin(n)
+
+    leaked = []
+    for rnd in range(25):
+        with ragged.Runtime(procs=4) as rt:
+            gs = [rt.go(quick, (i % 7) * 30) for i in range(200)]
+
+            def hammer(k: int, gs: list[ragged.Goroutine] = gs) -> None:
+                while not all(g.done() for g in gs):
+                    for g in gs:
+                        g.cancel()
+
+            assert not run_threads(hammer, 2, 60)
+        if _traps._pending:
+            leaked.append((rnd, _reset_checkpoint_hint()))
+    assert not leaked, f"(round, arms left armed): {leaked}"
+    assert not _traps.pending()
