@@ -176,10 +176,12 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
         published = True
         sched.run_deferred_wakep()
 
-        # Step 3: our own P.
+        # Step 3: our own P.  Issue the wakeups fn deferred here too: nothing
+        # else would before sysmon's next round.
         if callerp is not None:
             callerp.sp_requested = t0
             call_safe_point_fn(sched, callerp)
+            sched.run_deferred_wakep()
 
         # Step 4: force Ps in syscalls idle and hand them off, which runs fn.
         for p in allp:

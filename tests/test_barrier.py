@@ -338,6 +338,37 @@ def test_fn_may_spawn_goroutines_and_they_run_afterwards(caller: str) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_work_readied_by_fn_on_the_callers_own_p_gets_a_p_at_once() -> None:
+    """A goroutine's barrier whose ``fn``, on the caller's own P, wakes a parked goroutine: the
+    wakeup it had to defer is issued before ``for_each_p`` returns, so an idle P starts on it
+    while the caller goes on computing (it used to wait for sysmon, up to 10ms)."""
+
+    async def main() -> list[bool]:
+        out = []
+        for _ in range(20):
+            ch: ragged.Chan[int] = ragged.Chan()
+            receiver = ragged.go(ch.recv)
+            while receiver.status != "waiting":
+                await ragged.sleep(0.001)
+            me = ragged.current_p()
+            sched = ragged.current_runtime()._sched
+
+            def fn(p: Any, me: Any = me, ch: ragged.Chan[int] = ch, sched: Any = sched) -> None:
+                if p is me:
+                    end = time.monotonic() + 1
+                    while sched.nmspinning and time.monotonic() < end:
+                        pass  # no spinning M that would find the work anyway
+                    ch.try_send(1)
+
+            await ragged.for_each_p(fn)
+            out.append(sched.wakep_deferred)  # before any await
+            await receiver
+        return out
+
+    assert not any(ragged.run(main, procs=4)), "a deferred wakeup was left for sysmon"
+
+
+@pytest.mark.timeout(30)
 def test_argument_errors() -> None:
     async def async_fn(p: Any) -> None:
         pass
