@@ -6,6 +6,20 @@ thread ``g.result(timeout)`` does.  ``g.cancel()`` works from anywhere.
 Status is written only by the M that runs the goroutine, by the waker that won
 its sudog's claim (waiting -> runnable), or under the goroutine's ``_lock`` at
 exit.  ``_lock`` also guards the joiner queue and the done callbacks.
+
+The other fields that more than one thread writes (nothing relies on the GIL):
+
+* ``resume_val``/``resume_exc``/``woken``/``waiting``: the waker that won the
+  claim, before it queues the goroutine; then the M that runs it (the run
+  queue hands them over).
+* ``cancel_pending``: set by ``cancel()`` under ``_lock`` (so a request never
+  lands on a goroutine that has finished), cleared by whoever delivers it --
+  the M running the goroutine, or the ``cancel()`` that won a parked
+  goroutine's claim.  A request is delivered once.
+* ``preempt``: a request from sysmon (or a barrier); the goroutine's M clears
+  it.  Losing one to a race costs one more sysmon round, never correctness.
+* ``armed``: only under ``_traps._pending_lock`` (``arm_g``/``disarm_g``).
+* ``_retrieved``: set (never cleared) by whoever takes the outcome.
 """
 
 from __future__ import annotations

@@ -72,6 +72,20 @@ class P:
     ``local`` is a plain dict of per-P storage: a ``for_each_p`` callback and
     the goroutines running on this P may use it without locks, because only
     one of them runs on a P at a time (see :class:`ragged.PerP`).
+
+    Who writes what (no field relies on the GIL; DESIGN.md).  ``words`` are
+    atomic.  ``runq`` is a deque whose single appends and pops are atomic on
+    both builds (own M pushes; own M and thieves pop).  Every other field has
+    one writer at a time: *whoever owns the P now* -- its M while it holds it,
+    the sched lock's holder while it sits on the idle list, the winner of the
+    status CAS that took it out of SYSCALL (sysmon, a barrier, a
+    stop-the-world, the M coming back), the stop-the-world coordinator while it
+    is stopped.  That covers ``m``, ``schedtick``, ``syscalltick``,
+    ``nsyscall`` and ``pause_ns`` (a barrier's ``fn`` runs for the P on
+    exactly one thread: the winner of the flag CAS).  ``sp_requested`` is set
+    by the coordinator before it publishes the flag and cleared by the flag's
+    winner.  ``sysmon_*`` belong to sysmon.  Other threads read all of these
+    as hints (metrics, dumps, sysmon) and decide nothing on them.
     """
 
     __slots__ = (

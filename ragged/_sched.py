@@ -16,6 +16,20 @@ A goroutine is put on the *global* queue under ``lock`` whenever the caller
 holds no P, so an M deciding to go idle (which checks the global queue and
 parks its P under ``lock``) cannot miss it.  Lock order: a channel or
 goroutine lock, then ``Timers.lock``, then ``lock``.
+
+Fields outside ``lock`` (nothing relies on the GIL for atomicity):
+``allgs``/``ngcreated`` change under the module's ``_allglock``
+(:meth:`Sched.goroutines` copies under it); ``barrier_seq``, ``barrier_t0``,
+``barrier_done`` and ``stw_trace`` belong to the holder of ``worldsema``;
+``safe_point_errs``/``sp_waits`` are swapped by that holder under ``lock``
+while ``stopwait`` is 0 and appended to by whoever runs ``fn`` for a P (one
+``list.append`` each, atomic on both builds); ``timer_waiter`` is set under
+``lock`` and read as a hint.  ``wakep_deferred`` is a hint set by a barrier
+callback after it queued work, and cleared by ``run_deferred_wakep`` *before*
+it looks at the queues, so a set that races the clear is either seen there
+or left set for the next caller: no wakeup is lost.  Plain reads of
+``pidle``, ``nmspinning``, ``gcwaiting`` and the queues outside ``lock`` are
+hints; every decision that matters re-checks under ``lock``.
 """
 
 from __future__ import annotations

@@ -77,6 +77,8 @@ class WorldSema:
             self.lock.release()
             return
         block_on(self.q, self.lock, "worldsema", timeout, registry=self.sched)
+        # Outside the lock, but ordered: release() cleared ``owner`` before it
+        # woke us, and ``owner`` matters only to its own holder's re-entry check.
         self.owner = me
 
     async def acquire_g(self, g: Goroutine, what: str) -> None:
