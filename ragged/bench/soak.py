@@ -40,6 +40,7 @@ from typing import Any
 
 import ragged
 from ragged._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
+from ragged._platform import describe
 
 from . import stress
 from .cli import positive
@@ -324,7 +325,7 @@ class Soak:
             f"soak: duration={args.duration:g}s procs={self.procs} chaos={chaos_text} "
             f"debug={'on' if args.debug else 'off'} "
             f"report_every={args.report_every:g}s warmup={args.warmup:g}s python={sys.version.split()[0]} "
-            f"switchinterval={sys.getswitchinterval()}"
+            f"switchinterval={sys.getswitchinterval()} build: {describe()}"
         )
         out(f"[    0.0s] start    rss={fmt_mb(start_rss)} threads={start_threads}")
         self.t0 = time.monotonic()
