@@ -114,7 +114,9 @@ class Timers:
                     continue
                 fired.append(e)
                 if e.period > 0:
-                    e.when = max(e.when + e.period, now)
+                    # Go's ticker: the next tick of the period's grid after now; the
+                    # ticks a late run missed are dropped, never fired back to back.
+                    e.when += e.period * (1 + (now - e.when) // e.period)
                     heapq.heappush(heap, (e.when, next(self._seq), e))
                 else:
                     e.alive = False

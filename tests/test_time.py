@@ -165,3 +165,23 @@ def test_stop_racing_the_timer_never_leaks_a_stale_value() -> None:
         return bad
 
     assert ragged.run(main, procs=2) == [], f"seed {seed}"
+
+
+def test_a_late_ticker_skips_the_ticks_it_missed_instead_of_firing_twice() -> None:
+    """A periodic timer fired more than a period late fires once and moves to the next tick of its
+    grid, as Go's ticker does; it used to be re-armed at "now" and fire again at once (two ticks
+    a few µs apart: what test_ticker_ticks_until_stopped saw on 3.13t, where timer waits run late)."""
+    from types import SimpleNamespace
+
+    from ragged._timers import Timers
+
+    timers = Timers(SimpleNamespace(poke_timer_waiter=lambda: None))  # type: ignore[arg-type]
+    fired: list[float] = []
+    now = 1000.0
+    with timers.lock:
+        e = timers.add_locked(now - 0.035, fired.append, 1.0, period=0.01)  # 3.5 periods late
+    assert timers.run(now) == 1
+    ticks = (e.when - (now - 0.035)) / 0.01
+    assert now < e.when <= now + 0.01 and abs(ticks - round(ticks)) < 1e-6, f"{e.when} is off the grid"
+    assert timers.run(now + 1e-6) == 0, "fired again right away"
+    assert timers.run(e.when) == 1 and len(fired) == 2
