@@ -23,7 +23,9 @@ Not ported, and why:
 
 from __future__ import annotations
 
+import inspect
 import threading
+from typing import Any
 
 import pytest
 from test_go_chan import Counter, go_run
@@ -125,13 +127,6 @@ def test_go_waitgroup_align() -> None:
 # ---------------------------------------------------------------- Mutex and semaphore
 
 
-async def _hammer(acquire, release, loops: int, cdone: ragged.Chan[bool]) -> None:  # noqa: ANN001
-    for _ in range(loops):
-        await acquire()
-        release()
-    await cdone.send(True)
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("kind", ["Semaphore", "Mutex"])
 def test_go_semaphore_and_mutex(kind: str) -> None:
@@ -167,136 +162,79 @@ def test_go_semaphore_and_mutex(kind: str) -> None:
     assert go_run(main) == 10000
 
 
-def _misuse_cases() -> list[tuple[str, object]]:
-    """Go's misuseTests: each must fail with a message about an unlocked lock."""
-
-    async def mutex_unlock() -> None:
-        ragged.Mutex().unlock()
-
-    async def mutex_unlock2() -> None:
-        mu = ragged.Mutex()
-        await mu.lock()
-        mu.unlock()
-        mu.unlock()
-
-    async def rw_unlock() -> None:
-        ragged.RWMutex().unlock()
-
-    async def rw_unlock2() -> None:
-        mu = ragged.RWMutex()
-        await mu.rlock()
-        mu.unlock()
-
-    async def rw_unlock3() -> None:
-        mu = ragged.RWMutex()
-        await mu.lock()
-        mu.unlock()
-        mu.unlock()
-
-    async def rw_runlock() -> None:
-        ragged.RWMutex().runlock()
-
-    async def rw_runlock2() -> None:
-        mu = ragged.RWMutex()
-        await mu.lock()
-        mu.runlock()
-
-    async def rw_runlock3() -> None:
-        mu = ragged.RWMutex()
-        await mu.rlock()
-        mu.runlock()
-        mu.runlock()
-
-    return [
-        ("Mutex.Unlock", mutex_unlock),
-        ("Mutex.Unlock2", mutex_unlock2),
-        ("RWMutex.Unlock", rw_unlock),
-        ("RWMutex.Unlock2", rw_unlock2),
-        ("RWMutex.Unlock3", rw_unlock3),
-        ("RWMutex.RUnlock", rw_runlock),
-        ("RWMutex.RUnlock2", rw_runlock2),
-        ("RWMutex.RUnlock3", rw_runlock3),
-    ]
+# Go's misuseTests: the lock, then the calls made on it; the last one must fail.
+MISUSE = [
+    ("Mutex.Unlock", ragged.Mutex, ["unlock"]),
+    ("Mutex.Unlock2", ragged.Mutex, ["lock", "unlock", "unlock"]),
+    ("RWMutex.Unlock", ragged.RWMutex, ["unlock"]),
+    ("RWMutex.Unlock2", ragged.RWMutex, ["rlock", "unlock"]),
+    ("RWMutex.Unlock3", ragged.RWMutex, ["lock", "unlock", "unlock"]),
+    ("RWMutex.RUnlock", ragged.RWMutex, ["runlock"]),
+    ("RWMutex.RUnlock2", ragged.RWMutex, ["lock", "runlock"]),
+    ("RWMutex.RUnlock3", ragged.RWMutex, ["rlock", "runlock", "runlock"]),
+]
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("name", "fn"), _misuse_cases(), ids=[n for n, _ in _misuse_cases()])
-def test_go_mutex_misuse(name: str, fn: object) -> None:
+@pytest.mark.parametrize(("name", "kind", "calls"), MISUSE, ids=[m[0] for m in MISUSE])
+def test_go_mutex_misuse(name: str, kind: type, calls: list[str]) -> None:
     """TestMutexMisuse: every unlock of what is not locked fails, naming an unlocked lock."""
+
+    async def main() -> None:
+        mu = kind()
+        for call in calls:
+            r = getattr(mu, call)()
+            if inspect.isawaitable(r):
+                await r
+
     with pytest.raises(ragged.RaggedError, match="unlocked"):
-        go_run(fn)
+        go_run(main)
+
+
+async def _mutex_fairness(hog_pause: float, n: int, waiter_pause: float) -> tuple[bool, int]:
+    """A hog relocks a Mutex forever (holding it ``hog_pause`` each time); can a second goroutine
+    take it ``n`` times (pausing ``waiter_pause`` before each) within 10 seconds?"""
+    mu = ragged.Mutex()
+    stop = threading.Event()
+    rounds = [0]
+
+    async def hog() -> None:
+        while not stop.is_set():
+            await mu.lock()
+            rounds[0] += 1
+            if hog_pause:
+                await ragged.sleep(hog_pause)
+            mu.unlock()
+
+    ragged.go(hog)
+    done: ragged.Chan[bool] = ragged.Chan()
+
+    async def other() -> None:
+        for _ in range(n):
+            if waiter_pause:
+                await ragged.sleep(waiter_pause)
+            await mu.lock()
+            mu.unlock()
+        await done.send(True)
+
+    ragged.go(other)
+    k, _ = await ragged.select(done.recv_case(), ragged.after(10).recv_case())
+    stop.set()
+    return k == 0, rounds[0]
 
 
 @pytest.mark.timeout(60)
-def test_go_mutex_fairness() -> None:
+@pytest.mark.parametrize(
+    ("hog_pause", "n", "waiter_pause"), [(100e-6, 10, 100e-6), (0.0, 20, 0.0)], ids=["Fairness", "Starvation"]
+)
+def test_go_mutex_fairness(hog_pause: float, n: int, waiter_pause: float) -> None:
     """TestMutexFairness: a goroutine that holds the mutex 100µs at a time, relocking at once,
-    cannot keep a second goroutine from taking it 10 times within 10 seconds."""
-
-    async def main() -> bool:
-        mu = ragged.Mutex()
-        stop: ragged.Chan[bool] = ragged.Chan()
-
-        async def hog() -> None:
-            while True:
-                await mu.lock()
-                await ragged.sleep(100e-6)
-                mu.unlock()
-                if (await ragged.select(stop.recv_case(), default=True))[0] == 0:
-                    return
-
-        ragged.go(hog)
-        done: ragged.Chan[bool] = ragged.Chan()
-
-        async def other() -> None:
-            for _ in range(10):
-                await ragged.sleep(100e-6)
-                await mu.lock()
-                mu.unlock()
-            await done.send(True)
-
-        ragged.go(other)
-        k, _ = await ragged.select(done.recv_case(), ragged.after(10).recv_case())
-        stop.close()
-        return k == 0
-
-    assert go_run(main), "can't acquire Mutex in 10 seconds"
-
-
-@pytest.mark.timeout(60)
-def test_go_mutex_starvation() -> None:
-    """Go's starvation mode (sync/mutex.go: a waiter blocked over 1ms gets the mutex handed over),
-    in TestMutexFairness's shape but with a hog that relocks in a tight loop, never pausing: a
-    waiter still takes the mutex 20 times within 10 seconds (ragged hands the mutex to the first
-    waiter on every unlock).  Not one of Go's tests: Go covers starvation with TestMutexFairness."""
-
-    async def main() -> tuple[bool, int]:
-        mu = ragged.Mutex()
-        stop = threading.Event()
-        rounds = [0]
-
-        async def hog() -> None:
-            while not stop.is_set():
-                await mu.lock()
-                rounds[0] += 1
-                mu.unlock()
-
-        ragged.go(hog)
-        await ragged.sleep(0.002)
-        done: ragged.Chan[bool] = ragged.Chan()
-
-        async def waiter() -> None:
-            for _ in range(20):
-                await mu.lock()
-                mu.unlock()
-            await done.send(True)
-
-        ragged.go(waiter)
-        k, _ = await ragged.select(done.recv_case(), ragged.after(10).recv_case())
-        stop.set()
-        return k == 0, rounds[0]
-
-    ok, rounds = go_run(main, procs=2)
-    assert ok, f"a waiter could not take the Mutex 20 times in 10 seconds (the hog took it {rounds} times)"
+    cannot keep a second goroutine from taking it 10 times within 10 seconds.  "Starvation" is
+    the same with a hog that never pauses at all (Go's starvation mode, sync/mutex.go: a waiter
+    blocked over 1ms gets the mutex handed over; ragged hands it over on every unlock) -- not one
+    of Go's tests, which cover starvation with TestMutexFairness."""
+    ok, rounds = go_run(_mutex_fairness, hog_pause, n, waiter_pause, procs=2)
+    assert ok, f"can't acquire Mutex {n} times in 10 seconds (the hog took it {rounds} times)"
 
 
 # ---------------------------------------------------------------- RWMutex
@@ -347,40 +285,34 @@ def test_go_rwmutex(procs: int, readers: int) -> None:
         rwm = ragged.RWMutex()
         cdone: ragged.Chan[bool] = ragged.Chan()
 
-        async def reader() -> None:
+        async def hammer(lock: Any, unlock: Any, delta: int, legal: Any) -> None:
+            # Go's reader (delta 1) and writer (delta 10000) in one body.
             for _ in range(iterations):
-                await rwm.rlock()
-                n = activity.add(1)
-                if n < 1 or n >= 10000:
-                    rwm.runlock()
+                await lock()
+                n = activity.add(delta)
+                if not legal(n):
+                    unlock()
                     raise AssertionError(f"wlock({n})")
                 for _ in range(100):
                     pass
-                activity.add(-1)
-                rwm.runlock()
+                activity.add(-delta)
+                unlock()
             await cdone.send(True)
 
-        async def writer() -> None:
-            for _ in range(iterations):
-                await rwm.lock()
-                n = activity.add(10000)
-                if n != 10000:
-                    rwm.unlock()
-                    raise AssertionError(f"wlock({n})")
-                for _ in range(100):
-                    pass
-                activity.add(-10000)
-                rwm.unlock()
-            await cdone.send(True)
+        def reader() -> Any:
+            return hammer(rwm.rlock, rwm.runlock, 1, lambda n: 1 <= n < 10000)
 
-        ragged.go(writer)
+        def writer() -> Any:
+            return hammer(rwm.lock, rwm.unlock, 10000, lambda n: n == 10000)
+
+        ragged.go(writer())
         i = 0
         while i < readers // 2:
-            ragged.go(reader)
+            ragged.go(reader())
             i += 1
-        ragged.go(writer)
+        ragged.go(writer())
         while i < readers:
-            ragged.go(reader)
+            ragged.go(reader())
             i += 1
         for _ in range(2 + readers):  # wait for the 2 writers and all readers to finish
             await cdone.recv()
@@ -411,12 +343,10 @@ def test_go_rlocker() -> None:
         for _ in range(n):
             await rlocked.recv()
             rl.unlock()
-            assert (await ragged.select(wlocked.recv_case(), default=True))[0] == -1, "RLocker() didn't read-lock it"
+            assert await _nothing_in(wlocked), "RLocker() didn't read-lock it"
             rl.unlock()
             await wlocked.recv()
-            assert (await ragged.select(rlocked.recv_case(), default=True))[0] == -1, (
-                "RLocker() didn't respect the write lock"
-            )
+            assert await _nothing_in(rlocked), "RLocker() didn't respect the write lock"
             wl.unlock()
 
     go_run(main)
@@ -485,36 +415,46 @@ def test_go_once_panic() -> None:
 # ---------------------------------------------------------------- Cond
 
 
+def _cond_setup(n: int) -> tuple[ragged.Mutex, ragged.Cond, ragged.Chan[bool], ragged.Chan[int]]:
+    """A Mutex, a Cond over it, and the running/awake channels of n waiters."""
+    m = ragged.Mutex()
+    return m, ragged.Cond(m), ragged.Chan(n), ragged.Chan(n)
+
+
+async def _nothing_in(ch: ragged.Chan[Any]) -> bool:
+    """Go's ``select { case <-ch: fail; default: }``: True if nothing can be received now."""
+    k, _ = await ragged.select(ch.recv_case(), default=True)
+    return k == -1
+
+
+async def _cond_waiter(c: ragged.Cond, running: ragged.Chan[bool], awake: ragged.Chan[int], i: int) -> None:
+    """The waiter of TestCondSignal and TestCondSignalGenerations: lock, say so, wait, say who woke."""
+    await c.L.lock()
+    await running.send(True)
+    await c.wait()
+    await awake.send(i)
+    c.L.unlock()
+
+
 @pytest.mark.timeout(60)
 def test_go_cond_signal() -> None:
     """TestCondSignal: each Signal wakes exactly one of the waiters; a last Signal with nobody
     waiting is harmless."""
 
     async def main() -> None:
-        m = ragged.Mutex()
-        c = ragged.Cond(m)
         n = 2
-        running: ragged.Chan[bool] = ragged.Chan(n)
-        awake: ragged.Chan[bool] = ragged.Chan(n)
-
-        async def waiter() -> None:
-            await m.lock()
-            await running.send(True)
-            await c.wait()
-            await awake.send(True)
-            m.unlock()
-
-        for _ in range(n):
-            ragged.go(waiter)
+        m, c, running, awake = _cond_setup(n)
+        for i in range(n):
+            ragged.go(_cond_waiter, c, running, awake, i)
         for _ in range(n):
             await running.recv()  # wait for everyone to run
         while n > 0:
-            assert (await ragged.select(awake.recv_case(), default=True))[0] == -1, "goroutine not asleep"
+            assert await _nothing_in(awake), "goroutine not asleep"
             await m.lock()
             c.signal()
             m.unlock()
             await awake.recv()  # will deadlock if no goroutine wakes up
-            assert (await ragged.select(awake.recv_case(), default=True))[0] == -1, "too many goroutines awake"
+            assert await _nothing_in(awake), "too many goroutines awake"
             n -= 1
         c.signal()
 
@@ -527,21 +467,10 @@ def test_go_cond_signal_generations() -> None:
     waited."""
 
     async def main() -> None:
-        m = ragged.Mutex()
-        c = ragged.Cond(m)
         n = 100
-        running: ragged.Chan[bool] = ragged.Chan(n)
-        awake: ragged.Chan[int] = ragged.Chan(n)
-
-        async def waiter(i: int) -> None:
-            await m.lock()
-            await running.send(True)
-            await c.wait()
-            await awake.send(i)
-            m.unlock()
-
+        m, c, running, awake = _cond_setup(n)
         for i in range(n):
-            ragged.go(waiter, i)
+            ragged.go(_cond_waiter, c, running, awake, i)
             if i > 0:
                 a = await awake.recv()
                 assert a == i - 1, f"wrong goroutine woke up: want {i - 1}, got {a}"
@@ -583,7 +512,7 @@ def test_go_cond_broadcast() -> None:
                 await m.lock()
                 exit_[0] = True
                 m.unlock()
-            assert (await ragged.select(awake.recv_case(), default=True))[0] == -1, "goroutine not asleep"
+            assert await _nothing_in(awake), "goroutine not asleep"
             await m.lock()
             c.broadcast()
             m.unlock()
@@ -592,7 +521,7 @@ def test_go_cond_broadcast() -> None:
                 g = await awake.recv()
                 assert not seen[g], "goroutine woke up twice"
                 seen[g] = True
-        assert (await ragged.select(running.recv_case(), default=True))[0] == -1, "goroutine did not exit"
+        assert await _nothing_in(running), "goroutine did not exit"
         c.broadcast()
 
     go_run(main)
@@ -608,6 +537,12 @@ def test_go_cond_race() -> None:
         c = ragged.Cond(ragged.Mutex())
         done: ragged.Chan[bool] = ragged.Chan()
         errs: list[str] = []
+
+        async def yield_lock() -> None:
+            # Go's c.L.Unlock(); runtime.Gosched(); c.L.Lock()
+            c.L.unlock()
+            await ragged.gosched()
+            await c.L.lock()
 
         async def first() -> None:
             await c.L.lock()
@@ -627,9 +562,7 @@ def test_go_cond_race() -> None:
                     x[0] = 2
                     c.signal()
                     break
-                c.L.unlock()
-                await ragged.gosched()
-                await c.L.lock()
+                await yield_lock()
             c.L.unlock()
             await done.send(True)
 
@@ -643,9 +576,7 @@ def test_go_cond_race() -> None:
                     break
                 if x[0] == 3:
                     break
-                c.L.unlock()
-                await ragged.gosched()
-                await c.L.lock()
+                await yield_lock()
             c.L.unlock()
             await done.send(True)
 
