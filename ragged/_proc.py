@@ -437,6 +437,9 @@ def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | N
     m.curg = None
     g.m = None
     g.st = DEAD
+    # Whether the teardown caused an error is decided now, before anyone can
+    # see g done: main may return the moment it does (Runtime.tearing_down).
+    teardown = exc is not None and sched.runtime.tearing_down()
     callbacks = g._finish(result, exc)
     # After _finish: a cancel() arms only a goroutine not yet done (see
     # Goroutine.cancel), so no request can be armed after this drop.
@@ -448,4 +451,4 @@ def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | N
         except Exception:  # noqa: BLE001
             _log.exception("ragged: done callback of goroutine %d (%s) raised", g.id, g.name)
     if exc is not None and not g._retrieved and not isinstance(exc, Cancelled):
-        sched.runtime._note_unjoined(g)
+        sched.runtime._note_unjoined(g, teardown)

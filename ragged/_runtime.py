@@ -278,13 +278,14 @@ class Runtime:
         main = self._main
         return self._closing or (main is not None and main._done)
 
-    def _note_unjoined(self, g: Goroutine) -> None:
+    def _note_unjoined(self, g: Goroutine, teardown: bool) -> None:
         """``g`` raised and nobody joined it: keep it for ``run`` / ``close`` to report.
 
-        Not when the teardown has begun (:meth:`tearing_down`); Go would not
-        report it either.
+        Not if the teardown had begun when it raised (``teardown``: the
+        goroutine's M reads :meth:`tearing_down` before anyone can see it
+        done); Go would not report it either.
         """
-        if self.tearing_down():
+        if teardown:
             _log.debug("ragged: goroutine %d (%s) raised %r during shutdown; not reported", g.id, g.name, g._exc)
             return
         with self._unjoined_lock:
