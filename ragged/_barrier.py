@@ -43,9 +43,11 @@ _monotonic = time.monotonic
 
 
 def call_safe_point_fn(sched: Sched, p: P) -> None:
-    """Call ``sched.safe_point_fn(p)``; record its error and its timing.
+    """Call ``sched.safe_point_fn(p)``; record its error and its timing on ``p``.
 
-    The caller has won ``p``'s flag CAS.  May be called with ``sched.lock`` held.
+    The caller has won ``p``'s flag CAS, so it alone writes ``p.sp_err`` and
+    ``p.sp_wait`` for this barrier; the coordinator collects them at the end.
+    Nothing here is shared between Ms.  May be called with ``sched.lock`` held.
     """
     fn = sched.safe_point_fn
     prev = getattr(tls, "in_fn", False)
@@ -56,7 +58,7 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
     try:
         fn(p)
     except BaseException as err:  # noqa: BLE001 - handed to the barrier's caller
-        sched.safe_point_errs.append((p.id, err))
+        p.sp_err = err
     finally:
         tls.in_fn = prev
     done = _monotonic()
@@ -64,7 +66,7 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
         tr.fn_ran(p, t_ns, sched.barrier_seq)
     p.pause_ns += int((done - t) * 1e9)
     if p.sp_requested:
-        sched.sp_waits.append(done - p.sp_requested)
+        p.sp_wait = done - p.sp_requested
         p.sp_requested = 0.0
 
 
@@ -81,11 +83,7 @@ def run_safe_point_fn(sched: Sched, p: P, aside: bool = True) -> None:
     if not p.words.cas(W_SAFEPOINT, 1, 0):
         return
     call_safe_point_fn(sched, p)
-    with sched.lock:
-        sched.stopwait -= 1
-        left = sched.stopwait
-        if left == 0:
-            sched.stopnote.notify_all()
+    sched.stopwait_done()
     sched.run_deferred_wakep()
     if aside:
         step_aside(sched, p)
@@ -153,9 +151,9 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             sched.barrier_seq = seq
             sched.barrier_t0 = t0
             sched.safe_point_fn = fn
-            sched.safe_point_errs = []
-            sched.sp_waits = []
             for p in allp:
+                p.sp_err = None
+                p.sp_wait = -1.0
                 if p is not callerp:
                     p.sp_requested = t0
                     p.words.store(W_SAFEPOINT, 1)
@@ -168,7 +166,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             for p in sched.pidle:
                 if p.words.cas(W_SAFEPOINT, 1, 0):
                     call_safe_point_fn(sched, p)
-                    sched.stopwait -= 1
+                    sched.stopwait_done()
             wait = sched.stopwait > 0
             if wait and sched.settings.barrier_step_aside > 0:
                 # Some P is running or in a syscall: Ms that finish may step aside.
@@ -204,10 +202,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 if p.plain[W_SAFEPOINT]:
                     raise BarrierError(f"for_each_p: P{p.id} did not run fn")
             sched.safe_point_fn = None
-            errs = sched.safe_point_errs
-            waits = sched.sp_waits
-            sched.safe_point_errs = []
-            sched.sp_waits = []
+        errs = [(p.id, p.sp_err) for p in allp if p.sp_err is not None]
+        waits = [p.sp_wait for p in allp if p.sp_wait >= 0]
     except BaseException:
         # Interrupted (say a KeyboardInterrupt while waiting) or an invariant
         # broke: leave the runtime usable, as a timeout does -- no P may run
@@ -270,9 +266,9 @@ def _give_up(sched: Sched, allp: list[P]) -> list[int]:
             if p.plain[W_SAFEPOINT] and p.words.cas(W_SAFEPOINT, 1, 0):
                 missing.append(p.id)
                 p.sp_requested = 0.0
-                sched.stopwait -= 1
-        while sched.stopwait > 0:
-            sched.stopnote.wait(0.01)
+                sched.stopwait_done()
+    while sched.stopwait > 0:  # each P inside fn counts itself down and wakes the note at 0
+        sched.stopnote.sleep(0.01)
     return missing
 
 
