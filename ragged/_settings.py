@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+
+from ._note import gil_enabled
 
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+STEP_ASIDE_GIL = 20e-3
+
+
+def default_step_aside() -> float:
+    """``barrier_step_aside`` by interpreter: 20ms under the GIL, 0 with Ps in parallel.
+
+    Under the GIL an M that has run ``fn`` must give the one GIL to the Ms the
+    barrier still waits for, or the barrier takes about procs x the switch
+    interval.  With the GIL off nothing is gained by waiting and the mutators
+    would lose their rate (DESIGN.md): the M goes straight back to its goroutine.
+    """
+    return STEP_ASIDE_GIL if gil_enabled() else 0.0
 
 
 def env_int(name: str) -> int | None:
@@ -34,7 +50,8 @@ class Settings:
     ``barrier_step_aside``  for this long after a barrier starts, an M whose P has
                             run ``fn`` waits for the barrier to end instead of taking the
                             GIL back from the Ms still to reach their safe point (0: never;
-                            see ``_barrier.step_aside``).
+                            see ``_barrier.step_aside``).  Default 20ms where the GIL is on,
+                            0 on a free-threaded interpreter running without it.
     ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
     ``chaos``               a seed: inject random yields at racy points (``RAGGED_CHAOS``).
@@ -45,7 +62,7 @@ class Settings:
     straggler_timeout: float = 1.0
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
-    barrier_step_aside: float = 20e-3
+    barrier_step_aside: float = field(default_factory=default_step_aside)
     detect_deadlock: bool = False
     debug: bool = False
     chaos: int | None = None
