@@ -54,15 +54,22 @@ def schedule(sched: Sched, m: M) -> None:
     """Find a runnable goroutine and execute it, forever (Go's ``schedule``).
 
     Runs with ``m.p`` set and no locks held.  Returns only by raising _MExit.
+    This loop runs once per goroutine switch: it reads each field once and
+    calls ``safe_point`` only when something is pending there (a
+    stop-the-world, this P's barrier flag, a timer).
     """
+    timers = sched.timers
     while True:
-        p = safe_point(sched, m)
+        p = m.p
+        if sched.gcwaiting or p.plain[W_SAFEPOINT] or timers.timer0:
+            p = safe_point(sched, m)
         g = None
+        runq = p.runq
         if p.schedtick % 61 == 0 and sched.globrunq:
             g = sched.globrunqget(p, 1)  # so the global queue cannot starve
-        if g is None and p.runq:
+        if g is None and runq:
             try:
-                g = p.runq.popleft()
+                g = runq.popleft()
             except IndexError:  # a thief took it
                 pass
         if g is None:
