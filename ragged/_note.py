@@ -29,19 +29,14 @@ from __future__ import annotations
 
 import os
 import select
-import sys
 import threading
 from typing import Protocol
 
-__all__ = ["FdNote", "LockNote", "Note", "gil_enabled", "new_note"]
+from ._platform import gil_enabled
+
+__all__ = ["FdNote", "LockNote", "Note", "new_note"]
 
 _FD_SETSIZE = 1024  # select.select() refuses fds at or above this
-
-
-def gil_enabled() -> bool:
-    """True unless this is a free-threaded interpreter running with the GIL off."""
-    probe = getattr(sys, "_is_gil_enabled", None)
-    return True if probe is None else bool(probe())
 
 
 class Note(Protocol):

@@ -37,6 +37,7 @@ from ._m import M, tls
 from ._note import new_note
 from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
 from ._p import RUNNING as P_RUNNING
+from ._platform import usable_cpus
 from ._timers import Timers
 from ._traps import arm_g, disarm_g
 
@@ -84,7 +85,8 @@ class Sched:
         self._stopwait = AtomicWords(1)  # see the stopwait property
         self.safe_point_fn: Callable[[P], Any] | None = None
         self.barrier_done: threading.Event | None = None  # set when the barrier in flight ends
-        self.barrier_t0 = 0.0
+        self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
+        self.cpus = usable_cpus()  # CPUs this process may use, read once at start
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
