@@ -158,6 +158,9 @@ def _with_trace(path: str | None, fn: Any) -> Any:
 
 
 def _failed(data: dict[str, Any]) -> bool:
+    """True when a run found a correctness error (a barrier that did not run fn exactly once per P)."""
+    if any(r.get("errors") for r in data.get("mutator", {}).get("results", [])):
+        return True
     return any(m.get("errors") for r in data.get("results", []) for m in r.get("modes", {}).values())
 
 

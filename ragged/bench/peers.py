@@ -22,7 +22,7 @@ from typing import Any
 import ragged
 
 from . import build as build_info
-from . import scaling
+from . import mutator, scaling
 from .peer_cases import (
     CHECK_CHUNKS,
     FULL,
@@ -59,7 +59,7 @@ from .peer_cases import (
     perf,
 )
 from .stats import fmt_time, percentile, table
-from .targets import issue6, ratio
+from .targets import issue6, issue12, ratio
 from .targets import render as render_targets
 
 # ------------------------------------------------------------------ the sections
@@ -336,15 +336,17 @@ def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
 
     cfg = QUICK if quick else FULL
     sc_cfg = scaling.QUICK if quick else scaling.FULL
+    mu_cfg = mutator.QUICK if quick else mutator.FULL
     t0 = perf()
     load0 = _loadavg()
     sections = build(cfg)
-    steps = len(sections) * cfg.runs + sc_cfg.rounds
+    steps = len(sections) * cfg.runs + sc_cfg.rounds + mutator.steps(mu_cfg)
     show = progress_printer(steps) if not quiet else (lambda _what: None)
     for sec in sections:
         _measure(sec, cfg.runs, show)
     chunk = calibrate()
     scaled = scaling.run(chunk, sc_cfg, show)
+    mutators = mutator.run(chunk, mu_cfg, show)
     secs: dict[str, dict[str, Any]] = {}
     for sec in sections:
         secs[sec.key] = {
@@ -371,7 +373,9 @@ def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
         "seconds": perf() - t0,
         "sections": secs,
         "scaling": scaled,
+        "mutator": mutators,
         "targets": [t.as_dict() for t in issue6(secs, BARRIER_PROCS)],
+        "issue12": [t.as_dict() for t in issue12(secs, scaled, mutators)],
     }
 
 
@@ -464,5 +468,10 @@ def render(data: dict[str, Any]) -> str:
         out += _checkpoint_text(sec) if key == "checkpoint" else _section_text(sec)
     if "scaling" in data:
         out += ["", *scaling.render(data["scaling"])]
-    out += ["", *render_targets("targets", data["targets"])]
+    if "mutator" in data:
+        out += ["", *mutator.render(data["mutator"])]
+    out += ["", *render_targets("targets (issue 6, DESIGN.md)", data["targets"])]
+    if "issue12" in data:
+        title = f"issue 12's table, measured on {build_info.label(data)} (median over rounds; range over rounds)"
+        out += ["", *render_targets(title, data["issue12"])]
     return "\n".join(out)

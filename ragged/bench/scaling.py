@@ -43,7 +43,6 @@ import asyncio
 import gc
 import multiprocessing
 import os
-import statistics
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -53,7 +52,7 @@ from typing import Any
 
 import ragged
 
-from .stats import table
+from .stats import spread, table
 from .stress import work
 
 perf = time.perf_counter
@@ -75,9 +74,14 @@ QUICK = ScalingConfig(rounds=2, seconds=0.05, warmup=0.03)
 # ------------------------------------------------------------------ the workers
 
 
+def own_int(n: int) -> int:
+    """A copy of ``n`` (>= 0, < 2**64) created by the calling thread (see the module docstring)."""
+    return int.from_bytes(n.to_bytes(8, "little"), "little")
+
+
 def _private(n: int, start: float, deadline: float) -> tuple[int, float, float]:
     """Copies of the worker's arguments created by the calling thread (see the module docstring)."""
-    return int.from_bytes(n.to_bytes(8, "little"), "little"), start + 0.0, deadline + 0.0
+    return own_int(n), start + 0.0, deadline + 0.0
 
 
 def count_chunks(n: int, start: float, deadline: float) -> int:
@@ -239,13 +243,6 @@ def contestants(pool: ProcessPoolExecutor | None, why: str) -> list[Contestant]:
 # ------------------------------------------------------------------ running
 
 
-def _spread(xs: list[float]) -> dict[str, Any]:
-    good = [x for x in xs if x == x]
-    if not good:
-        return {"samples": xs, "median": float("nan"), "min": float("nan"), "max": float("nan")}
-    return {"samples": xs, "median": statistics.median(good), "min": min(good), "max": max(good)}
-
-
 def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, Any]:
     """The whole case for chunk size ``n``; returns a JSON-ready dict (see :func:`render`).
 
@@ -273,7 +270,7 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
     for c in cs:
         d: dict[str, Any] = {"label": c.label, "workers": c.workers, "installed": c.run is not None}
         if c.samples is not None:
-            d.update(_spread(c.samples))
+            d.update(spread(c.samples))
         else:
             d["why"] = c.why
         out_cs[c.key] = d
@@ -283,7 +280,7 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
         if a is None or b is None:
             continue
         per_round = [x / y if y else float("nan") for x, y in zip(a, b, strict=True)]
-        ratios[key] = {"label": label, **_spread(per_round)}
+        ratios[key] = {"label": label, **spread(per_round)}
     return {
         "title": "compute scaling: pure-Python chunks of ~50µs, chunks completed per second of the window",
         "chunk_iterations": n,

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .stats import fmt_time, table
+from .stats import fmt_time, spread, table
 
 
 def ratio(a: float | None, b: float | None) -> float:
@@ -127,3 +127,68 @@ def render(title: str, targets: list[dict[str, Any]]) -> list[str]:
         rows.append([*row, verdict, t["margin"]])
     headers = ["target", "from", "goal", "measured"] + (["range over rounds"] if has_spread else []) + ["", "margin"]
     return [title, "", table(headers, rows)]
+
+
+def _range(d: dict[str, Any] | None, unit: str) -> str:
+    """'min-max' of a spread (see ``stats.spread``) in ``unit``."""
+    if not d or d["min"] != d["min"]:
+        return ""
+    if unit == "x":
+        return f"{d['min']:.2f}-{d['max']:.2f}"
+    return f"{fmt_time(d['min'])}-{fmt_time(d['max'])}"
+
+
+def _paired(secs: dict[str, dict[str, Any]], section: str, a: str, b: str) -> dict[str, Any] | None:
+    """Per-run ratio of case ``a`` to case ``b`` of a peer section (the runs are paired by index)."""
+    xs = secs[section]["cases"][a].get("samples")
+    ys = secs[section]["cases"][b].get("samples")
+    if not xs or not ys:
+        return None
+    return spread([ratio(x, y) for x, y in zip(xs, ys, strict=True)])
+
+
+def issue12(secs: dict[str, dict[str, Any]], scaled: dict[str, Any], mutators: dict[str, Any]) -> list[Target]:
+    """Issue 12's table: compute scaling, barrier vs stop-the-world on busy Ps, and the single-thread rows.
+
+    Values are medians over the interleaved rounds of the same run (the
+    single-thread rows: over runs), with the range over rounds beside them;
+    a goal is checked on the median.
+    """
+    nan, i12 = math.nan, "issue 12"
+    rows: list[Target] = []
+
+    def add(key: str, label: str, d: dict[str, Any] | None, op: str, bound: float, unit: str = "x") -> None:
+        value = d["median"] if d else nan
+        rows.append(Target(key, label, i12, value, op, bound, unit, _range(d, unit)))
+
+    sr = scaled["ratios"]
+    add("p2_tpe2", "chunks/s, procs=2 / ThreadPoolExecutor(2) on the same chunks", sr.get("p2_tpe2"), ">=", 0.95)
+    add("p2g4_tpe2", "the same, 4 goroutines on procs=2", sr.get("p2g4_tpe2"), ">=", 0.95)
+    add("p1_thread", "chunks/s, procs=1 / one plain thread", sr.get("p1_thread"), ">=", 0.95)
+    add("p2_p1", "chunks/s, procs=2 / procs=1", sr.get("p2_p1"), ">=", 1.9)
+    results = {r["procs"]: r for r in mutators["results"]}
+    for p, r in sorted(results.items()):
+        add(
+            f"mutator_foreach_p{p}",
+            f"mutator rate while a for_each_p is in flight / with none, {p} busy Ps",
+            r["modes"]["foreach"]["vs_none_in_flight"],
+            ">=",
+            0.8,
+        )
+    for p, r in sorted(results.items()):
+        d = r["modes"]["stw"]["vs_none_in_flight"]
+        add(f"mutator_stw_p{p}", f"the same while a stop-the-world is in flight, {p} busy Ps", d, "", 1)
+    for p, r in sorted(results.items()):
+        add(f"lat_ratio_p{p}", f"for_each_p p50 / stop-the-world p50, {p} busy Ps", r["latency_p50_ratio"], "<=", 1)
+    if 2 in results:
+        fe, st = results[2]["modes"]["foreach"], results[2]["modes"]["stw"]
+        add("foreach_p50", "for_each_p p50 on 2 busy Ps", fe["latency_p50_rounds"], "<=", 150e-6, "s")
+        add("stw_p50", "stop-the-world p50 on 2 busy Ps", st["latency_p50_rounds"], "<=", 150e-6, "s")
+        p99 = st["latency"]["p99"] if st["ops"] else nan
+        rows.append(Target("stw_p99", "stop-the-world p99 on 2 busy Ps (all rounds)", i12, p99, "<=", 1e-3, "s"))
+    chk = secs["checkpoint"]["cases"]["ragged"]
+    value = ratio(chk.get("median"), chk.get("attr"))
+    rows.append(Target("checkpoint", "checkpoint with nothing pending / attribute read", i12, value, "<=", 3, "x"))
+    add("switch", "gosched on one P / asyncio sleep(0)", _paired(secs, "switch", "ragged", "asyncio"), ">=", 2)
+    add("spawn", "spawn+join / asyncio, one at a time", _paired(secs, "spawn", "ragged_one", "asyncio_one"), ">=", 1)
+    return rows
