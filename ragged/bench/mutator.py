@@ -42,7 +42,7 @@ from typing import Any
 import ragged
 
 from .scaling import own_int
-from .stats import fmt_time, percentile, spread, summary, table
+from .stats import fmt_time, percentile, ratio, spread, summary, table
 from .stress import work
 
 MODES = ("none", "foreach", "stw")
@@ -109,44 +109,42 @@ def _pause_count(rt: ragged.Runtime, name: str) -> int:
         return len(m.hist[name].recent)
 
 
-def _run_slice(rt: ragged.Runtime, mode: str, cfg: MutatorConfig, errors: list[str]) -> _Slice:
-    """One slice of ``mode`` on the calling (plain) thread."""
+def _operate(rt: ragged.Runtime, mode: str, errors: list[str]) -> tuple[int, int]:
+    """One ``mode`` operation from the calling plain thread; returns its [start, end) in ns."""
     clock = time.perf_counter_ns
-    procs = rt.procs
+    if mode == "foreach":
+        seen: list[int] = []  # list.append is atomic on both builds (a per-object lock when free-threaded)
+        s = clock()
+        rt.for_each_p(lambda p, seen=seen: seen.append(p.id))
+        e = clock()
+        if sorted(seen) != list(range(rt.procs)):
+            errors.append(
+                f"procs={rt.procs}: a barrier ran fn on Ps {sorted(seen)}, expected each of 0..{rt.procs - 1}"
+            )
+        return s, e
+    s = clock()
+    with rt.stop_the_world("bench"):
+        pass
+    return s, clock()
+
+
+def _run_slice(rt: ragged.Runtime, mode: str, cfg: MutatorConfig, errors: list[str]) -> _Slice:
+    """One slice of ``mode`` coordinated from the calling (plain) thread."""
+    clock = time.perf_counter_ns
     hist = {"foreach": "barrier_pause", "stw": "stw_pause"}.get(mode, "")
     n0 = _pause_count(rt, hist) if hist else 0
     ops: list[tuple[int, int]] = []
-    step = int(cfg.interval * 1e9)
-    t0 = clock()
-    end = t0 + int(cfg.slice_seconds * 1e9)
+    t0 = nxt = clock()
     if mode == "none":
         time.sleep(cfg.slice_seconds)
-    nxt = t0
-    while mode != "none":
-        now = clock()
-        if now >= end:
-            break
-        if now < nxt:
-            time.sleep((nxt - now) / 1e9)
-        s = clock()
-        if mode == "foreach":
-            seen: list[int] = []  # list.append is atomic on both builds (a per-object lock when free-threaded)
-            rt.for_each_p(lambda p, seen=seen: seen.append(p.id))
-            e = clock()
-            if sorted(seen) != list(range(procs)):
-                errors.append(f"procs={procs}: a barrier ran fn on Ps {sorted(seen)}, expected each of 0..{procs - 1}")
-        else:
-            with rt.stop_the_world("bench"):
-                pass
-            e = clock()
-        ops.append((s, e))
-        nxt = max(nxt + step, e)
-    t1 = clock()
-    return _Slice(mode, t0, t1, ops, _pauses_since(rt, hist, n0) if hist else [])
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
+    else:
+        step, end = int(cfg.interval * 1e9), t0 + int(cfg.slice_seconds * 1e9)
+        while (now := clock()) < end:
+            if now < nxt:
+                time.sleep((nxt - now) / 1e9)
+            ops.append(_operate(rt, mode, errors))
+            nxt = max(nxt + step, ops[-1][1])  # an overrun is followed at once, with no catch-up burst
+    return _Slice(mode, t0, clock(), ops, _pauses_since(rt, hist, n0) if hist else [])
 
 
 class _Completions:
@@ -195,11 +193,11 @@ def _analyse(procs: int, slices: list[_Slice], done: _Completions, errors: list[
             "pause": summary(pauses),
             "in_flight_share": spread(share),
             "rate_in_flight": spread(rin),
-            "vs_none_in_flight": spread([_ratio(a, b) for a, b in zip(rin, base, strict=True)]),
-            "vs_none_between": spread([_ratio(a, b) for a, b in zip(rbetween, base, strict=True)]),
-            "vs_none_slice": spread([_ratio(a, b) for a, b in zip(rslice, base, strict=True)]),
+            "vs_none_in_flight": spread([ratio(a, b) for a, b in zip(rin, base, strict=True)]),
+            "vs_none_between": spread([ratio(a, b) for a, b in zip(rbetween, base, strict=True)]),
+            "vs_none_slice": spread([ratio(a, b) for a, b in zip(rslice, base, strict=True)]),
         }
-    lat_ratio = [_ratio(a, b) for a, b in zip(p50s["foreach"], p50s["stw"], strict=True)]
+    lat_ratio = [ratio(a, b) for a, b in zip(p50s["foreach"], p50s["stw"], strict=True)]
     return {
         "procs": procs,
         "mutators": done.mutators,

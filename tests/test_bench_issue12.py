@@ -1,0 +1,185 @@
+"""Issue 12's bench parts: build identification, compute scaling, mutator rate, the issue's target table.
+
+Sizes are tiny and nothing here asserts a timing: the cases run, their JSON
+has the keys the report and RESULTS.md rely on, and the arithmetic behind the
+mutator-rate figure is checked on made-up completion times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import sysconfig
+from array import array
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragged.bench import __main__ as cli
+from ragged.bench import build, mutator, plot, scaling, stress, targets
+
+MS = 1_000_000  # ns
+
+
+def test_build_info_is_this_interpreter() -> None:
+    info = build.info()
+    assert info["build"] == ("free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "default")
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    assert info["gil"] is gil
+    assert info["python"] == sys.version.split()[0]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"python": "3.11.7", "build": "default", "gil": True}, "Python 3.11.7 default build, GIL on"),
+        ({"python": "3.13.5", "build": "free-threaded", "gil": False}, "Python 3.13.5 free-threaded build, GIL off"),
+        ({"python": "3.13.5", "build": "free-threaded", "gil": True}, "GIL on (turned back on: run with PYTHON_GIL=0)"),
+        ({"python": "3.11.7"}, "Python 3.11.7 (build not recorded)"),
+    ],
+)
+def test_build_label_names_build_and_gil(data: dict[str, Any], expected: str) -> None:
+    assert expected in build.label(data)
+
+
+@pytest.mark.timeout(60)
+def test_stress_json_text_and_plot_title_name_the_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    js = tmp_path / "s.json"
+    assert cli.main(["--procs", "1", "--duration", "0.1", "--reps", "1", "--json", str(js), "--quiet"]) == 0
+    data = json.loads(js.read_text())
+    assert {k: data[k] for k in ("python", "build", "gil")} == build.info()
+    assert build.label(data) in capsys.readouterr().out
+    figure = pytest.importorskip("matplotlib.figure")
+    titles: list[str] = []
+    real = figure.Figure.suptitle
+    monkeypatch.setattr(figure.Figure, "suptitle", lambda self, t, **kw: (titles.append(t), real(self, t, **kw))[1])
+    plot.draw(data, str(tmp_path / "s.png"))
+    assert titles and build.label(data) in titles[0]
+
+
+def _slice(mode: str, t0: int, t1: int, ops: list[tuple[int, int]]) -> Any:
+    return mutator._Slice(mode, t0 * MS, t1 * MS, [(s * MS, e * MS) for s, e in ops], [1e-4] * len(ops))
+
+
+def test_mutator_rate_counts_completions_inside_operations() -> None:
+    """Two mutators complete a chunk every 0.1ms; during operations one (for_each_p) or both (stw) stop."""
+    step = MS // 10
+    fe_ops, stw_ops = [(11, 12), (15, 16)], [(21, 22)]
+
+    def stopped(t: int, who: int) -> bool:
+        in_fe = any(s * MS <= t < e * MS for s, e in fe_ops) and who == 0
+        return in_fe or any(s * MS <= t < e * MS for s, e in stw_ops)
+
+    results = []
+    for who in (0, 1):
+        times = [t for t in range(0, 30 * MS, step) if not stopped(t, who)]
+        results.append((array("q", times + [0] * 5), len(times), 0))
+    slices = [_slice("none", 0, 10, []), _slice("foreach", 10, 20, fe_ops), _slice("stw", 20, 30, stw_ops)]
+    out = mutator._analyse(2, slices, mutator._Completions(results), [])
+    modes = out["modes"]
+    assert modes["none"]["rate"]["median"] == pytest.approx(10_000)  # chunks/s per mutator
+    assert modes["foreach"]["vs_none_in_flight"]["median"] == pytest.approx(0.5)
+    assert modes["foreach"]["vs_none_between"]["median"] == pytest.approx(1.0)
+    assert modes["foreach"]["vs_none_slice"]["median"] == pytest.approx(0.9)
+    assert modes["foreach"]["in_flight_share"]["median"] == pytest.approx(0.2)
+    assert modes["stw"]["vs_none_in_flight"]["median"] == 0
+    assert modes["stw"]["ops"] == 1 and modes["stw"]["latency"]["p50"] == pytest.approx(1e-3)
+    assert out["latency_p50_ratio"]["median"] == pytest.approx(1.0)
+    assert out["errors"] == []
+
+
+def test_target_without_goal_is_information() -> None:
+    t = targets.Target("k", "label", "issue 12", 0.5, "", 1, "x", "0.40-0.60")
+    assert t.passed is None and t.margin == "no goal set"
+    d = t.as_dict()
+    assert d["goal"] == "none" and d["spread"] == "0.40-0.60"
+    text = "\n".join(targets.render("title", [d]))
+    assert "info" in text and "0.40-0.60" in text
+    assert targets.Target("k", "l", "s", math.nan, ">=", 1, "x").margin == "not measured"
+
+
+def test_a_barrier_error_in_the_mutator_case_fails_the_run() -> None:
+    assert cli._failed({"mutator": {"results": [{"errors": ["procs=2: a barrier ran fn on Ps [0, 0]"]}]}})
+    assert not cli._failed({"mutator": {"results": [{"errors": []}]}})
+
+
+@pytest.mark.timeout(60)
+def test_scaling_case_quick() -> None:
+    cfg = scaling.ScalingConfig(rounds=2, seconds=0.02, warmup=0.01)
+    shown: list[str] = []
+    sec = scaling.run(stress.calibrate(), cfg, shown.append)
+    assert len(shown) == cfg.rounds
+    cs = sec["contestants"]
+    assert set(cs) == {"ragged_p1", "ragged_p2", "ragged_p2g4", "thread", "tpe1", "tpe2", "ppe2", "asyncio"}
+    for key, c in cs.items():
+        if not c["installed"]:
+            assert key == "ppe2" and c["why"], c  # only the process pool may be unavailable (a sandbox)
+            continue
+        assert len(c["samples"]) == cfg.rounds and c["median"] > 0 and c["min"] <= c["median"] <= c["max"], key
+    for key in ("p2_tpe2", "p2g4_tpe2", "p1_thread", "p2_p1", "tpe2_tpe1", "p1_asyncio"):
+        assert len(sec["ratios"][key]["samples"]) == cfg.rounds, key
+    text = "\n".join(scaling.render(sec))
+    assert "ThreadPoolExecutor(2)" in text and "ragged procs=2 / ragged procs=1" in text
+
+
+@pytest.mark.timeout(60)
+def test_mutator_case_quick_runs_exactly_once_barriers() -> None:
+    cfg = mutator.MutatorConfig(procs=(2,), reps=2, slice_seconds=0.03, interval=1e-3, warmup=0.02)
+    sec = mutator.run(stress.calibrate(), cfg, lambda _what: None)
+    (r,) = sec["results"]
+    assert r["procs"] == 2 and r["mutators"] == 2 and r["errors"] == []
+    assert r["modes"]["none"]["rate"]["median"] > 0
+    for m in mutator.OPS:
+        d = r["modes"][m]
+        assert d["ops"] > 0 and d["latency"]["p50"] > 0 and len(d["vs_none_in_flight"]["samples"]) == cfg.reps
+        assert d["pause"]["count"] == d["ops"], m
+    assert "exactly once on every P" in "\n".join(mutator.render(sec))
+
+
+ISSUE12 = {
+    "p2_tpe2",
+    "p2g4_tpe2",
+    "p1_thread",
+    "p2_p1",
+    "mutator_foreach_p2",
+    "mutator_foreach_p4",
+    "mutator_stw_p2",
+    "mutator_stw_p4",
+    "lat_ratio_p2",
+    "lat_ratio_p4",
+    "foreach_p50",
+    "stw_p50",
+    "stw_p99",
+    "checkpoint",
+    "switch",
+    "spawn",
+}
+
+
+@pytest.mark.timeout(90)
+def test_peers_quick_json_has_build_scaling_mutator_and_issue12(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    js = tmp_path / "peers.json"
+    assert cli.main(["--peers", "--quick", "--quiet", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(js.read_text())
+    assert {k: data[k] for k in ("python", "build", "gil")} == build.info()
+    assert data["scaling"]["config"] == {"rounds": 2, "seconds": 0.05, "warmup": 0.03}
+    assert [r["procs"] for r in data["mutator"]["results"]] == [2, 4]
+    assert all(r["errors"] == [] for r in data["mutator"]["results"])
+    rows = {t["key"]: t for t in data["issue12"]}
+    assert set(rows) == ISSUE12
+    for key, t in rows.items():
+        assert t["source"] == "issue 12" and not math.isnan(t["value"]), key
+        if key.startswith("mutator_stw"):
+            assert t["goal"] == "none" and t["pass"] is None
+        else:
+            assert t["pass"] in (True, False), key
+    assert build.label(data) in out.splitlines()[0]
+    for title in ("compute scaling", "barrier vs stop-the-world on busy Ps", "issue 12's table", "PASS"):
+        assert title in out
