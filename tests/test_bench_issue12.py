@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ragged.bench import __main__ as cli
-from ragged.bench import build, mutator, plot, scaling, stress, targets
+from ragged.bench import build, mutator, peers, plot, scaling, stress, targets
 
 MS = 1_000_000  # ns
 
@@ -114,13 +114,24 @@ def test_scaling_case_quick() -> None:
     sec = scaling.run(stress.calibrate(), cfg, shown.append)
     assert len(shown) == cfg.rounds
     cs = sec["contestants"]
-    assert set(cs) == {"ragged_p1", "ragged_p2", "ragged_p2g4", "thread", "tpe1", "tpe2", "ppe2", "asyncio"}
+    assert set(cs) == {
+        "ragged_p1",
+        "ragged_p2",
+        "ragged_p2g4",
+        "ragged_p4",
+        "ragged_p8",
+        "thread",
+        "tpe1",
+        "tpe2",
+        "ppe2",
+        "asyncio",
+    }
     for key, c in cs.items():
         if not c["installed"]:
             assert key == "ppe2" and c["why"], c  # only the process pool may be unavailable (a sandbox)
             continue
         assert len(c["samples"]) == cfg.rounds and c["median"] > 0 and c["min"] <= c["median"] <= c["max"], key
-    for key in ("p2_tpe2", "p2g4_tpe2", "p1_thread", "p2_p1", "tpe2_tpe1", "p1_asyncio"):
+    for key in ("p2_tpe2", "p2g4_tpe2", "p1_thread", "p2_p1", "p4_p2", "p8_p2", "tpe2_tpe1", "p1_asyncio"):
         assert len(sec["ratios"][key]["samples"]) == cfg.rounds, key
     text = "\n".join(scaling.render(sec))
     assert "ThreadPoolExecutor(2)" in text and "ragged procs=2 / ragged procs=1" in text
@@ -169,7 +180,7 @@ def test_peers_quick_json_has_build_scaling_mutator_and_issue12(
     out = capsys.readouterr().out
     data = json.loads(js.read_text())
     assert {k: data[k] for k in ("python", "build", "gil")} == build.info()
-    assert data["scaling"]["config"] == {"rounds": 2, "seconds": 0.05, "warmup": 0.03}
+    assert data["scaling"]["config"] == {"rounds": 2, "seconds": 0.03, "warmup": 0.02}
     assert [r["procs"] for r in data["mutator"]["results"]] == [2, 4]
     assert all(r["errors"] == [] for r in data["mutator"]["results"])
     rows = {t["key"]: t for t in data["issue12"]}
@@ -183,3 +194,26 @@ def test_peers_quick_json_has_build_scaling_mutator_and_issue12(
     assert build.label(data) in out.splitlines()[0]
     for title in ("compute scaling", "barrier vs stop-the-world on busy Ps", "issue 12's table", "PASS"):
         assert title in out
+
+
+def test_peer_parts_are_the_sections_then_issue12s_cases() -> None:
+    from ragged.bench.cli import PEER_PARTS
+    from ragged.bench.peer_cases import QUICK
+
+    assert [s.key for s in peers.build(QUICK)] + ["scaling", "mutator"] == list(PEER_PARTS)
+    with pytest.raises(ValueError, match="unknown --peers part"):
+        peers.run(quiet=True, quick=True, only=("checkpoint", "bogus"))
+
+
+@pytest.mark.timeout(60)
+def test_peers_only_runs_the_parts_named_and_reports_the_rest_not_measured() -> None:
+    data = peers.run(quiet=True, quick=True, only=("checkpoint",))
+    assert data["only"] == ["checkpoint"] and set(data["sections"]) == {"checkpoint"}
+    assert "scaling" not in data and "mutator" not in data
+    rows = {t["key"]: t for t in data["issue12"]}
+    assert set(rows) == ISSUE12
+    assert rows["checkpoint"]["pass"] in (True, False)
+    for key, t in rows.items():
+        if key != "checkpoint":
+            assert t["pass"] is None and t["margin"] == "not measured", key
+    assert "not measured" in peers.render(data)

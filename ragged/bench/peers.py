@@ -23,6 +23,7 @@ import ragged
 
 from . import build as build_info
 from . import mutator, scaling
+from .cli import PEER_PARTS
 from .peer_cases import (
     CHECK_CHUNKS,
     FULL,
@@ -326,27 +327,36 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
-    """The whole peer comparison; returns a JSON-ready dict (see :func:`render`).
+PARTS = PEER_PARTS
+
+
+def run(quiet: bool = False, quick: bool = False, only: tuple[str, ...] = PARTS) -> dict[str, Any]:
+    """The peer comparison; returns a JSON-ready dict (see :func:`render`).
 
     ``quick`` shrinks every size and does 2 runs (a smoke run of a few seconds).
-    Progress lines go to stderr unless ``quiet``.
+    ``only`` names the parts to run (see :data:`PARTS`; default all); the
+    targets of parts not run are reported as not measured.  Progress lines
+    go to stderr unless ``quiet``.
     """
     from .stress import calibrate, progress_printer
 
+    bad = sorted(set(only) - set(PARTS))
+    if bad:
+        raise ValueError(f"unknown --peers part(s) {', '.join(bad)}: choose from {', '.join(PARTS)}")
     cfg = QUICK if quick else FULL
     sc_cfg = scaling.QUICK if quick else scaling.FULL
     mu_cfg = mutator.QUICK if quick else mutator.FULL
     t0 = perf()
     load0 = _loadavg()
-    sections = build(cfg)
-    steps = len(sections) * cfg.runs + sc_cfg.rounds + mutator.steps(mu_cfg)
+    sections = [sec for sec in build(cfg) if sec.key in only]
+    steps = len(sections) * cfg.runs
+    steps += (sc_cfg.rounds if "scaling" in only else 0) + (mutator.steps(mu_cfg) if "mutator" in only else 0)
     show = progress_printer(steps) if not quiet else (lambda _what: None)
     for sec in sections:
         _measure(sec, cfg.runs, show)
     chunk = calibrate()
-    scaled = scaling.run(chunk, sc_cfg, show)
-    mutators = mutator.run(chunk, mu_cfg, show)
+    scaled = scaling.run(chunk, sc_cfg, show) if "scaling" in only else None
+    mutators = mutator.run(chunk, mu_cfg, show) if "mutator" in only else None
     secs: dict[str, dict[str, Any]] = {}
     for sec in sections:
         secs[sec.key] = {
@@ -369,11 +379,12 @@ def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
         "loadavg_start": load0,
         "loadavg_end": _loadavg(),
         "quick": quick,
+        "only": [p for p in PARTS if p in only],
         "config": asdict(cfg),
         "seconds": perf() - t0,
         "sections": secs,
-        "scaling": scaled,
-        "mutator": mutators,
+        **({"scaling": scaled} if scaled else {}),
+        **({"mutator": mutators} if mutators else {}),
         "targets": [t.as_dict() for t in issue6(secs, BARRIER_PROCS)],
         "issue12": [t.as_dict() for t in issue12(secs, scaled, mutators)],
     }

@@ -6,7 +6,9 @@ common measuring window:
 
 * ragged procs=1 with one goroutine, procs=2 with two, and procs=2 with four
   (the issue's "4 goroutines"), each chunk followed by ``await
-  ragged.checkpoint()``; a fresh ``ragged.Runtime`` per run;
+  ragged.checkpoint()``; a fresh ``ragged.Runtime`` per run; and, for more Ps
+  than this machine may have cores, procs=4 and procs=8 with one goroutine
+  per P;
 * one plain ``threading.Thread``, started for the run (never the main thread);
 * ``ThreadPoolExecutor(1)`` and ``(2)`` with one task per worker;
 * ``ProcessPoolExecutor(2)`` ("spawn" start method, created and warmed once
@@ -31,10 +33,11 @@ range, the ints, the floats -- is created by the thread doing the chunk.  What
 is left shared is the same for all: the function and code objects (deferred
 reference counts) and immortal builtins.
 
-Rounds interleave the contestants (order rotated each round) so a noisy
-neighbour hits all alike; a contestant's figure is the median over rounds
-with the min-max spread, and each ratio is computed per round (both sides
-measured within a few seconds of each other), then summarised the same way.
+Rounds interleave the contestants (the order reversed every other round) so
+a noisy neighbour hits all alike; a contestant's figure is the median over
+rounds with the min-max spread, and each ratio is computed per round (the two
+sides of each ratio the issue names run one after the other), then
+summarised the same way.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ class ScalingConfig:
     warmup: float  # from setup to the window opening (workers already computing)
 
 
-FULL = ScalingConfig(rounds=5, seconds=0.6, warmup=0.1)
-QUICK = ScalingConfig(rounds=2, seconds=0.05, warmup=0.03)
+FULL = ScalingConfig(rounds=7, seconds=0.4, warmup=0.1)
+QUICK = ScalingConfig(rounds=2, seconds=0.03, warmup=0.02)
 
 
 # ------------------------------------------------------------------ the workers
@@ -207,6 +210,8 @@ RATIOS = (
     ("p2g4_tpe2", "ragged procs=2, 4 goroutines / ThreadPoolExecutor(2)", "ragged_p2g4", "tpe2"),
     ("p1_thread", "ragged procs=1 / one plain thread", "ragged_p1", "thread"),
     ("p2_p1", "ragged procs=2 / ragged procs=1", "ragged_p2", "ragged_p1"),
+    ("p4_p2", "more Ps than cores: ragged procs=4 / procs=2", "ragged_p4", "ragged_p2"),
+    ("p8_p2", "more Ps than cores: ragged procs=8 / procs=2", "ragged_p8", "ragged_p2"),
     ("tpe2_tpe1", "ThreadPoolExecutor(2) / (1): what the machine gives", "tpe2", "tpe1"),
     ("p2_ppe2", "ragged procs=2 / ProcessPoolExecutor(2)", "ragged_p2", "ppe2"),
     ("p1_asyncio", "ragged procs=1 / asyncio", "ragged_p1", "asyncio"),
@@ -228,13 +233,17 @@ def contestants(pool: ProcessPoolExecutor | None, why: str) -> list[Contestant]:
     ppe: Runner | None = None
     if pool is not None:
         ppe = lambda n, cfg: _submit_all(pool, 2, n, cfg)  # noqa: E731 - a one-line Runner
+    # In this order (and reversed every other round) the two sides of each ratio the issue names run
+    # next to each other: thread | p1 | p2 | tpe2 | p2g4.
     return [
+        Contestant("tpe1", "ThreadPoolExecutor(1), 1 task", 1, _tpe(1)),
+        Contestant("thread", "one plain threading.Thread", 1, _thread),
         Contestant("ragged_p1", "ragged procs=1, 1 goroutine", 1, _ragged(1, 1)),
         Contestant("ragged_p2", "ragged procs=2, 2 goroutines", 2, _ragged(2, 2)),
-        Contestant("ragged_p2g4", "ragged procs=2, 4 goroutines", 4, _ragged(2, 4)),
-        Contestant("thread", "one plain threading.Thread", 1, _thread),
-        Contestant("tpe1", "ThreadPoolExecutor(1), 1 task", 1, _tpe(1)),
         Contestant("tpe2", "ThreadPoolExecutor(2), 2 tasks", 2, _tpe(2)),
+        Contestant("ragged_p2g4", "ragged procs=2, 4 goroutines", 4, _ragged(2, 4)),
+        Contestant("ragged_p4", "ragged procs=4, 4 goroutines", 4, _ragged(4, 4)),
+        Contestant("ragged_p8", "ragged procs=8, 8 goroutines", 8, _ragged(8, 8)),
         Contestant("ppe2", "ProcessPoolExecutor(2), 2 tasks (spawn)", 2, ppe, why),
         Contestant("asyncio", "asyncio: one loop, 1 task, sleep(0) per chunk", 1, _asyncio),
     ]
@@ -256,8 +265,7 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
             c.samples = []
         for r in range(cfg.rounds):
             show(f"compute scaling: round {r + 1}/{cfg.rounds}")
-            k = r % len(live)
-            for c in live[k:] + live[:k]:
+            for c in live if r % 2 == 0 else live[::-1]:
                 assert c.run is not None and c.samples is not None
                 gc.collect()
                 counts = c.run(n, cfg)

@@ -81,15 +81,24 @@ class Target:
         }
 
 
+def _case(secs: dict[str, dict[str, Any]], section: str, case: str) -> dict[str, Any]:
+    """One case of a peer section; {} when the section was not run (``--only``)."""
+    return secs.get(section, {}).get("cases", {}).get(case, {})
+
+
+def _checkpoint_ratio(secs: dict[str, dict[str, Any]]) -> float:
+    chk = _case(secs, "checkpoint", "ragged")
+    return ratio(chk.get("median"), chk.get("attr"))
+
+
 def issue6(secs: dict[str, dict[str, Any]], barrier_procs: int) -> list[Target]:
     """Issue 6's targets and DESIGN.md's goals, from the peer sections ``secs``."""
 
     def med(section: str, case: str) -> float:
-        v = secs[section]["cases"][case].get("median")
+        v = _case(secs, section, case).get("median")
         return v if v else math.nan
 
-    chk = secs["checkpoint"]["cases"]["ragged"]
-    ratio_check = ratio(chk.get("median"), chk.get("attr"))
+    ratio_check = _checkpoint_ratio(secs)
     sw = ratio(med("switch", "ragged"), med("switch", "asyncio"))
     gather = ratio(med("spawn", "ragged_all"), med("spawn", "asyncio_gather"))
     spawn_await = ratio(med("spawn", "ragged_one"), med("spawn", "asyncio_one"))
@@ -140,19 +149,22 @@ def _range(d: dict[str, Any] | None, unit: str) -> str:
 
 def _paired(secs: dict[str, dict[str, Any]], section: str, a: str, b: str) -> dict[str, Any] | None:
     """Per-run ratio of case ``a`` to case ``b`` of a peer section (the runs are paired by index)."""
-    xs = secs[section]["cases"][a].get("samples")
-    ys = secs[section]["cases"][b].get("samples")
+    xs = _case(secs, section, a).get("samples")
+    ys = _case(secs, section, b).get("samples")
     if not xs or not ys:
         return None
     return spread([ratio(x, y) for x, y in zip(xs, ys, strict=True)])
 
 
-def issue12(secs: dict[str, dict[str, Any]], scaled: dict[str, Any], mutators: dict[str, Any]) -> list[Target]:
+def issue12(
+    secs: dict[str, dict[str, Any]], scaled: dict[str, Any] | None, mutators: dict[str, Any] | None
+) -> list[Target]:
     """Issue 12's table: compute scaling, barrier vs stop-the-world on busy Ps, and the single-thread rows.
 
     Values are medians over the interleaved rounds of the same run (the
     single-thread rows: over runs), with the range over rounds beside them;
-    a goal is checked on the median.
+    a goal is checked on the median.  Parts not run (``--only``; None here)
+    give "not measured" rows.
     """
     nan, i12 = math.nan, "issue 12"
     rows: list[Target] = []
@@ -161,33 +173,32 @@ def issue12(secs: dict[str, dict[str, Any]], scaled: dict[str, Any], mutators: d
         value = d["median"] if d else nan
         rows.append(Target(key, label, i12, value, op, bound, unit, _range(d, unit)))
 
-    sr = scaled["ratios"]
+    sr = scaled["ratios"] if scaled else {}
     add("p2_tpe2", "chunks/s, procs=2 / ThreadPoolExecutor(2) on the same chunks", sr.get("p2_tpe2"), ">=", 0.95)
     add("p2g4_tpe2", "the same, 4 goroutines on procs=2", sr.get("p2g4_tpe2"), ">=", 0.95)
     add("p1_thread", "chunks/s, procs=1 / one plain thread", sr.get("p1_thread"), ">=", 0.95)
     add("p2_p1", "chunks/s, procs=2 / procs=1", sr.get("p2_p1"), ">=", 1.9)
-    results = {r["procs"]: r for r in mutators["results"]}
-    for p, r in sorted(results.items()):
-        add(
-            f"mutator_foreach_p{p}",
-            f"mutator rate while a for_each_p is in flight / with none, {p} busy Ps",
-            r["modes"]["foreach"]["vs_none_in_flight"],
-            ">=",
-            0.8,
-        )
-    for p, r in sorted(results.items()):
-        d = r["modes"]["stw"]["vs_none_in_flight"]
-        add(f"mutator_stw_p{p}", f"the same while a stop-the-world is in flight, {p} busy Ps", d, "", 1)
-    for p, r in sorted(results.items()):
-        add(f"lat_ratio_p{p}", f"for_each_p p50 / stop-the-world p50, {p} busy Ps", r["latency_p50_ratio"], "<=", 1)
-    if 2 in results:
-        fe, st = results[2]["modes"]["foreach"], results[2]["modes"]["stw"]
-        add("foreach_p50", "for_each_p p50 on 2 busy Ps", fe["latency_p50_rounds"], "<=", 150e-6, "s")
-        add("stw_p50", "stop-the-world p50 on 2 busy Ps", st["latency_p50_rounds"], "<=", 150e-6, "s")
-        p99 = st["latency"]["p99"] if st["ops"] else nan
-        rows.append(Target("stw_p99", "stop-the-world p99 on 2 busy Ps (all rounds)", i12, p99, "<=", 1e-3, "s"))
-    chk = secs["checkpoint"]["cases"]["ragged"]
-    value = ratio(chk.get("median"), chk.get("attr"))
+    results = {r["procs"]: r for r in mutators["results"]} if mutators else {}
+    procs = (2, 4)  # the issue's rows; the case may also run procs=8 (information, in its own table)
+
+    def mode(p: int, m: str) -> dict[str, Any]:
+        return results[p]["modes"][m] if p in results else {}
+
+    for p in procs:
+        label = f"mutator rate while a for_each_p is in flight / with none, {p} busy Ps"
+        add(f"mutator_foreach_p{p}", label, mode(p, "foreach").get("vs_none_in_flight"), ">=", 0.8)
+    for p in procs:
+        label = f"the same while a stop-the-world is in flight, {p} busy Ps"
+        add(f"mutator_stw_p{p}", label, mode(p, "stw").get("vs_none_in_flight"), "", 1)
+    for p in procs:
+        d = results[p]["latency_p50_ratio"] if p in results else None
+        add(f"lat_ratio_p{p}", f"for_each_p p50 / stop-the-world p50, {p} busy Ps", d, "<=", 1)
+    fe, st = mode(2, "foreach"), mode(2, "stw")
+    add("foreach_p50", "for_each_p p50 on 2 busy Ps", fe.get("latency_p50_rounds"), "<=", 150e-6, "s")
+    add("stw_p50", "stop-the-world p50 on 2 busy Ps", st.get("latency_p50_rounds"), "<=", 150e-6, "s")
+    p99 = st["latency"]["p99"] if st.get("ops") else nan
+    rows.append(Target("stw_p99", "stop-the-world p99 on 2 busy Ps (all rounds)", i12, p99, "<=", 1e-3, "s"))
+    value = _checkpoint_ratio(secs)
     rows.append(Target("checkpoint", "checkpoint with nothing pending / attribute read", i12, value, "<=", 3, "x"))
     add("switch", "gosched on one P / asyncio sleep(0)", _paired(secs, "switch", "ragged", "asyncio"), ">=", 2)
     add("spawn", "spawn+join / asyncio, one at a time", _paired(secs, "spawn", "ragged_one", "asyncio_one"), ">=", 1)
