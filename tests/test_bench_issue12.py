@@ -130,8 +130,23 @@ def test_scaling_case_quick() -> None:
         if not c["installed"]:
             assert key == "ppe2" and c["why"], c  # only the process pool may be unavailable (a sandbox)
             continue
-        assert len(c["samples"]) == cfg.rounds and c["median"] > 0 and c["min"] <= c["median"] <= c["max"], key
-    for key in ("p2_tpe2", "p2g4_tpe2", "p1_thread", "p2_p1", "p4_p2", "p8_p2", "tpe2_tpe1", "p1_asyncio"):
+        # A worker may get no core for a whole 20ms window on a loaded machine: counts may be 0, never negative.
+        assert len(c["samples"]) == cfg.rounds and min(c["samples"]) >= 0, key
+        cpu = c["cpu_per_chunk"]["median"]
+        assert math.isnan(cpu) if key == "ppe2" else (math.isnan(cpu) or cpu > 0), key  # the pool's CPU is not ours
+    for key in (
+        "p2_tpe2",
+        "p2g4_tpe2",
+        "p1_thread",
+        "p2_p1",
+        "p4_p2",
+        "p8_p2",
+        "tpe2_tpe1",
+        "p1_asyncio",
+        "cpu_p1_thread",
+        "cpu_p2_tpe2",
+        "cpu_p2g4_tpe2",
+    ):
         assert len(sec["ratios"][key]["samples"]) == cfg.rounds, key
     text = "\n".join(scaling.render(sec))
     assert "ThreadPoolExecutor(2)" in text and "ragged procs=2 / ragged procs=1" in text
@@ -143,7 +158,7 @@ def test_mutator_case_quick_runs_exactly_once_barriers() -> None:
     sec = mutator.run(stress.calibrate(), cfg, lambda _what: None)
     (r,) = sec["results"]
     assert r["procs"] == 2 and r["mutators"] == 2 and r["errors"] == []
-    assert r["modes"]["none"]["rate"]["median"] > 0
+    assert len(r["modes"]["none"]["rate"]["samples"]) == cfg.reps
     for m in mutator.OPS:
         d = r["modes"][m]
         assert d["ops"] > 0 and d["latency"]["p50"] > 0 and len(d["vs_none_in_flight"]["samples"]) == cfg.reps
@@ -156,6 +171,8 @@ ISSUE12 = {
     "p2g4_tpe2",
     "p1_thread",
     "p2_p1",
+    "cpu_p1_thread",
+    "cpu_p2_tpe2",
     "mutator_foreach_p2",
     "mutator_foreach_p4",
     "mutator_stw_p2",
@@ -186,11 +203,11 @@ def test_peers_quick_json_has_build_scaling_mutator_and_issue12(
     rows = {t["key"]: t for t in data["issue12"]}
     assert set(rows) == ISSUE12
     for key, t in rows.items():
-        assert t["source"] == "issue 12" and not math.isnan(t["value"]), key
-        if key.startswith("mutator_stw"):
+        assert t["source"] == "issue 12", key
+        if key.startswith(("mutator_stw", "cpu_")):
             assert t["goal"] == "none" and t["pass"] is None
-        else:
-            assert t["pass"] in (True, False), key
+        else:  # n/a only where a loaded machine left a side with no chunk in a tiny window
+            assert t["pass"] in (True, False) or math.isnan(t["value"]), key
     assert build.label(data) in out.splitlines()[0]
     for title in ("compute scaling", "barrier vs stop-the-world on busy Ps", "issue 12's table", "PASS"):
         assert title in out

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import multiprocessing
 import os
 import threading
@@ -55,7 +56,7 @@ from typing import Any
 
 import ragged
 
-from .stats import spread, table
+from .stats import fmt_time, ratio, spread, table
 from .stress import work
 
 perf = time.perf_counter
@@ -105,7 +106,11 @@ def count_chunks(n: int, start: float, deadline: float) -> int:
 
 
 async def count_chunks_async(n: int, start: float, deadline: float, yield_: Callable[[], Awaitable[Any]]) -> int:
-    """:func:`count_chunks` with ``await yield_()`` after each chunk (a goroutine's or a task's safe point)."""
+    """:func:`count_chunks` with ``await yield_()`` after each chunk (a goroutine's or a task's safe point).
+
+    A twin of :func:`count_chunks` on purpose: the plain contestants run the
+    bare loop, so the one difference measured is this ``await``.
+    """
     n, start, deadline = _private(n, start, deadline)
     w, clock = work, perf
     count = 0
@@ -131,8 +136,8 @@ def _pid_after(seconds: float) -> int:
 
 # ------------------------------------------------------------------ the contestants
 
-# A contestant's runner: (n, cfg) -> chunk counts, one per worker.
-Runner = Callable[[int, ScalingConfig], list[int]]
+# A contestant's runner: (n, cfg) -> (chunk counts, one per worker; CPU seconds the process used in the window).
+Runner = Callable[[int, ScalingConfig], tuple[list[int], float]]
 
 
 def _window(cfg: ScalingConfig) -> tuple[float, float]:
@@ -144,48 +149,74 @@ def _timeout(cfg: ScalingConfig) -> float:
     return cfg.warmup + cfg.seconds + 60.0
 
 
+def _sleep_until(t: float) -> None:
+    d = t - perf()
+    if d > 0:
+        time.sleep(d)
+
+
+def _cpu_in(start: float, deadline: float) -> float:
+    """CPU seconds this whole process used over the window ``[start, deadline)``.
+
+    Called by the contestant's main thread once its workers are launched; it
+    sleeps meanwhile (using no CPU itself) and samples ``process_time`` when
+    each sleep ends, so the figure is scaled from the span actually covered
+    to the window.  It includes the runtime's own threads (sysmon, spinning
+    Ms): what a chunk really costs in CPU, a figure other processes' load
+    hardly moves.
+    """
+    _sleep_until(start)
+    c0, w0 = time.process_time(), perf()
+    _sleep_until(deadline)
+    c1, w1 = time.process_time(), perf()
+    return (c1 - c0) * (deadline - start) / (w1 - w0) if w1 > w0 else math.nan
+
+
 def _ragged(procs: int, goroutines: int) -> Runner:
-    def run(n: int, cfg: ScalingConfig) -> list[int]:
+    def run(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
         with ragged.Runtime(procs=procs) as rt:
             start, deadline = _window(cfg)
             gs = [
                 rt.go(count_chunks_async, n, start, deadline, ragged.checkpoint, name=f"chunks-{i}")
                 for i in range(goroutines)
             ]
-            return [g.result(_timeout(cfg)) for g in gs]
+            cpu = _cpu_in(start, deadline)
+            return [g.result(_timeout(cfg)) for g in gs], cpu
 
     return run
 
 
-def _in_thread(target: Callable[[], int], cfg: ScalingConfig) -> list[int]:
-    """Run ``target`` on a new plain thread; return ``[its result]``."""
+def _in_thread(target: Callable[[float, float], int], cfg: ScalingConfig) -> tuple[list[int], float]:
+    """Run ``target(start, deadline)`` on a new plain thread; return ``([its result], CPU in the window)``."""
     out: list[int] = []  # appended by the worker thread only, read after join
-    th = threading.Thread(target=lambda: out.append(target()), name="bench-chunks", daemon=True)
+    start, deadline = _window(cfg)
+    th = threading.Thread(target=lambda: out.append(target(start, deadline)), name="bench-chunks", daemon=True)
     th.start()
+    cpu = _cpu_in(start, deadline)
     th.join(_timeout(cfg))
     if not out:
         raise RuntimeError("the compute thread did not finish (see its traceback above)")
-    return out
+    return out, cpu
 
 
-def _thread(n: int, cfg: ScalingConfig) -> list[int]:
-    start, deadline = _window(cfg)
-    return _in_thread(lambda: count_chunks(n, start, deadline), cfg)
+def _thread(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+    return _in_thread(lambda start, deadline: count_chunks(n, start, deadline), cfg)
 
 
-def _asyncio(n: int, cfg: ScalingConfig) -> list[int]:
-    start, deadline = _window(cfg)
-    return _in_thread(lambda: asyncio.run(count_chunks_async(n, start, deadline, _aio_yield)), cfg)
+def _asyncio(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+    return _in_thread(lambda start, deadline: asyncio.run(count_chunks_async(n, start, deadline, _aio_yield)), cfg)
 
 
-def _submit_all(ex: Executor, workers: int, n: int, cfg: ScalingConfig) -> list[int]:
+def _submit_all(ex: Executor, workers: int, n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+    """Submit one task per worker; the CPU figure is nan for a process pool (its workers' CPU is not ours)."""
     start, deadline = _window(cfg)
     futs = [ex.submit(count_chunks, n, start, deadline) for _ in range(workers)]
-    return [f.result(_timeout(cfg)) for f in futs]
+    cpu = _cpu_in(start, deadline) if isinstance(ex, ThreadPoolExecutor) else math.nan
+    return [f.result(_timeout(cfg)) for f in futs], cpu
 
 
 def _tpe(workers: int) -> Runner:
-    def run(n: int, cfg: ScalingConfig) -> list[int]:
+    def run(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-tpe") as ex:
             return _submit_all(ex, workers, n, cfg)
 
@@ -201,7 +232,8 @@ class Contestant:
     workers: int
     run: Runner | None  # None: not available here (``why`` says why)
     why: str = ""
-    samples: list[float] | None = None
+    samples: list[float] | None = None  # chunks/s, one per round
+    cpu: list[float] | None = None  # CPU seconds per chunk (whole process), one per round
 
 
 # The ratios the issue's table names (numerator, denominator), and context.
@@ -215,6 +247,12 @@ RATIOS = (
     ("tpe2_tpe1", "ThreadPoolExecutor(2) / (1): what the machine gives", "tpe2", "tpe1"),
     ("p2_ppe2", "ragged procs=2 / ProcessPoolExecutor(2)", "ragged_p2", "ppe2"),
     ("p1_asyncio", "ragged procs=1 / asyncio", "ragged_p1", "asyncio"),
+)
+# CPU per chunk (whole process, so the runtime's own threads count): 1.0 = a chunk costs the same.
+CPU_RATIOS = (
+    ("cpu_p1_thread", "CPU per chunk: ragged procs=1 / one plain thread", "ragged_p1", "thread"),
+    ("cpu_p2_tpe2", "CPU per chunk: ragged procs=2 / ThreadPoolExecutor(2)", "ragged_p2", "tpe2"),
+    ("cpu_p2g4_tpe2", "CPU per chunk: ragged procs=2, 4 goroutines / ThreadPoolExecutor(2)", "ragged_p2g4", "tpe2"),
 )
 
 
@@ -262,14 +300,15 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
         cs = contestants(pool, why)
         live = [c for c in cs if c.run is not None]
         for c in live:
-            c.samples = []
+            c.samples, c.cpu = [], []
         for r in range(cfg.rounds):
             show(f"compute scaling: round {r + 1}/{cfg.rounds}")
             for c in live if r % 2 == 0 else live[::-1]:
-                assert c.run is not None and c.samples is not None
+                assert c.run is not None and c.samples is not None and c.cpu is not None
                 gc.collect()
-                counts = c.run(n, cfg)
+                counts, cpu = c.run(n, cfg)
                 c.samples.append(sum(counts) / cfg.seconds)
+                c.cpu.append(cpu / sum(counts) if sum(counts) else math.nan)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -277,18 +316,22 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
     out_cs: dict[str, Any] = {}
     for c in cs:
         d: dict[str, Any] = {"label": c.label, "workers": c.workers, "installed": c.run is not None}
-        if c.samples is not None:
+        if c.samples is not None and c.cpu is not None:
             d.update(spread(c.samples))
+            d["cpu_per_chunk"] = spread(c.cpu)
+            d["cores"] = spread([x * y for x, y in zip(c.cpu, c.samples, strict=True)])
         else:
             d["why"] = c.why
         out_cs[c.key] = d
     ratios: dict[str, Any] = {}
     for key, label, num, den in RATIOS:
         a, b = by_key[num].samples, by_key[den].samples
-        if a is None or b is None:
-            continue
-        per_round = [x / y if y else float("nan") for x, y in zip(a, b, strict=True)]
-        ratios[key] = {"label": label, **spread(per_round)}
+        if a is not None and b is not None:
+            ratios[key] = {"label": label, **spread([ratio(x, y) for x, y in zip(a, b, strict=True)])}
+    for key, label, num, den in CPU_RATIOS:
+        a, b = by_key[num].cpu, by_key[den].cpu
+        if a is not None and b is not None:
+            ratios[key] = {"label": label, **spread([ratio(x, y) for x, y in zip(a, b, strict=True)])}
     return {
         "title": "compute scaling: pure-Python chunks of ~50µs, chunks completed per second of the window",
         "chunk_iterations": n,
@@ -309,17 +352,18 @@ def render(sec: dict[str, Any]) -> list[str]:
     rows: list[list[object]] = []
     for c in cs.values():
         if not c["installed"]:
-            rows.append([c["label"], c["workers"], "not available", "-", "-", "-"])
+            rows.append([c["label"], c["workers"], "not available", "-", "-", "-", "-"])
             continue
-        per_chunk = c["workers"] / c["median"] if c["median"] else float("nan")
+        cpu, cores = c["cpu_per_chunk"]["median"], c["cores"]["median"]
         rows.append(
             [
                 c["label"],
                 c["workers"],
                 f"{c['median']:,.0f}/s",
                 f"{c['min']:,.0f}-{c['max']:,.0f}",
-                f"{per_chunk * 1e6:.1f}µs",
                 f"{c['median'] / one:.2f}x" if one else "n/a",
+                fmt_time(cpu) if cpu == cpu else "n/a",
+                f"{cores:.2f}" if cores == cores else "n/a",
             ]
         )
     ratio_rows = [
@@ -330,7 +374,10 @@ def render(sec: dict[str, Any]) -> list[str]:
         f"{sec['title']}; work({sec['chunk_iterations']}) per chunk; {cfg['rounds']} interleaved rounds, "
         f"{cfg['seconds']}s window per run after {cfg['warmup']}s warm-up",
         "",
-        table(["contestant", "workers", "median", "min-max", "per chunk/worker", "vs 1 thread"], rows),
+        table(["contestant", "workers", "chunks/s", "min-max", "vs 1 thread", "CPU/chunk", "cores busy"], rows),
+        "",
+        "CPU/chunk: CPU time of the whole process (runtime threads included; not for the process pool) per chunk; "
+        "cores busy: that CPU per second of the window",
         "",
         "ratios, computed per round (median, min-max, each round)",
         "",

@@ -178,6 +178,9 @@ def issue12(
     add("p2g4_tpe2", "the same, 4 goroutines on procs=2", sr.get("p2g4_tpe2"), ">=", 0.95)
     add("p1_thread", "chunks/s, procs=1 / one plain thread", sr.get("p1_thread"), ">=", 0.95)
     add("p2_p1", "chunks/s, procs=2 / procs=1", sr.get("p2_p1"), ">=", 1.9)
+    # Information beside them: CPU per chunk, which other processes' load hardly moves (lower is better).
+    add("cpu_p1_thread", "CPU per chunk, procs=1 / one plain thread", sr.get("cpu_p1_thread"), "", 1)
+    add("cpu_p2_tpe2", "CPU per chunk, procs=2 / ThreadPoolExecutor(2)", sr.get("cpu_p2_tpe2"), "", 1)
     results = {r["procs"]: r for r in mutators["results"]} if mutators else {}
     procs = (2, 4)  # the issue's rows; the case may also run procs=8 (information, in its own table)
 
