@@ -61,6 +61,15 @@ def test_stress_json_text_and_plot_title_name_the_build(
     assert titles and build.label(data) in titles[0]
 
 
+@pytest.mark.timeout(60)
+def test_soak_header_names_the_build(capsys: pytest.CaptureFixture[str]) -> None:
+    from ragged.bench import soak
+
+    soak.main(["--duration", "1", "--report-every", "1", "--no-chaos"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("soak: ") and build.label(build.info()) in first, first
+
+
 def _slice(mode: str, t0: int, t1: int, ops: list[tuple[int, int]]) -> Any:
     return mutator._Slice(mode, t0 * MS, t1 * MS, [(s * MS, e * MS) for s, e in ops], [1e-4] * len(ops))
 
