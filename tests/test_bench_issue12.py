@@ -101,6 +101,16 @@ def test_mutator_rate_counts_completions_inside_operations() -> None:
     assert out["errors"] == []
 
 
+def test_cpu_per_chunk_from_tallies() -> None:
+    """In one process the CPU clock already sums the workers; worker processes' clocks are added up."""
+    a = (10, 1.0, 100.0, 1.5, 100.5)  # 10 chunks, CPU clock 1.0 -> 1.5 over 0.5s
+    b = (10, 1.2, 100.1, 1.6, 100.5)
+    assert scaling.cpu_and_cores([a, b], one_process=True) == pytest.approx((0.6 / 20, 0.6 / 0.5))
+    assert scaling.cpu_and_cores([a, b], one_process=False) == pytest.approx((0.9 / 20, 0.9 / 0.5))
+    nothing = scaling.cpu_and_cores([scaling._NO_CHUNK], one_process=True)
+    assert all(math.isnan(x) for x in nothing)
+
+
 def test_target_without_goal_is_information() -> None:
     t = targets.Target("k", "label", "issue 12", 0.5, "", 1, "x", "0.40-0.60")
     assert t.passed is None and t.margin == "no goal set"
@@ -142,7 +152,7 @@ def test_scaling_case_quick() -> None:
         # A worker may get no core for a whole 20ms window on a loaded machine: counts may be 0, never negative.
         assert len(c["samples"]) == cfg.rounds and min(c["samples"]) >= 0, key
         cpu = c["cpu_per_chunk"]["median"]
-        assert math.isnan(cpu) if key == "ppe2" else (math.isnan(cpu) or cpu > 0), key  # the pool's CPU is not ours
+        assert math.isnan(cpu) or cpu > 0, key  # nan: no chunk in the window
     for key in (
         "p2_tpe2",
         "p2g4_tpe2",

@@ -21,7 +21,12 @@ opens ``warmup`` seconds later and lasts ``seconds``.  Workers start at once
 and do chunks from the start; a chunk counts when it completes inside the
 window (``perf_counter`` is the system-wide monotonic clock, so the window is
 the same for the worker processes).  Startup, wake-up and join costs thus stay
-out of the figure, which is the steady rate: chunks / window.
+out of the figure, which is the steady rate: chunks / window.  Beside it, the
+CPU a chunk costs: ``process_time`` read by the workers at their first chunk
+in the window and when they stop (the whole process, so a runtime's own
+threads count; for the process pool, each worker process's own), per chunk.
+On a machine shared with other work the rate tells how many cores the
+contestant got; the CPU per chunk hardly moves with that.
 
 Fairness on the free-threaded build: an object's reference count is cheap
 only for the thread that created it (biased reference counting) and costs an
@@ -88,38 +93,50 @@ def _private(n: int, start: float, deadline: float) -> tuple[int, float, float]:
     return own_int(n), start + 0.0, deadline + 0.0
 
 
-def count_chunks(n: int, start: float, deadline: float) -> int:
-    """Do chunks of ``work(n)`` until ``deadline``; return how many completed in ``[start, deadline)``.
+# What a worker reports: (chunks completed in the window, process CPU and time when its first one
+# completed, process CPU and time when it stopped).  Between the two CPU readings lie exactly its
+# counted chunks' work: the first counted chunk ran before the first reading, the uncounted one
+# that crossed the deadline before the second.
+Tally = tuple[int, float, float, float, float]
+_NO_CHUNK: Tally = (0, math.nan, math.nan, math.nan, math.nan)
+
+
+def count_chunks(n: int, start: float, deadline: float) -> Tally:
+    """Do chunks of ``work(n)`` until ``deadline``; count those completed in ``[start, deadline)``.
 
     Module-level so that ProcessPoolExecutor can send it to its workers.
     """
     n, start, deadline = _private(n, start, deadline)
-    w, clock = work, perf
-    count = 0
+    w, clock, cpu = work, perf, time.process_time
+    count, c0, t0 = 0, 0.0, 0.0
     while True:
         w(n)
         t = clock()
         if t >= deadline:
-            return count
+            return (count, c0, t0, cpu(), clock()) if count else _NO_CHUNK
         if t >= start:
+            if not count:
+                c0, t0 = cpu(), t
             count += 1
 
 
-async def count_chunks_async(n: int, start: float, deadline: float, yield_: Callable[[], Awaitable[Any]]) -> int:
+async def count_chunks_async(n: int, start: float, deadline: float, yield_: Callable[[], Awaitable[Any]]) -> Tally:
     """:func:`count_chunks` with ``await yield_()`` after each chunk (a goroutine's or a task's safe point).
 
     A twin of :func:`count_chunks` on purpose: the plain contestants run the
     bare loop, so the one difference measured is this ``await``.
     """
     n, start, deadline = _private(n, start, deadline)
-    w, clock = work, perf
-    count = 0
+    w, clock, cpu = work, perf, time.process_time
+    count, c0, t0 = 0, 0.0, 0.0
     while True:
         w(n)
         t = clock()
         if t >= deadline:
-            return count
+            return (count, c0, t0, cpu(), clock()) if count else _NO_CHUNK
         if t >= start:
+            if not count:
+                c0, t0 = cpu(), t
             count += 1
         await yield_()
 
@@ -136,8 +153,8 @@ def _pid_after(seconds: float) -> int:
 
 # ------------------------------------------------------------------ the contestants
 
-# A contestant's runner: (n, cfg) -> (chunk counts, one per worker; CPU seconds the process used in the window).
-Runner = Callable[[int, ScalingConfig], tuple[list[int], float]]
+# A contestant's runner: (n, cfg) -> one Tally per worker.
+Runner = Callable[[int, ScalingConfig], list[Tally]]
 
 
 def _window(cfg: ScalingConfig) -> tuple[float, float]:
@@ -149,78 +166,70 @@ def _timeout(cfg: ScalingConfig) -> float:
     return cfg.warmup + cfg.seconds + 60.0
 
 
-def _sleep_until(t: float) -> None:
-    d = t - perf()
-    if d > 0:
-        time.sleep(d)
-
-
-def _cpu_in(start: float, deadline: float) -> float:
-    """CPU seconds this whole process used over the window ``[start, deadline)``.
-
-    Called by the contestant's main thread once its workers are launched; it
-    sleeps meanwhile (using no CPU itself) and samples ``process_time`` when
-    each sleep ends, so the figure is scaled from the span actually covered
-    to the window.  It includes the runtime's own threads (sysmon, spinning
-    Ms): what a chunk really costs in CPU, a figure other processes' load
-    hardly moves.
-    """
-    _sleep_until(start)
-    c0, w0 = time.process_time(), perf()
-    _sleep_until(deadline)
-    c1, w1 = time.process_time(), perf()
-    return (c1 - c0) * (deadline - start) / (w1 - w0) if w1 > w0 else math.nan
-
-
 def _ragged(procs: int, goroutines: int) -> Runner:
-    def run(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+    def run(n: int, cfg: ScalingConfig) -> list[Tally]:
         with ragged.Runtime(procs=procs) as rt:
             start, deadline = _window(cfg)
             gs = [
                 rt.go(count_chunks_async, n, start, deadline, ragged.checkpoint, name=f"chunks-{i}")
                 for i in range(goroutines)
             ]
-            cpu = _cpu_in(start, deadline)
-            return [g.result(_timeout(cfg)) for g in gs], cpu
+            return [g.result(_timeout(cfg)) for g in gs]
 
     return run
 
 
-def _in_thread(target: Callable[[float, float], int], cfg: ScalingConfig) -> tuple[list[int], float]:
-    """Run ``target(start, deadline)`` on a new plain thread; return ``([its result], CPU in the window)``."""
-    out: list[int] = []  # appended by the worker thread only, read after join
+def _in_thread(target: Callable[[float, float], Tally], cfg: ScalingConfig) -> list[Tally]:
+    """Run ``target(start, deadline)`` on a new plain thread; return ``[its tally]``."""
+    out: list[Tally] = []  # appended by the worker thread only, read after join
     start, deadline = _window(cfg)
     th = threading.Thread(target=lambda: out.append(target(start, deadline)), name="bench-chunks", daemon=True)
     th.start()
-    cpu = _cpu_in(start, deadline)
     th.join(_timeout(cfg))
     if not out:
         raise RuntimeError("the compute thread did not finish (see its traceback above)")
-    return out, cpu
+    return out
 
 
-def _thread(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+def _thread(n: int, cfg: ScalingConfig) -> list[Tally]:
     return _in_thread(lambda start, deadline: count_chunks(n, start, deadline), cfg)
 
 
-def _asyncio(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+def _asyncio(n: int, cfg: ScalingConfig) -> list[Tally]:
     return _in_thread(lambda start, deadline: asyncio.run(count_chunks_async(n, start, deadline, _aio_yield)), cfg)
 
 
-def _submit_all(ex: Executor, workers: int, n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
-    """Submit one task per worker; the CPU figure is nan for a process pool (its workers' CPU is not ours)."""
+def _submit_all(ex: Executor, workers: int, n: int, cfg: ScalingConfig) -> list[Tally]:
     start, deadline = _window(cfg)
     futs = [ex.submit(count_chunks, n, start, deadline) for _ in range(workers)]
-    cpu = _cpu_in(start, deadline) if isinstance(ex, ThreadPoolExecutor) else math.nan
-    return [f.result(_timeout(cfg)) for f in futs], cpu
+    return [f.result(_timeout(cfg)) for f in futs]
 
 
 def _tpe(workers: int) -> Runner:
-    def run(n: int, cfg: ScalingConfig) -> tuple[list[int], float]:
+    def run(n: int, cfg: ScalingConfig) -> list[Tally]:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-tpe") as ex:
             return _submit_all(ex, workers, n, cfg)
 
     return run
+
+
+def cpu_and_cores(tallies: list[Tally], one_process: bool) -> tuple[float, float]:
+    """(CPU seconds per chunk, cores busy) of one run from its workers' tallies.
+
+    ``one_process``: the workers share one process, so its CPU clock already
+    sums them (runtime threads included): take it from the first reading to
+    the last.  Otherwise (a process pool) add up each worker process's own.
+    """
+    live = [t for t in tallies if t[0]]
+    chunks = sum(t[0] for t in live)
+    if not live:
+        return math.nan, math.nan
+    span = max(t[4] for t in live) - min(t[2] for t in live)
+    if one_process:
+        cpu = max(t[3] for t in live) - min(t[1] for t in live)
+    else:
+        cpu = sum(t[3] - t[1] for t in live)
+    return cpu / chunks, (cpu / span if span > 0 else math.nan)
 
 
 @dataclass
@@ -232,8 +241,10 @@ class Contestant:
     workers: int
     run: Runner | None  # None: not available here (``why`` says why)
     why: str = ""
+    one_process: bool = True  # False: the workers are other processes (see cpu_and_cores)
     samples: list[float] | None = None  # chunks/s, one per round
     cpu: list[float] | None = None  # CPU seconds per chunk (whole process), one per round
+    cores: list[float] | None = None  # CPU seconds per second of the window, one per round
 
 
 # The ratios the issue's table names (numerator, denominator), and context.
@@ -282,7 +293,7 @@ def contestants(pool: ProcessPoolExecutor | None, why: str) -> list[Contestant]:
         Contestant("ragged_p2g4", "ragged procs=2, 4 goroutines", 4, _ragged(2, 4)),
         Contestant("ragged_p4", "ragged procs=4, 4 goroutines", 4, _ragged(4, 4)),
         Contestant("ragged_p8", "ragged procs=8, 8 goroutines", 8, _ragged(8, 8)),
-        Contestant("ppe2", "ProcessPoolExecutor(2), 2 tasks (spawn)", 2, ppe, why),
+        Contestant("ppe2", "ProcessPoolExecutor(2), 2 tasks (spawn)", 2, ppe, why, one_process=False),
         Contestant("asyncio", "asyncio: one loop, 1 task, sleep(0) per chunk", 1, _asyncio),
     ]
 
@@ -300,15 +311,17 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
         cs = contestants(pool, why)
         live = [c for c in cs if c.run is not None]
         for c in live:
-            c.samples, c.cpu = [], []
+            c.samples, c.cpu, c.cores = [], [], []
         for r in range(cfg.rounds):
             show(f"compute scaling: round {r + 1}/{cfg.rounds}")
             for c in live if r % 2 == 0 else live[::-1]:
-                assert c.run is not None and c.samples is not None and c.cpu is not None
+                assert c.run is not None and c.samples is not None and c.cpu is not None and c.cores is not None
                 gc.collect()
-                counts, cpu = c.run(n, cfg)
-                c.samples.append(sum(counts) / cfg.seconds)
-                c.cpu.append(cpu / sum(counts) if sum(counts) else math.nan)
+                tallies = c.run(n, cfg)
+                c.samples.append(sum(t[0] for t in tallies) / cfg.seconds)
+                cpu, cores = cpu_and_cores(tallies, c.one_process)
+                c.cpu.append(cpu)
+                c.cores.append(cores)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -316,10 +329,10 @@ def run(n: int, cfg: ScalingConfig, show: Callable[[str], None]) -> dict[str, An
     out_cs: dict[str, Any] = {}
     for c in cs:
         d: dict[str, Any] = {"label": c.label, "workers": c.workers, "installed": c.run is not None}
-        if c.samples is not None and c.cpu is not None:
+        if c.samples is not None and c.cpu is not None and c.cores is not None:
             d.update(spread(c.samples))
             d["cpu_per_chunk"] = spread(c.cpu)
-            d["cores"] = spread([x * y for x, y in zip(c.cpu, c.samples, strict=True)])
+            d["cores"] = spread(c.cores)
         else:
             d["why"] = c.why
         out_cs[c.key] = d
@@ -376,8 +389,8 @@ def render(sec: dict[str, Any]) -> list[str]:
         "",
         table(["contestant", "workers", "chunks/s", "min-max", "vs 1 thread", "CPU/chunk", "cores busy"], rows),
         "",
-        "CPU/chunk: CPU time of the whole process (runtime threads included; not for the process pool) per chunk; "
-        "cores busy: that CPU per second of the window",
+        "CPU/chunk: CPU time of the whole process (runtime threads included; for the process pool, of its workers) "
+        "per chunk, from the workers' first chunk in the window to their last; cores busy: that CPU per second",
         "",
         "ratios, computed per round (median, min-max, each round)",
         "",
