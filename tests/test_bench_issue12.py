@@ -71,7 +71,8 @@ def test_soak_header_names_the_build(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def _slice(mode: str, t0: int, t1: int, ops: list[tuple[int, int]]) -> Any:
-    return mutator._Slice(mode, t0 * MS, t1 * MS, [(s * MS, e * MS) for s, e in ops], [1e-4] * len(ops))
+    cpu = (t1 - t0) * 1e-3 * 1.5  # 1.5 cores busy
+    return mutator._Slice(mode, t0 * MS, t1 * MS, [(s * MS, e * MS) for s, e in ops], [1e-4] * len(ops), cpu)
 
 
 def test_mutator_rate_counts_completions_inside_operations() -> None:
@@ -91,6 +92,7 @@ def test_mutator_rate_counts_completions_inside_operations() -> None:
     out = mutator._analyse(2, slices, mutator._Completions(results), [])
     modes = out["modes"]
     assert modes["none"]["rate"]["median"] == pytest.approx(10_000)  # chunks/s per mutator
+    assert modes["none"]["cores"]["median"] == modes["stw"]["cores"]["median"] == pytest.approx(1.5)
     assert modes["foreach"]["vs_none_in_flight"]["median"] == pytest.approx(0.5)
     assert modes["foreach"]["vs_none_between"]["median"] == pytest.approx(1.0)
     assert modes["foreach"]["vs_none_slice"]["median"] == pytest.approx(0.9)
@@ -182,6 +184,7 @@ def test_mutator_case_quick_runs_exactly_once_barriers() -> None:
         d = r["modes"][m]
         assert d["ops"] > 0 and d["latency"]["p50"] > 0 and len(d["vs_none_in_flight"]["samples"]) == cfg.reps
         assert d["pause"]["count"] == d["ops"], m
+        assert d["cores"]["median"] >= 0, m
     assert "exactly once on every P" in "\n".join(mutator.render(sec))
 
 

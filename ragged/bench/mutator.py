@@ -33,6 +33,7 @@ latency ratio for_each_p p50 / stop-the-world p50 is also computed per round.
 from __future__ import annotations
 
 import gc
+import math
 import time
 from array import array
 from bisect import bisect_left
@@ -96,6 +97,12 @@ class _Slice:
     t1: int
     ops: list[tuple[int, int]]  # [start, end) of each operation, ns
     pauses: list[float]  # seconds, from the runtime's histogram
+    cpu: float = math.nan  # CPU seconds the whole process used over the slice (coordinator included)
+
+    @property
+    def cores(self) -> float:
+        """CPU per second of the slice: how much of the machine this run got."""
+        return self.cpu * 1e9 / (self.t1 - self.t0) if self.t1 > self.t0 else math.nan
 
 
 def _pauses_since(rt: ragged.Runtime, name: str, n0: int) -> list[float]:
@@ -135,7 +142,8 @@ def _run_slice(rt: ragged.Runtime, mode: str, cfg: MutatorConfig, errors: list[s
     hist = {"foreach": "barrier_pause", "stw": "stw_pause"}.get(mode, "")
     n0 = _pause_count(rt, hist) if hist else 0
     ops: list[tuple[int, int]] = []
-    t0 = nxt = clock()
+    c0, t0 = time.process_time(), clock()
+    nxt = t0
     if mode == "none":
         time.sleep(cfg.slice_seconds)
     else:
@@ -145,7 +153,8 @@ def _run_slice(rt: ragged.Runtime, mode: str, cfg: MutatorConfig, errors: list[s
                 time.sleep((nxt - now) / 1e9)
             ops.append(_operate(rt, mode, errors))
             nxt = max(nxt + step, ops[-1][1])  # an overrun is followed at once, with no catch-up burst
-    return _Slice(mode, t0, clock(), ops, _pauses_since(rt, hist, n0) if hist else [])
+    c1, t1 = time.process_time(), clock()
+    return _Slice(mode, t0, t1, ops, _pauses_since(rt, hist, n0) if hist else [], c1 - c0)
 
 
 class _Completions:
@@ -168,7 +177,9 @@ def _analyse(procs: int, slices: list[_Slice], done: _Completions, errors: list[
     """Per-round rates and ratios, and per-mode latency and pause, for one procs value."""
     by_mode: dict[str, list[_Slice]] = {m: [sl for sl in slices if sl.mode == m] for m in MODES}
     base = [done.rate(done.count(sl.t0, sl.t1), sl.t1 - sl.t0) for sl in by_mode["none"]]
-    modes: dict[str, Any] = {"none": {"ops": 0, "rate": spread(base)}}
+    modes: dict[str, Any] = {
+        "none": {"ops": 0, "rate": spread(base), "cores": spread([sl.cores for sl in by_mode["none"]])}
+    }
     p50s: dict[str, list[float]] = {}
     for m in OPS:
         rin, rbetween, rslice, share = [], [], [], []
@@ -191,6 +202,7 @@ def _analyse(procs: int, slices: list[_Slice], done: _Completions, errors: list[
         modes[m] = {
             "ops": len(lat),
             "ops_per_s": len(lat) / seconds if seconds else float("nan"),
+            "cores": spread([sl.cores for sl in by_mode[m]]),
             "latency": summary(lat),
             "latency_p50_rounds": spread(p50s[m]),
             "pause": summary(pauses),
@@ -263,6 +275,10 @@ def _fmt_spread(d: dict[str, Any], fmt: str = ".2f") -> str:
     return f"{d['median']:{fmt}} ({d['min']:{fmt}}-{d['max']:{fmt}})"
 
 
+def _fmt_cores(d: dict[str, Any]) -> str:
+    return "n/a" if d["median"] != d["median"] else f"{d['median']:.2f}"
+
+
 def render(sec: dict[str, Any]) -> list[str]:
     """The case's text: one row per procs value and operation, then the checks."""
     cfg = sec["config"]
@@ -270,7 +286,8 @@ def render(sec: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for r in sec["results"]:
         base = r["modes"]["none"]["rate"]
-        rows.append([r["procs"], LABELS["none"], *"------", f"{base['median']:,.0f}/s per P", "-", "-"])
+        cores = _fmt_cores(r["modes"]["none"]["cores"])
+        rows.append([r["procs"], LABELS["none"], "-", "-", cores, *"----", f"{base['median']:,.0f}/s per P", "-", "-"])
         for m in OPS:
             d = r["modes"][m]
             lat, pause = d["latency"], d["pause"]
@@ -280,6 +297,7 @@ def render(sec: dict[str, Any]) -> list[str]:
                     LABELS[m],
                     f"{d['ops_per_s']:,.0f}",
                     f"{d['in_flight_share']['median'] * 100:.0f}%",
+                    _fmt_cores(d["cores"]),
                     fmt_time(lat["p50"]),
                     fmt_time(lat["p99"]),
                     fmt_time(lat["max"]),
@@ -300,6 +318,7 @@ def render(sec: dict[str, Any]) -> list[str]:
         "operation",
         "ops/s",
         "in flight",
+        "cores",
         "lat p50",
         "lat p99",
         "lat max",
@@ -312,7 +331,8 @@ def render(sec: dict[str, Any]) -> list[str]:
         f"{sec['title']}; one mutator per P doing work({sec['chunk_iterations']}) chunks; one operation every "
         f"{cfg['interval'] * 1e3:g}ms from a plain thread; {cfg['reps']} rounds of {cfg['slice_seconds']}s slices "
         "per mode, interleaved; ops/s: operations achieved; in flight: share of the slice with an operation in "
-        "flight; rates: median over rounds (min-max)",
+        "flight; cores: CPU the process used per second (how much of the machine the run got); rates: median over "
+        "rounds (min-max)",
         "",
         table(headers, rows),
         "",
