@@ -24,7 +24,11 @@ Per round, from the same completion times:
   operation: that is the "Ps are slow to stop" effect;
 * rate between operations (the rest of the slice), and over the whole slice;
 * operation latency (the coordinator's view) and, from the runtime's own
-  histograms, the pause per operation (mutator time held off, summed over Ps).
+  histograms, the pause per operation (mutator time held off, summed over Ps);
+* operations per second achieved (under the GIL the coordinator needs the GIL
+  to wake and gets far fewer than one per ``interval``), the share of the
+  slice with an operation in flight, and the cores the process kept busy
+  (``process_time`` per second: how much of the machine the run got).
 
 Each figure is reported as the median over rounds with the min-max; the
 latency ratio for_each_p p50 / stop-the-world p50 is also computed per round.
