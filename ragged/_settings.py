@@ -32,11 +32,12 @@ class Settings:
     ``max_threads``         most Ms (OS threads) the runtime may start (Go: 10000).
     ``shutdown_timeout``    how long ``close()`` lets cancelled goroutines finish.
     ``barrier_step_aside``  for this long after a barrier starts, an M whose P has
-                            run ``fn`` waits for the barrier to end instead of taking its
-                            core (or the GIL) back from the Ms still to reach their safe
+                            run ``fn`` waits for the barrier to end instead of taking the
+                            GIL (or its core) back from the Ms still to reach their safe
                             point (0: never; see ``_barrier.step_aside``).  None (the
-                            default): 20ms when the Ps cannot all run at once -- the GIL is
-                            on, or there are more Ps than usable CPUs -- else 0.
+                            default): 20ms where the GIL is on; on a free-threaded build
+                            without it an M never waits, and with more Ps than usable CPUs
+                            it yields its core at each safe point instead.
     ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
     ``chaos``               a seed: inject random yields at racy points (``RAGGED_CHAOS``).
