@@ -349,7 +349,10 @@ class NetPoll:
         for key, ev in events:
             pd = key.data
             if pd is None:
-                self._drain_brk()
+                # A break is for the M blocked in the poll: a non-blocking
+                # poll must leave it for that M, or the M sleeps on (Go too).
+                if timeout != 0:
+                    self._drain_brk()
                 continue
             drop = 0
             timers = []

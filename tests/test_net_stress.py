@@ -34,9 +34,10 @@ def new_pair() -> tuple[net.Conn, net.Conn]:
     return net.Conn(a), net.Conn(b)
 
 
-async def actor(seed: int, counts: dict[str, int]) -> None:
+async def actor(seed: int) -> dict[str, int]:
     """One socketpair and a random sequence of operations on it, each checked."""
     rng = random.Random(seed)
+    counts: dict[str, int] = {}  # this actor's own: the actors run in parallel on free-threaded builds
     a, b = new_pair()
     for _ in range(OPS):
         op = rng.choice(("echo", "echo", "cancel", "deadline", "close", "move-deadline"))
@@ -91,12 +92,14 @@ async def actor(seed: int, counts: dict[str, int]) -> None:
                     got = await g
                 except ragged.NetClosed:
                     continue
-                # b's reader may have seen a's close as end of stream before b closed.
-                assert g is w and got == b"", f"a read on a closed pair returned {got!r}"
+                # A read already past its turn when the close came may finish: it sees
+                # the other end's close as end of stream (in Go too).
+                assert got == b"", f"a read on a closed pair returned {got!r}"
             a, b = new_pair()
         counts[op] = counts.get(op, 0) + 1
     a.close()
     b.close()
+    return counts
 
 
 @pytest.mark.timeout(300)
@@ -105,12 +108,12 @@ def test_random_reads_writes_cancels_and_closes_lose_no_wakeup(procs: int) -> No
     base = int(os.environ.get("RAGGED_NET_STRESS_SEED", "0")) or random.randrange(1 << 30)
     for r in range(ROUNDS):
         seed = base + r
-        counts: dict[str, int] = {}
+        done = 0
         with ragged.Runtime(procs=procs) as rt:
-            gs = [rt.go(actor, seed * 1000 + i, counts, name=f"actor{i}") for i in range(ACTORS)]
+            gs = [rt.go(actor, seed * 1000 + i, name=f"actor{i}") for i in range(ACTORS)]
             for g in gs:
                 try:
-                    g.result(timeout=30)
+                    done += sum(g.result(timeout=30).values())
                 except BaseException as e:
                     raise AssertionError(f"actor failed (seed {seed}, procs {procs}): {e!r}\n{rt.dump()}") from e
             np = rt._sched.netpoll
@@ -119,4 +122,4 @@ def test_random_reads_writes_cancels_and_closes_lose_no_wakeup(procs: int) -> No
             assert not np.pds, f"seed {seed}: closed connections still known to the poller: {np.pds}"
             assert np.nregistered == 0, f"seed {seed}: {np.nregistered} fds still registered"
             wait_until(lambda: not rt._sched.allgs, 5, f"seed {seed}: every goroutine to exit")
-        assert sum(counts.values()) == ACTORS * OPS, (seed, counts)
+        assert done == ACTORS * OPS, (seed, done)
