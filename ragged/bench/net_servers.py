@@ -118,18 +118,20 @@ def serve_asyncio(use_uvloop: bool) -> None:
         asyncio.run(main())
 
 
+def echo_blocking(s: Any, _addr: Any = None) -> None:
+    """The echo loop of the servers with blocking sockets (gevent's cooperative ones, and threads)."""
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        data = s.recv(BUF)
+        if not data:
+            return
+        s.sendall(data)
+
+
 def serve_gevent() -> None:
     from gevent.server import StreamServer
 
-    def handle(s: Any, _addr: Any) -> None:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while True:
-            data = s.recv(BUF)
-            if not data:
-                return
-            s.sendall(data)
-
-    server = StreamServer(("127.0.0.1", 0), handle, backlog=4096)
+    server = StreamServer(("127.0.0.1", 0), echo_blocking, backlog=4096)
     server.start()
     _ready(server.server_port)
     server.serve_forever()
@@ -143,13 +145,7 @@ def serve_threads() -> None:
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
-            s = self.request
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while True:
-                data = s.recv(BUF)
-                if not data:
-                    return
-                s.sendall(data)
+            echo_blocking(self.request)
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
@@ -201,9 +197,11 @@ def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dic
         tasks = [asyncio.ensure_future(client(sem, start)) for _ in range(conns)]
         while state["connected"] + state["errors"] < conns:
             await asyncio.sleep(0.01)
+        print("connected", state["connected"], file=sys.stderr, flush=True)
         start.set()
         await asyncio.sleep(warmup)
         state["measuring"] = True
+        print("measuring", file=sys.stderr, flush=True)  # the driver samples the server now
         t0 = time.perf_counter()
         await asyncio.sleep(seconds)
         state["measuring"] = False
