@@ -18,7 +18,9 @@ Behaviour to rely on:
   stream; ``read_exactly(n)`` raises :class:`UnexpectedEOF` (with
   ``partial``) if the stream ends first; ``write(data)`` writes everything.
 * Reads are served one at a time and so are writes (Go's ``fdMutex``): two
-  goroutines reading one connection take turns instead of failing.
+  goroutines reading one connection take turns instead of failing.  Every
+  call is a safe point (``checkpoint``), so a connection whose data is always
+  there cannot keep its P past a preemption request.
 * ``close()`` from anywhere ends every wait on the connection at once with
   :class:`NetClosed` ("use of closed network connection", as in Go); the fd
   itself is closed when the last call in progress on it has returned.
@@ -48,6 +50,7 @@ from typing import Any, Self
 from ._errors import FdBusy, IOTimeout, NetClosed, NetError, NotPollable, TooManyOpenFiles, UnexpectedEOF
 from ._netpoll import READ, WRITE, NetPoll, PollDesc, netpoll_of, pollwait
 from ._park import Sudog, WaitQueue, check_timeout, current_g, park_on, ready
+from ._traps import checkpoint
 
 _monotonic = time.monotonic
 _R, _W = 0, 1
@@ -256,6 +259,7 @@ class Conn(_NetFD):
     async def read(self, n: int = 65536) -> bytes:
         """Read what is there, up to ``n`` bytes, parking until something is; ``b""`` at end of stream."""
         _check_n(n, "Conn.read()")
+        await checkpoint()  # a safe point even when data is there: a hot connection must not hog its P
         mu = self._mu
         if not mu.try_acquire(_R):
             await mu.acquire(_R)
@@ -273,6 +277,7 @@ class Conn(_NetFD):
     async def read_exactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes; :class:`UnexpectedEOF` (with ``partial``) if the stream ends first."""
         _check_n(n, "Conn.read_exactly()")
+        await checkpoint()
         mu = self._mu
         if not mu.try_acquire(_R):
             await mu.acquire(_R)
@@ -300,6 +305,7 @@ class Conn(_NetFD):
             view = memoryview(data).cast("B")
         except TypeError:
             raise TypeError(f"Conn.write() takes bytes-like data, not {type(data).__name__}") from None
+        await checkpoint()
         mu = self._mu
         if not mu.try_acquire(_W):
             await mu.acquire(_W)
@@ -343,6 +349,7 @@ class Listener(_NetFD):
         descriptors (the connection stays queued; accept again once some are
         closed), :class:`NetClosed` once the listener is closed.
         """
+        await checkpoint()
         mu = self._mu
         if not mu.try_acquire(_R):
             await mu.acquire(_R)
