@@ -338,20 +338,27 @@ class NetPoll:
         """Poll once (``timeout`` 0: do not block; None: forever); claim and return the
         waiters of the fds found ready.  Requires ``poll_lock``.
 
-        The caller readies them (``mark_ready`` then queue).  Directions that
-        are ready but have no live waiter lose their interest.
+        The caller readies them (``mark_ready`` then queue).  A direction that
+        is ready with no live waiter is usually a goroutine woken by an earlier
+        poll that has not run yet, and will wait again: a non-blocking poll
+        leaves it alone (dropping the interest now would cost an
+        ``epoll_ctl`` to drop and one to add it back, per round trip, whenever
+        sysmon or another M polls while a batch is still queued).  Only the
+        blocking poll, which would otherwise spin on it, drops the interest
+        and empties a stale slot.
         """
         try:
             events = self.sel.select(timeout)
         except (OSError, ValueError):  # closed under us at shutdown
             return []
+        blocking = timeout != 0
         out: list[Sudog] = []
         for key, ev in events:
             pd = key.data
             if pd is None:
                 # A break is for the M blocked in the poll: a non-blocking
                 # poll must leave it for that M, or the M sleeps on (Go too).
-                if timeout != 0:
+                if blocking:
                     self._drain_brk()
                 continue
             drop = 0
@@ -362,13 +369,17 @@ class NetPoll:
                 for bit in (READ, WRITE):
                     if not ev & bit:
                         continue
-                    s, e = self._take_locked(pd, bit)
+                    s = pd.rg if bit == READ else pd.wg
+                    if s is not None and s.try_claim():
+                        e = self._take_locked(pd, bit)[1]
+                        out.append(s)  # interest stays: the reader will most likely wait again
+                    elif blocking:
+                        e = self._take_locked(pd, bit)[1]  # a stale waiter's timer, if any
+                        drop |= bit  # nobody (live) waits: stop reporting it
+                    else:
+                        continue
                     if e is not None:
                         timers.append(e)
-                    if s is not None and s.try_claim():
-                        out.append(s)  # interest stays: the reader will most likely wait again
-                    else:
-                        drop |= bit  # nobody (live) waits: stop reporting it
                 if drop:
                     self._drop_locked(pd, drop)
             if timers:
