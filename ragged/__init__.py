@@ -53,6 +53,7 @@ from ._errors import (
 from ._g import Goroutine
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._p import P
+from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._runtime import Runtime, run
 from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
@@ -62,6 +63,9 @@ from ._traps import checkpoint, gosched
 from .net import wait_readable, wait_writable
 
 __version__ = "0.1.0"
+
+# Last, after every import (atomics pulls in cffi, which may turn the GIL back on).
+warn_if_gil_reenabled()
 
 __all__ = [
     "BarrierError",
@@ -75,6 +79,7 @@ __all__ = [
     "DeadlineExceeded",
     "Deadlock",
     "FdBusy",
+    "GILEnabledWarning",
     "IOTimeout",
     "Goroutine",
     "GoroutineLogFilter",

@@ -21,8 +21,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ._m import Note
 from ._netpoll import sysmon_poll
+from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
 
 if TYPE_CHECKING:  # pragma: no cover
