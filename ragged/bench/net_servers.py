@@ -226,9 +226,27 @@ def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dic
 SERVERS = ("ragged", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
 
 
+def exit_with_parent() -> None:
+    """A server must not outlive the benchmark that started it (killed on a timeout, say).
+
+    Linux's ``PR_SET_PDEATHSIG``: no thread of our own, so the server's thread
+    count stays what it is.  Elsewhere a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str]) -> None:
     raise_nofile(25_000)
     if len(argv) >= 2 and argv[0] == "serve" and argv[1] in SERVERS:
+        exit_with_parent()
         kind = argv[1]
         procs = int(argv[2]) if len(argv) > 2 else 1
         if kind == "ragged":
