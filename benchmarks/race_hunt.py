@@ -54,7 +54,8 @@ def run_once(files: list[str], extra: list[str], env: dict[str, str], timeout: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="race_hunt.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    fmt = argparse.RawTextHelpFormatter
+    ap = argparse.ArgumentParser(prog="race_hunt.py", description=__doc__, formatter_class=fmt)
     ap.add_argument("files", nargs="+", help="test files (and pytest options after --)")
     ap.add_argument("--repeat", type=int, default=1, help="pytest runs (default 1)")
     ap.add_argument("--stateful-seeds", default="", help="a-b: one RAGGED_STATEFUL_SEED per run")

@@ -30,6 +30,14 @@ def gil_enabled() -> bool:
     return True if is_enabled is None else bool(is_enabled())
 
 
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
 def describe() -> str:
     """One line naming the interpreter, its build and the GIL's state now (for headers and reports)."""
     impl = f"{platform.python_implementation()} {platform.python_version()}"

@@ -23,6 +23,8 @@ from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
+from ._netpoll import block as netpoll_block
+from ._netpoll import findrunnable_poll
 from ._p import GCSTOP, W_SAFEPOINT, P
 from ._sched import Sched, _MExit
 from ._syscall import syscall
@@ -54,15 +56,22 @@ def schedule(sched: Sched, m: M) -> None:
     """Find a runnable goroutine and execute it, forever (Go's ``schedule``).
 
     Runs with ``m.p`` set and no locks held.  Returns only by raising _MExit.
+    This loop runs once per goroutine switch: it reads each field once and
+    calls ``safe_point`` only when something is pending there (a
+    stop-the-world, this P's barrier flag, a timer).
     """
+    timers = sched.timers
     while True:
-        p = safe_point(sched, m)
+        p = m.p
+        if sched.gcwaiting or p.plain[W_SAFEPOINT] or timers.timer0:
+            p = safe_point(sched, m)
         g = None
+        runq = p.runq
         if p.schedtick % 61 == 0 and sched.globrunq:
             g = sched.globrunqget(p, 1)  # so the global queue cannot starve
-        if g is None and p.runq:
+        if g is None and runq:
             try:
-                g = p.runq.popleft()
+                g = runq.popleft()
             except IndexError:  # a thief took it
                 pass
         if g is None:
@@ -105,6 +114,10 @@ def findrunnable(sched: Sched, m: M) -> Goroutine:
                 pass
         if sched.globrunq:
             g = sched.globrunqget(p, 0)
+            if g is not None:
+                return g
+        if sched.netpoll is not None:
+            g = findrunnable_poll(sched, m)  # the network, without blocking (Go polls before stealing)
             if g is not None:
                 return g
 
@@ -169,19 +182,42 @@ def resetspinning(sched: Sched, m: M) -> None:
         sched.wakep()
 
 
-def stopm(sched: Sched, m: M) -> None:
+def stopm(sched: Sched, m: M, queued: bool = False) -> None:
     """Park an M that has no P until ``startm`` hands it one (Go's ``stopm``).
 
-    If timers are pending and no other M waits for them, this M becomes the
-    timer waiter: it sleeps until the earliest deadline and fires due timers.
+    If timers are pending (or the runtime has a network poller) and no other M
+    waits for them, this M becomes the timer waiter: it sleeps until the
+    earliest deadline and fires due timers; with a poller it sleeps *in the
+    poll* (Go's M blocked in netpoll), readying the goroutines whose fds
+    became ready, and whoever wakes it breaks the poll (``_netpoll.wakem``).
+    ``queued``: the caller already put ``m`` on the idle list under the lock.
     Returns with ``m.p`` set; raises _MExit at shutdown.
+
+    The lock is taken only where there is something to decide under it (timer
+    duty, shutdown): ``startm`` sets ``m.nextp`` under the lock *before* it
+    wakes the note, so a woken M reads it plainly, as Go's ``stopm`` does.  On
+    the free-threaded build every avoided acquisition matters: a contended
+    lock spins and yields the core away (``_note``).
     """
     timers = sched.timers
-    with sched.lock:
-        if sched.shutdown:
-            raise _MExit
-        sched.mput(m)
+    if not queued:
+        with sched.lock:
+            if sched.shutdown:
+                raise _MExit
+            sched.mput(m)
     while True:
+        p = m.nextp
+        if not m.timer_waiter:
+            if p is not None:
+                m.nextp = None  # only this M consumes it
+                heir = None
+                break
+            if not timers.timer0 and not sched.shutdown and (sched.netpoll is None or sched.timer_waiter is not None):
+                # Nothing to claim: sleep until startm (or close) wakes us.  A
+                # timer added meanwhile finds no waiter and wakes an idle P.
+                # (With a network poller and no M in the poll, take the duty.)
+                m.park.sleep(None)
+                continue
         with sched.lock:
             p = m.nextp
             if p is not None:
@@ -191,7 +227,7 @@ def stopm(sched: Sched, m: M) -> None:
                     # Leaving timer duty: pass it to another idle M, if any.
                     m.timer_waiter = False
                     sched.timer_waiter = None
-                    if timers.timer0 and sched.midle:
+                    if (timers.timer0 or sched.netpoll is not None) and sched.midle:
                         heir = sched.midle[-1]
                 break
             if sched.shutdown:
@@ -201,7 +237,8 @@ def stopm(sched: Sched, m: M) -> None:
                     m.timer_waiter = False
                     sched.timer_waiter = None
                 raise _MExit
-            if not m.timer_waiter and timers.timer0 and sched.timer_waiter is None:
+            waits = timers.timer0 or sched.netpoll is not None
+            if not m.timer_waiter and waits and sched.timer_waiter is None:
                 m.timer_waiter = True
                 sched.timer_waiter = m
         timeout = None
@@ -212,7 +249,10 @@ def stopm(sched: Sched, m: M) -> None:
                 if timeout <= 0:
                     timers.run()
                     continue
-        m.park.sleep(timeout)
+        if m.timer_waiter and sched.netpoll is not None:
+            netpoll_block(sched, m, timeout)  # may hand this M a P (m.nextp) for what it readied
+        else:
+            m.park.sleep(timeout)
         if m.timer_waiter:
             t0 = timers.timer0
             if t0 and t0 <= _monotonic():
@@ -226,8 +266,10 @@ def gcstopm(sched: Sched, m: M) -> None:
     """Stop the current M for a stop-the-world; resume when the world restarts.
 
     The caller saw ``gcwaiting`` without the lock; it is re-checked under the
-    lock, together with the P's stop and the ``stopwait`` decrement, so a
-    stale read can never count against a later barrier.
+    lock together with the P's stop, so a stale read can never count against
+    a later barrier.  The count-down comes after the lock is released (the
+    stop-the-world cannot end without it, so it is still the same one): the
+    coordinator it wakes must not find the lock held.
     """
     with sched.lock:
         if not sched.gcwaiting:
@@ -238,23 +280,27 @@ def gcstopm(sched: Sched, m: M) -> None:
         p = m.p
         p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
         sched.releasep(m, GCSTOP)
-        sched.stopwait -= 1
-        if sched.stopwait == 0:
-            sched.stopnote.notify_all()
+        queued = not sched.shutdown
+        if queued:
+            sched.mput(m)  # park in the same critical section (stopm's first step)
+    sched.stopwait_done()
     if sched.trace is not None:
         sched.trace.stopped(p)
-    stopm(sched, m)
+    if not queued:
+        raise _MExit
+    stopm(sched, m, queued=True)
 
 
 HOLD_AT_CHECKPOINT = 2e-3
 
 
 def serve_barriers(sched: Sched, p: P) -> None:
-    """At a goroutine's checkpoint: run the pending barrier function, step aside.
+    """At a goroutine's checkpoint: run the pending barrier function, make room.
 
     A barrier is in flight.  If this P has yet to run ``fn``, run it; either
-    way step aside (off the GIL) until the barrier ends, so the Ms still to
-    reach a safe point, and the coordinator, get the GIL.  The next barrier
+    way step aside (``_barrier.step_aside``: off the GIL until the barrier
+    ends, or a yield of the core) so the Ms still to reach a safe point, and
+    the coordinator, get to run.  The next barrier
     may begin while this M waits; it is still at a safe point, so it serves
     that one too -- for at most ``HOLD_AT_CHECKPOINT`` in all, then the last
     ``fn`` runs without stepping aside and the goroutine resumes: barriers
@@ -265,7 +311,7 @@ def serve_barriers(sched: Sched, p: P) -> None:
     while True:
         if p.plain[W_SAFEPOINT]:
             run_safe_point_fn(sched, p, aside)
-        elif aside and sched.barrier_done is not None:
+        elif aside and (sched.barrier_done is not None or sched.barrier_yield):
             step_aside(sched, p)
         if not aside or not p.plain[W_SAFEPOINT]:
             return
@@ -346,7 +392,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             kind = 0  # not one of ours: rejected below
 
         if kind == CHECK:
-            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None:
+            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None or sched.barrier_yield:
                 serve_barriers(sched, p)
             if g.holds_world:
                 _deschedule(g)

@@ -31,8 +31,11 @@ from ._errors import (
 )
 from ._g import DEAD, WAITING, Goroutine
 from ._labels import check_labels
-from ._m import Note, tls
+from ._m import tls
 from ._metrics import Metrics
+from ._netpoll import close as netpoll_close
+from ._netpoll import wakem
+from ._note import new_note
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
@@ -127,7 +130,7 @@ class Runtime:
         self._main: Goroutine | None = None  # ragged.run's main goroutine (set before it runs)
         self._errors: list[str] = []
         register_trace(self._sched)
-        self._sysmon_note = Note()
+        self._sysmon_note = new_note()
         self._sysmon = threading.Thread(
             target=sysmon, args=(self._sched, self._sysmon_note), name="ragged-sysmon", daemon=True
         )
@@ -401,7 +404,7 @@ class Runtime:
         if locked:
             sched.lock.release()
         for m in idle:
-            m.park.wakeup()
+            wakem(sched, m)  # the timer waiter may be blocked in the network poll
         self._sysmon_note.wakeup()
         sched.timers.clear()
         stuck = []
@@ -409,6 +412,7 @@ class Runtime:
             if not _join_m(m, max(deadline - time.monotonic(), 0.5)):
                 stuck.append(m)
         self._sysmon.join(1.0)
+        netpoll_close(sched)  # no M polls any more: close the poller and the fds ragged.net owns
         if stuck:
             _log.warning(
                 "ragged: %d thread(s) still busy at close (left running as daemon threads): %s",

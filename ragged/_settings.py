@@ -33,8 +33,11 @@ class Settings:
     ``shutdown_timeout``    how long ``close()`` lets cancelled goroutines finish.
     ``barrier_step_aside``  for this long after a barrier starts, an M whose P has
                             run ``fn`` waits for the barrier to end instead of taking the
-                            GIL back from the Ms still to reach their safe point (0: never;
-                            see ``_barrier.step_aside``).
+                            GIL (or its core) back from the Ms still to reach their safe
+                            point (0: never; see ``_barrier.step_aside``).  None (the
+                            default): 20ms where the GIL is on; on a free-threaded build
+                            without it an M never waits, and with more Ps than usable CPUs
+                            it yields its core at each safe point instead.
     ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
     ``chaos``               a seed: inject random yields at racy points (``RAGGED_CHAOS``).
@@ -45,7 +48,7 @@ class Settings:
     straggler_timeout: float = 1.0
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
-    barrier_step_aside: float = 20e-3
+    barrier_step_aside: float | None = None
     detect_deadlock: bool = False
     debug: bool = False
     chaos: int | None = None
@@ -67,6 +70,13 @@ class Settings:
             elif f.type in ("bool", bool):
                 if not isinstance(v, bool):
                     raise TypeError(f"{f.name} must be True or False, not {v!r}")
+            elif f.type in ("float | None",):
+                if v is not None:
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        raise TypeError(f"{f.name} must be None or a number of seconds, not {type(v).__name__}")
+                    if math.isnan(v) or v < 0:
+                        raise ValueError(f"{f.name} must be None or >= 0 seconds, not {v!r}")
+                    setattr(self, f.name, float(v))
             elif f.type in ("int | None",):
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise TypeError(f"{f.name} must be None or an int, not {type(v).__name__}")

@@ -8,6 +8,7 @@ Each round it:
   passing through the scheduler to yield at its next checkpoint;
 * fires overdue timers nobody else fired, and wakes an idle P for queued work
   if a wakeup was lost;
+* polls the network if nobody has for 10ms, and queues what is ready;
 * runs deadlock detection when enabled.
 
 Adaptive sleep as in Go: 20µs while it finds something to do, doubling after
@@ -20,7 +21,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ._m import Note
+from ._netpoll import sysmon_poll
+from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +53,8 @@ def sysmon(sched: Sched, note: Note) -> None:
             t0 = sched.timers.timer0
             if t0 and now - t0 > 1e-3:
                 n += sched.timers.run(now)
+            if sched.netpoll is not None:
+                n += sysmon_poll(sched, now)
             if (sched.globrunq or sched.any_local_work()) and sched.pidle and not sched.nmspinning:
                 sched.wakep()
             if sched.settings.detect_deadlock:

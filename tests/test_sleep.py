@@ -111,3 +111,28 @@ def test_checkpoint_is_a_noop_when_nothing_is_pending() -> None:
     assert out == [None] * 1000
     # Only a sysmon preemption request (on a slow machine) may make it leave the P.
     assert switches == preemptions, "checkpoint() left the goroutine although nothing was pending"
+
+
+def test_checkpoint_looks_like_the_function_it_documents() -> None:
+    """``ragged.checkpoint`` is a C-level call for speed; to users it is a function of no arguments."""
+    import inspect
+
+    cp = ragged.checkpoint
+    assert cp.__name__ == "checkpoint"
+    assert "cheap safe point" in (cp.__doc__ or "")
+    assert not inspect.signature(cp).parameters
+    with pytest.raises(TypeError):
+        cp(1)  # type: ignore[call-arg]
+
+    # It returns whatever the process-wide slot holds now (fast, or trapping
+    # while some runtime has a request pending); the fast value is a no-op
+    # awaitable: awaiting it finishes at once.
+    from ragged import _traps
+
+    assert cp() is _traps._slot[0]
+
+    async def await_fast() -> None:
+        await _traps._FAST
+
+    with pytest.raises(StopIteration):
+        await_fast().send(None)
