@@ -334,7 +334,8 @@ class Runtime:
         Threads that cannot be stopped (a goroutine stuck in a blocking call or
         a loop with no safe point) are daemon threads: they do not keep the
         interpreter alive, and are named in a warning.  Goroutines that raised
-        and were never joined are logged.
+        before ``close()`` began and were never joined are logged; what the
+        teardown itself makes them raise is not (see :meth:`tearing_down`).
         """
         self._close(report=True)
 
@@ -473,7 +474,11 @@ def run(
     Like ``asyncio.run``.  Deadlock detection is on (pass
     ``detect_deadlock=False`` to turn it off).  If some goroutine raised and
     nobody joined it, ``run`` raises that error after ``main`` returns (an
-    ExceptionGroup when several) unless ``check_unjoined=False``.
+    ExceptionGroup when several) unless ``check_unjoined=False``.  As in Go,
+    where the program exits when ``main`` returns, only errors raised before
+    that count: the teardown's ``Cancelled``, a ``RuntimeClosed`` from a
+    ``go()`` made during it, or anything else raised after ``main`` returned
+    is not an error of the program.
     """
     check_plain_thread("ragged.run()")  # before anything exists that would need closing
     settings.setdefault("detect_deadlock", True)
