@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import math
 import threading
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,12 @@ RECEIVED = object()
 def go_run(main, *args, procs: int = 4):  # noqa: ANN001, ANN201 - a thin wrapper for the ports
     """Run a port's ``main`` like a Go test binary: fresh runtime, ``procs`` Ps (GOMAXPROCS)."""
     return ragged.run(main, *args, procs=procs)
+
+
+async def nothing_in(ch: ragged.Chan[Any]) -> bool:
+    """Go's ``select { case <-ch: fail; default: }``: True if nothing can be received now."""
+    k, _ = await ragged.select(ch.recv_case(), default=True)
+    return k == -1
 
 
 class Counter:
