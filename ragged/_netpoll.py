@@ -150,7 +150,7 @@ class NetPoll:
         """Make the selector's interest in ``pd.fd`` be ``events``.  Requires ``pd.lock``.
 
         Raises :class:`NotPollable` when the OS refuses the fd (closed, or a
-        regular file); the interest is then unchanged.
+        regular file); ``pd.events`` then still says what the selector holds.
         """
         old = pd.events
         if events == old:
@@ -168,13 +168,16 @@ class NetPoll:
                 else:
                     self.sel.modify(pd.fd, events, pd)
             except OSError as err:
+                # pd.events is written only after a successful call, so it is
+                # still ``old`` -- unless a refused modify made selectors drop
+                # the fd's key (it does; a refused register never added it):
+                # then the fd is no longer registered, and the count and
+                # pd.events must say so.
                 if old != 0 and pd.fd not in self.sel.get_map():
-                    self.nregistered -= 1  # selectors dropped the key when the OS refused
-                    old = 0
-                pd.events = old
+                    self.nregistered -= 1
+                    pd.events = 0
                 raise _not_pollable(pd.fd, err) from None
-            except (KeyError, ValueError) as err:
-                pd.events = old
+            except (KeyError, ValueError) as err:  # selectors refused before changing anything
                 raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
         pd.events = events
 
