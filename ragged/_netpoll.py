@@ -152,33 +152,37 @@ class NetPoll:
         Raises :class:`NotPollable` when the OS refuses the fd (closed, or a
         regular file); ``pd.events`` then still says what the selector holds.
         """
+        if events != pd.events:
+            with self.lock:
+                self._set_events_sel_locked(pd, events)
+
+    def _set_events_sel_locked(self, pd: PollDesc, events: int) -> None:
+        """``set_events_locked`` under the selector's lock: requires ``pd.lock`` and
+        ``NetPoll.lock``, and ``events`` != ``pd.events``."""
         old = pd.events
-        if events == old:
-            return
-        with self.lock:
-            if self.closed:
-                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
-            try:
-                if old == 0:
-                    self.sel.register(pd.fd, events, pd)
-                    self.nregistered += 1
-                elif events == 0:
-                    self.sel.unregister(pd.fd)
-                    self.nregistered -= 1
-                else:
-                    self.sel.modify(pd.fd, events, pd)
-            except OSError as err:
-                # pd.events is written only after a successful call, so it is
-                # still ``old`` -- unless a refused modify made selectors drop
-                # the fd's key (it does; a refused register never added it):
-                # then the fd is no longer registered, and the count and
-                # pd.events must say so.
-                if old != 0 and pd.fd not in self.sel.get_map():
-                    self.nregistered -= 1
-                    pd.events = 0
-                raise _not_pollable(pd.fd, err) from None
-            except (KeyError, ValueError) as err:  # selectors refused before changing anything
-                raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
+        if self.closed:
+            raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+        try:
+            if old == 0:
+                self.sel.register(pd.fd, events, pd)
+                self.nregistered += 1
+            elif events == 0:
+                self.sel.unregister(pd.fd)
+                self.nregistered -= 1
+            else:
+                self.sel.modify(pd.fd, events, pd)
+        except OSError as err:
+            # pd.events is written only after a successful call, so it is
+            # still ``old`` -- unless a refused modify made selectors drop
+            # the fd's key (it does; a refused register never added it):
+            # then the fd is no longer registered, and the count and
+            # pd.events must say so.
+            if old != 0 and pd.fd not in self.sel.get_map():
+                self.nregistered -= 1
+                pd.events = 0
+            raise _not_pollable(pd.fd, err) from None
+        except (KeyError, ValueError) as err:  # selectors refused before changing anything
+            raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
         pd.events = events
 
     def open(self, fd: int, owner: Any) -> PollDesc:
@@ -207,17 +211,17 @@ class NetPoll:
         A bare fd belongs to the caller, who may close it as soon as the wait
         returns, so it leaves the selector now (an owned fd keeps its interest).
         """
-        with pd.lock:
-            with self.lock:
-                pd.refs -= 1
-                if pd.refs > 0 or pd.owner is not None or self.closed:
-                    return
-                if self.pds.get(pd.fd) is pd:
-                    del self.pds[pd.fd]
-            try:
-                self.set_events_locked(pd, 0)
-            except (NotPollable, RuntimeClosed):
-                pass
+        with pd.lock, self.lock:
+            pd.refs -= 1
+            if pd.refs > 0 or pd.owner is not None or self.closed:
+                return
+            if self.pds.get(pd.fd) is pd:
+                del self.pds[pd.fd]
+            if pd.events:
+                try:
+                    self._set_events_sel_locked(pd, 0)
+                except NotPollable:
+                    pass
 
     def evict(self, pd: PollDesc, err: BaseException) -> None:
         """Close ``pd``: wake its waiters with ``err``, drop its interest and timers, forget it.
