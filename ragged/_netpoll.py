@@ -294,9 +294,19 @@ class NetPoll:
         """Start the timer of ``s``'s wait, firing at ``when``.  Requires ``pd.lock``."""
         timers = self.sched.timers
         with timers.lock:
-            e = timers.add_locked(when, _expire, (self, pd, bit, s))
+            e = timers.add_locked(when, self._deadline_impl, (pd, bit, s))
         pd.timer[DIR[bit]] = e
         timers.poke_if_earlier(e)
+
+    def _deadline_impl(self, arg: tuple[PollDesc, int, Sudog]) -> None:
+        """Timer callback (Go's ``netpolldeadlineimpl``): the timeout or deadline of
+        ``s``'s wait passed.  Wins the claim or does nothing.  Must not hold ``pd.lock``."""
+        pd, bit, s = arg
+        with pd.lock:
+            if pd.waiter[DIR[bit]] is not s or not s.try_claim():
+                return
+            self._clear_waiter_locked(pd, bit)
+        ready(s, None, IOTimeout("i/o timeout"))
 
     def _take_locked(self, pd: PollDesc, bit: int) -> tuple[Sudog | None, TimerEntry | None]:
         """Empty ``bit``'s waiter slot; return what was in it and its timer.  Requires ``pd.lock``."""
@@ -416,16 +426,6 @@ def stop_timers(sched: Sched, entries: list[TimerEntry]) -> None:
     """Stop the timers of waits that ended some other way."""
     for e in entries:
         sched.timers.stop(e)
-
-
-def _expire(arg: tuple[NetPoll, PollDesc, int, Sudog]) -> None:
-    """Timer callback: a wait's timeout or deadline passed.  Wins the claim or does nothing."""
-    np, pd, bit, s = arg
-    with pd.lock:
-        if pd.waiter[DIR[bit]] is not s or not s.try_claim():
-            return
-        np._clear_waiter_locked(pd, bit)
-    ready(s, None, IOTimeout("i/o timeout"))
 
 
 # ---------------------------------------------------------------- the wait
