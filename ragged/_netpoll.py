@@ -5,11 +5,12 @@ library's ``selectors`` (epoll on Linux, kqueue on BSD and macOS), one poller
 per runtime, made on first use:
 
 * A :class:`PollDesc` per fd (Go's ``pollDesc``) with one waiter slot per
-  direction, ``rg`` and ``wg``: the :class:`~ragged._park.Sudog` of the
-  goroutine parked for readability or writability ("IO wait read" / "IO wait
-  write").  Whoever wakes it -- readiness seen by a poll, its timeout or
-  deadline timer, ``g.cancel()``, the close of the fd, the runtime's close --
-  first wins the sudog's claim, so each wait ends exactly once.
+  direction, ``waiter[DIR[READ]]`` and ``waiter[DIR[WRITE]]`` (Go's ``rg``
+  and ``wg``): the :class:`~ragged._park.Sudog` of the goroutine parked for
+  readability or writability ("IO wait read" / "IO wait write").  Whoever
+  wakes it -- readiness seen by a poll, its timeout or deadline timer,
+  ``g.cancel()``, the close of the fd, the runtime's close -- first wins the
+  sudog's claim, so each wait ends exactly once.
 * A second goroutine waiting on the same fd in the same direction is refused
   with :class:`FdBusy` (in Go it is a fatal "double wait"); a waiter whose
   claim someone already won is stale and simply replaced.  ``ragged.net``
@@ -20,23 +21,16 @@ per runtime, made on first use:
   connection that is read in a loop costs no ``epoll_ctl`` per read; a poll
   that reports a direction nobody waits for drops that interest until someone
   waits again, so a ready fd never spins the poller.
-* Polling, in the scheduler (hooks in ``_proc``, ``_sched``, ``_sysmon``,
-  ``_runtime``): ``findrunnable`` polls without blocking before its P goes
-  idle and runs one ready goroutine, queueing the rest; when no P has work,
-  the timer-waiter M (``_proc.stopm``) blocks in the poll with a timeout at
-  the next timer (:func:`block`); anything that makes work breaks that poll at
-  once through an eventfd (a pipe elsewhere) registered in the selector
-  (:meth:`NetPoll.brk`, Go's ``netpollBreak``); sysmon polls when nobody has
-  for 10ms.  A P whose goroutines all wait on the network is idle, so barriers
-  and stop-the-world serve it at once.
+
+Who polls, when, and how readied goroutines reach a P -- the scheduler's side
+of the poller, and ``netpoll_of``, which makes it -- is in ``_netpoll_sched``.
 
 Locks, in order: a ``ragged.net`` object's lock, ``PollDesc.lock`` (the
 waiter slots, deadlines, timers and interest of one fd), ``NetPoll.lock``
 (the selector's registrations and the fd map: ``selectors`` is not
 thread-safe by itself, and on the free-threaded build Ms really run in
 parallel), ``Timers.lock``, the sched lock.  ``NetPoll.poll_lock`` is held
-by whoever is inside ``select()``: one poller at a time, and the others skip
-(Go skips its non-blocking polls while an M blocks in netpoll).  ``select()``
+by whoever is inside ``select()``: one poller at a time.  ``select()``
 itself runs under no other lock and tolerates fds unregistered meanwhile
 (``selectors`` skips fds it no longer knows; a stale event for a reused fd
 number is a spurious wake-up, which every caller retries).
@@ -60,8 +54,6 @@ from ._park import Sudog, _parkable_g, ready
 from ._traps import gopark
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._g import Goroutine
-    from ._m import M
     from ._sched import Sched
     from ._timers import TimerEntry
 
@@ -71,35 +63,33 @@ _monotonic = time.monotonic
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 REASONS = {READ: "IO wait read", WRITE: "IO wait write"}
-SYSMON_POLL = 10e-3  # sysmon polls when nobody has polled for this long (Go's 10ms)
+DIR = {READ: 0, WRITE: 1}  # a direction's index in PollDesc's pairs (waiter, timer, deadline)
 
-_init_lock = threading.Lock()
 _ONE = (1).to_bytes(8, sys.byteorder)  # what an eventfd write takes
 
 
 class PollDesc:
     """One fd known to the poller (Go's ``pollDesc``).  Fields under ``lock``.
 
-    ``rg``/``wg``: the waiting reader's / writer's sudog, or None.  ``rd``/``wd``:
-    read / write deadlines (``time.monotonic()``; 0.0 for none).  ``rt``/``wt``:
-    the timer of the current reader's / writer's wait.  ``events``: the
+    Pairs indexed by direction (``DIR[READ]``, ``DIR[WRITE]``): ``waiter``,
+    the waiting reader's / writer's sudog or None (Go's ``rg``/``wg``);
+    ``timer``, the timer of the current reader's / writer's wait
+    (``rt``/``wt``); ``deadline``, the read / write deadline
+    (``time.monotonic()``; 0.0 for none; ``rd``/``wd``).  ``events``: the
     interest registered with the selector now (0: not registered).
     ``owner``: the ``ragged.net`` object that owns the fd (its ``_shutdown()``
     runs at runtime close), or None for a bare fd waited on by
     ``wait_readable``/``wait_writable``, which lives while ``refs`` waits use it.
     """
 
-    __slots__ = ("fd", "lock", "rg", "wg", "rd", "wd", "rt", "wt", "events", "closing", "owner", "refs")
+    __slots__ = ("fd", "lock", "waiter", "timer", "deadline", "events", "closing", "owner", "refs")
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
         self.lock = threading.Lock()
-        self.rg: Sudog | None = None
-        self.wg: Sudog | None = None
-        self.rd = 0.0
-        self.wd = 0.0
-        self.rt: TimerEntry | None = None
-        self.wt: TimerEntry | None = None
+        self.waiter: list[Sudog | None] = [None, None]
+        self.timer: list[TimerEntry | None] = [None, None]
+        self.deadline = [0.0, 0.0]
         self.events = 0
         self.closing = False
         self.owner = owner
@@ -160,32 +150,39 @@ class NetPoll:
         """Make the selector's interest in ``pd.fd`` be ``events``.  Requires ``pd.lock``.
 
         Raises :class:`NotPollable` when the OS refuses the fd (closed, or a
-        regular file); the interest is then unchanged.
+        regular file); ``pd.events`` then still says what the selector holds.
         """
+        if events != pd.events:
+            with self.lock:
+                self._set_events_sel_locked(pd, events)
+
+    def _set_events_sel_locked(self, pd: PollDesc, events: int) -> None:
+        """``set_events_locked`` under the selector's lock: requires ``pd.lock`` and
+        ``NetPoll.lock``, and ``events`` != ``pd.events``."""
         old = pd.events
-        if events == old:
-            return
-        with self.lock:
-            if self.closed:
-                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
-            try:
-                if old == 0:
-                    self.sel.register(pd.fd, events, pd)
-                    self.nregistered += 1
-                elif events == 0:
-                    self.sel.unregister(pd.fd)
-                    self.nregistered -= 1
-                else:
-                    self.sel.modify(pd.fd, events, pd)
-            except OSError as err:
-                if old != 0 and pd.fd not in self.sel.get_map():
-                    self.nregistered -= 1  # selectors dropped the key when the OS refused
-                    old = 0
-                pd.events = old
-                raise _not_pollable(pd.fd, err) from None
-            except (KeyError, ValueError) as err:
-                pd.events = old
-                raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
+        if self.closed:
+            raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+        try:
+            if old == 0:
+                self.sel.register(pd.fd, events, pd)
+                self.nregistered += 1
+            elif events == 0:
+                self.sel.unregister(pd.fd)
+                self.nregistered -= 1
+            else:
+                self.sel.modify(pd.fd, events, pd)
+        except OSError as err:
+            # pd.events is written only after a successful call, so it is
+            # still ``old`` -- unless a refused modify made selectors drop
+            # the fd's key (it does; a refused register never added it):
+            # then the fd is no longer registered, and the count and
+            # pd.events must say so.
+            if old != 0 and pd.fd not in self.sel.get_map():
+                self.nregistered -= 1
+                pd.events = 0
+            raise _not_pollable(pd.fd, err) from None
+        except (KeyError, ValueError) as err:  # selectors refused before changing anything
+            raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
         pd.events = events
 
     def open(self, fd: int, owner: Any) -> PollDesc:
@@ -214,17 +211,17 @@ class NetPoll:
         A bare fd belongs to the caller, who may close it as soon as the wait
         returns, so it leaves the selector now (an owned fd keeps its interest).
         """
-        with pd.lock:
-            with self.lock:
-                pd.refs -= 1
-                if pd.refs > 0 or pd.owner is not None or self.closed:
-                    return
-                if self.pds.get(pd.fd) is pd:
-                    del self.pds[pd.fd]
-            try:
-                self.set_events_locked(pd, 0)
-            except (NotPollable, RuntimeClosed):
-                pass
+        with pd.lock, self.lock:
+            pd.refs -= 1
+            if pd.refs > 0 or pd.owner is not None or self.closed:
+                return
+            if self.pds.get(pd.fd) is pd:
+                del self.pds[pd.fd]
+            if pd.events:
+                try:
+                    self._set_events_sel_locked(pd, 0)
+                except NotPollable:
+                    pass
 
     def evict(self, pd: PollDesc, err: BaseException) -> None:
         """Close ``pd``: wake its waiters with ``err``, drop its interest and timers, forget it.
@@ -238,12 +235,12 @@ class NetPoll:
             if pd.closing:
                 return
             pd.closing = True
-            for s in (pd.rg, pd.wg):
+            for s in pd.waiter:
                 if s is not None and s.try_claim():
                     woken.append(s)
-            timers = [e for e in (pd.rt, pd.wt) if e is not None]
-            pd.rg = pd.wg = None
-            pd.rt = pd.wt = None
+            timers = [e for e in pd.timer if e is not None]
+            pd.waiter = [None, None]
+            pd.timer = [None, None]
             with self.lock:
                 if self.pds.get(pd.fd) is pd:
                     del self.pds[pd.fd]
@@ -275,14 +272,10 @@ class NetPoll:
             for bit in (READ, WRITE):
                 if not mode & bit:
                     continue
-                if bit == READ:
-                    pd.rd = deadline
-                    s, e = pd.rg, pd.rt
-                    pd.rt = None
-                else:
-                    pd.wd = deadline
-                    s, e = pd.wg, pd.wt
-                    pd.wt = None
+                i = DIR[bit]
+                pd.deadline[i] = deadline
+                s, e = pd.waiter[i], pd.timer[i]
+                pd.timer[i] = None
                 if e is not None:
                     old.append(e)
                 if s is None or s.claim.locked():
@@ -301,21 +294,25 @@ class NetPoll:
         """Start the timer of ``s``'s wait, firing at ``when``.  Requires ``pd.lock``."""
         timers = self.sched.timers
         with timers.lock:
-            e = timers.add_locked(when, _expire, (self, pd, bit, s))
-        if bit == READ:
-            pd.rt = e
-        else:
-            pd.wt = e
+            e = timers.add_locked(when, self._deadline_impl, (pd, bit, s))
+        pd.timer[DIR[bit]] = e
         timers.poke_if_earlier(e)
+
+    def _deadline_impl(self, arg: tuple[PollDesc, int, Sudog]) -> None:
+        """Timer callback (Go's ``netpolldeadlineimpl``): the timeout or deadline of
+        ``s``'s wait passed.  Wins the claim or does nothing.  Must not hold ``pd.lock``."""
+        pd, bit, s = arg
+        with pd.lock:
+            if pd.waiter[DIR[bit]] is not s or not s.try_claim():
+                return
+            self._clear_waiter_locked(pd, bit)
+        ready(s, None, IOTimeout("i/o timeout"))
 
     def _take_locked(self, pd: PollDesc, bit: int) -> tuple[Sudog | None, TimerEntry | None]:
         """Empty ``bit``'s waiter slot; return what was in it and its timer.  Requires ``pd.lock``."""
-        if bit == READ:
-            s, e = pd.rg, pd.rt
-            pd.rg = pd.rt = None
-        else:
-            s, e = pd.wg, pd.wt
-            pd.wg = pd.wt = None
+        i = DIR[bit]
+        s, e = pd.waiter[i], pd.timer[i]
+        pd.waiter[i] = pd.timer[i] = None
         return s, e
 
     def _drop_locked(self, pd: PollDesc, bits: int) -> None:
@@ -369,7 +366,7 @@ class NetPoll:
                 for bit in (READ, WRITE):
                     if not ev & bit:
                         continue
-                    s = pd.rg if bit == READ else pd.wg
+                    s = pd.waiter[DIR[bit]]
                     if s is not None and s.try_claim():
                         e = self._take_locked(pd, bit)[1]
                         out.append(s)  # interest stays: the reader will most likely wait again
@@ -431,16 +428,6 @@ def stop_timers(sched: Sched, entries: list[TimerEntry]) -> None:
         sched.timers.stop(e)
 
 
-def _expire(arg: tuple[NetPoll, PollDesc, int, Sudog]) -> None:
-    """Timer callback: a wait's timeout or deadline passed.  Wins the claim or does nothing."""
-    np, pd, bit, s = arg
-    with pd.lock:
-        if (pd.rg if bit == READ else pd.wg) is not s or not s.try_claim():
-            return
-        np._clear_waiter_locked(pd, bit)
-    ready(s, None, IOTimeout("i/o timeout"))
-
-
 # ---------------------------------------------------------------- the wait
 
 
@@ -462,18 +449,19 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         )
     s = Sudog(g)
     s.reason = reason
+    i = DIR[bit]
     lock = pd.lock
     lock.acquire()
     try:
         if pd.closing:
             raise NetClosed("use of closed network connection")
-        cur = pd.rg if bit == READ else pd.wg
+        cur = pd.waiter[i]
         if cur is not None and not cur.claim.locked():
             raise FdBusy(
                 f"fd {pd.fd}: another goroutine already waits to {'read' if bit == READ else 'write'}; "
                 "one waiter per fd and direction (serialise the waits, or use ragged.net, which queues them)"
             )
-        deadline = pd.rd if bit == READ else pd.wd
+        deadline = pd.deadline[i]
         if timeout is not None:
             t = _monotonic() + timeout
             if not deadline or t < deadline:
@@ -485,10 +473,7 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         stale = np._take_locked(pd, bit)[1] if cur is not None else None
         if stale is not None:
             np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
-        if bit == READ:
-            pd.rg = s
-        else:
-            pd.wg = s
+        pd.waiter[i] = s
         if deadline:
             np._arm_locked(pd, bit, s, deadline)
     except BaseException:
@@ -501,152 +486,7 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         # with an error by a claimer that already cleared the slot: either
         # way make sure the slot, its timer and its interest are gone now.
         with lock:
-            e = np._clear_waiter_locked(pd, bit) if (pd.rg if bit == READ else pd.wg) is s else None
+            e = np._clear_waiter_locked(pd, bit) if pd.waiter[i] is s else None
         if e is not None:
             np.sched.timers.stop(e)
         raise
-
-
-# ---------------------------------------------------------------- the scheduler's side
-
-
-def netpoll_of(sched: Sched) -> NetPoll:
-    """``sched``'s poller, made on first use (Go's ``netpollGenericInit``)."""
-    np = sched.netpoll
-    if np is not None:
-        return np
-    with _init_lock:
-        np = sched.netpoll
-        if np is None:
-            if sched.shutdown or sched.runtime._closing:
-                raise RuntimeClosed("the ragged Runtime is closed; no network waits on it any more")
-            np = sched.netpoll = NetPoll(sched)
-            # A timer waiter asleep on its note must move into the poll.
-            w = sched.timer_waiter
-            if w is not None:
-                w.park.wakeup()
-    return np
-
-
-def wakem(sched: Sched, m: M) -> None:
-    """Wake the idle M ``m`` (``startm``, a new earliest timer, shutdown).
-
-    Its note, and, if it is the timer waiter while a poller exists (so it
-    may be blocked in the poll), the poll itself.  ``m.timer_waiter`` is set
-    under the sched lock in the same section where ``m`` last looked for a P,
-    so a caller that set ``m.nextp`` under that lock cannot miss it.
-    """
-    m.park.wakeup()
-    np = sched.netpoll
-    if np is not None and m.timer_waiter:
-        np.brk()
-
-
-def mark_ready(sched: Sched, sudogs: list[Sudog]) -> list[Goroutine]:
-    """The goroutines of claimed netpoll sudogs, marked runnable (not queued yet)."""
-    gs = []
-    for s in sudogs:
-        g = s.g
-        sched.markready(g, None, None)
-        gs.append(g)
-    return gs
-
-
-def injectglist(sched: Sched, gs: list[Goroutine], m: M | None = None) -> None:
-    """Queue goroutines readied by a poll from a thread that holds no P (Go's ``injectglist``).
-
-    Onto the global queue under the sched lock, then start an M for each idle
-    P that can run one.  ``m``: the idle M that polled (it is on the idle M
-    list in ``stopm``); it takes the first idle P itself, with no wake-up.
-    """
-    start = 0
-    with sched.lock:
-        sched.globrunq.extend(gs)
-        if sched.gcwaiting or sched.shutdown:
-            return  # start-the-world will find them
-        n = len(gs)
-        if m is not None and m.nextp is None and sched.pidle and m in sched.midle:
-            sched.midle.remove(m)
-            m.nextp = sched.pidleget()
-            n -= 1
-        start = min(n, len(sched.pidle))
-    for _ in range(start):
-        sched.startm(None, False)
-
-
-def block(sched: Sched, m: M, timeout: float | None) -> None:
-    """The timer waiter ``m`` (idle, no P) blocks in the poll until ready fds, ``timeout``
-    (the next timer) or a break; readies what it found.  From ``_proc.stopm``.
-    """
-    np = sched.netpoll
-    with np.poll_lock:
-        np.lastpoll = 0.0
-        try:
-            found = np.netpoll(timeout)
-        finally:
-            np.lastpoll = _monotonic()
-    if found:
-        injectglist(sched, mark_ready(sched, found), m)
-
-
-def poll_ready(sched: Sched, np: NetPoll) -> list[Goroutine]:
-    """A non-blocking poll unless some M is polling already; the goroutines it readied."""
-    if not np.lastpoll or not np.poll_lock.acquire(False):
-        return []
-    try:
-        found = np.netpoll(0)
-        np.lastpoll = _monotonic()
-    finally:
-        np.poll_lock.release()
-    return mark_ready(sched, found) if found else []
-
-
-def findrunnable_poll(sched: Sched, m: M) -> Goroutine | None:
-    """``findrunnable`` found no queued work: poll without blocking (Go does it before stealing).
-
-    Returns one ready goroutine to run and puts the rest on the M's P.
-    """
-    np = sched.netpoll
-    if np is None or not np.nregistered:
-        return None
-    gs = poll_ready(sched, np)
-    if not gs:
-        return None
-    p = m.p
-    for g in gs[1:]:
-        sched.runqput(p, g)
-    if len(gs) > 1 and sched.pidle and not sched.nmspinning:
-        sched.wakep()
-    return gs[0]
-
-
-def sysmon_poll(sched: Sched, now: float) -> int:
-    """sysmon: poll if nobody has for ``SYSMON_POLL`` seconds; inject what is ready."""
-    np = sched.netpoll
-    if np is None or not np.nregistered:
-        return 0
-    last = np.lastpoll
-    if not last or now - last < SYSMON_POLL:
-        return 0
-    gs = poll_ready(sched, np)
-    if gs:
-        injectglist(sched, gs)
-    return len(gs)
-
-
-def waits_on_network(sched: Sched) -> bool:
-    """True if some goroutine is parked on the poller: a peer may still wake it (deadlock check)."""
-    if sched.netpoll is None:
-        return False
-    return any(g.waitreason in _IO_REASONS for g in sched.goroutines() if g.waiting is not None)
-
-
-_IO_REASONS = frozenset(REASONS.values())
-
-
-def close(sched: Sched) -> None:
-    """Runtime close, once the Ms have stopped: close the poller and every fd ``ragged.net`` owns."""
-    with _init_lock:
-        np = sched.netpoll
-    if np is not None:
-        np.close()

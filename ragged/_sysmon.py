@@ -21,7 +21,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ._netpoll import sysmon_poll
+from ._netpoll_sched import sysmon_poll
 from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
 
