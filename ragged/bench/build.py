@@ -11,27 +11,16 @@ interpreter unless ``PYTHON_GIL=0`` is set.
 from __future__ import annotations
 
 import platform
-import sys
-import sysconfig
 from typing import Any
 
-
-def free_threaded() -> bool:
-    """True when this interpreter was built with ``--disable-gil`` (PEP 703), whatever the GIL's state now."""
-    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-
-
-def gil_enabled() -> bool:
-    """True when the GIL is on right now (always on builds without ``sys._is_gil_enabled``)."""
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    return True if is_enabled is None else bool(is_enabled())
+from .._platform import FREE_THREADED_BUILD, gil_enabled
 
 
 def info() -> dict[str, Any]:
     """``{"python": "3.13.5", "build": "free-threaded" | "default", "gil": bool}`` for this process."""
     return {
         "python": platform.python_version(),
-        "build": "free-threaded" if free_threaded() else "default",
+        "build": "free-threaded" if FREE_THREADED_BUILD else "default",
         "gil": gil_enabled(),
     }
 
