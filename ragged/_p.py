@@ -86,6 +86,7 @@ class P:
         "local",
         "sysmon_schedtick",
         "sysmon_schedwhen",
+        "sysmon_blockdue",
         "sysmon_syscalltick",
         "sysmon_syscallwhen",
         "sp_requested",
@@ -107,6 +108,7 @@ class P:
         self.local: dict[Any, Any] = {}
         self.sysmon_schedtick = 0
         self.sysmon_schedwhen = 0.0
+        self.sysmon_blockdue = float("inf")  # sysmon: when this slice is due a block report
         self.sysmon_syscalltick = 0
         self.sysmon_syscallwhen = 0.0
         self.sp_requested = 0.0  # when the current barrier asked this P (metrics)

@@ -36,7 +36,7 @@ from ._metrics import Metrics
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
-from ._settings import Settings, env_flag, env_int
+from ._settings import DEBUG_BLOCK_REPORT, Settings, env_flag, env_int
 from ._stw import StopTheWorld
 from ._sysmon import sysmon
 from ._trace import register as register_trace
@@ -99,7 +99,8 @@ class Runtime:
     Use as a context manager, or call :meth:`close`.  Keyword settings are
     described in :class:`ragged._settings.Settings` (``syscall_retake``,
     ``preempt_after``, ``straggler_timeout``, ``max_threads``,
-    ``shutdown_timeout``, ``barrier_step_aside``, ``detect_deadlock``, ``debug``).
+    ``shutdown_timeout``, ``barrier_step_aside``, ``block_report``,
+    ``detect_deadlock``, ``debug``).
     """
 
     def __init__(self, procs: int | None = None, **settings: Any) -> None:
@@ -114,6 +115,8 @@ class Runtime:
             if "unexpected keyword" in str(err):
                 raise TypeError(f"Runtime(): {err}") from None
             raise
+        if "block_report" not in settings and self._settings.debug:
+            self._settings.block_report = max(DEBUG_BLOCK_REPORT, 2 * self._settings.preempt_after)
         self._metrics = Metrics()
         self._sched = Sched(self, procs, self._settings, self._metrics)
         self._sched.worldsema = WorldSema(self._sched)

@@ -35,6 +35,10 @@ class Settings:
                             run ``fn`` waits for the barrier to end instead of taking the
                             GIL back from the Ms still to reach their safe point (0: never;
                             see ``_barrier.step_aside``).
+    ``block_report``        sysmon logs a goroutine that has held its P this long without
+                            reaching a safe point (see ``_blockreport``); None or 0: off.
+                            Must exceed ``preempt_after``.  Default: off, or
+                            :data:`DEBUG_BLOCK_REPORT` with ``debug`` (``RAGGED_DEBUG=1``).
     ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
     ``chaos``               a seed: inject random yields at racy points (``RAGGED_CHAOS``).
@@ -46,6 +50,7 @@ class Settings:
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
     barrier_step_aside: float = 20e-3
+    block_report: float | None = None
     detect_deadlock: bool = False
     debug: bool = False
     chaos: int | None = None
@@ -70,6 +75,26 @@ class Settings:
             elif f.type in ("int | None",):
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise TypeError(f"{f.name} must be None or an int, not {type(v).__name__}")
+            elif f.type in ("float | None",):
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise TypeError(f"{f.name} must be None or a number of seconds, not {type(v).__name__}")
+                if math.isnan(v) or v < 0:
+                    raise ValueError(f"{f.name} must be None or >= 0 seconds, not {v!r}")
+                setattr(self, f.name, float(v) or None)  # 0 means off, as None does
+        br = self.block_report
+        if br is not None and br <= self.preempt_after:
+            raise ValueError(
+                f"block_report ({br}s) must exceed preempt_after ({self.preempt_after}s): a goroutine "
+                "that awaits ragged.checkpoint() is preempted only preempt_after into its slice, so a "
+                "shorter block_report would report it too; raise block_report or lower preempt_after"
+            )
+
+
+DEBUG_BLOCK_REPORT = 0.1
+"""``block_report`` under ``RAGGED_DEBUG=1`` (or ``debug=True``) when not given: 100ms,
+or twice ``preempt_after`` if that is longer (set by ``Runtime``)."""
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
