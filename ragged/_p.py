@@ -71,7 +71,13 @@ class P:
 
     ``local`` is a plain dict of per-P storage: a ``for_each_p`` callback and
     the goroutines running on this P may use it without locks, because only
-    one of them runs on a P at a time (see :class:`ragged.PerP`).
+    one of them runs on a P at a time (see :class:`ragged.PerP`).  ``id`` is
+    the P's number, from 0 to ``procs - 1``.
+
+    :raises: nothing (Ps are made by the runtime; :func:`current_p` and
+        ``for_each_p`` callbacks hand them out).
+    :Called from: anywhere, but ``local`` only from the P's own goroutine or a
+        callback running for the P.
     """
 
     __slots__ = (
@@ -124,6 +130,7 @@ class P:
 
     @property
     def status_name(self) -> str:
+        """``"idle"``, ``"running"``, ``"syscall"``, ``"gcstop"`` or ``"dead"`` (a snapshot)."""
         return STATUS_NAMES[self.plain[W_STATUS]]
 
     def setstatus(self, new: int) -> None:

@@ -96,11 +96,15 @@ def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
 class Runtime:
     """A ragged runtime: ``procs`` Ps, a pool of Ms (OS threads) and sysmon.
 
-    Use as a context manager, or call :meth:`close`.  Keyword settings are
-    described in :class:`ragged._settings.Settings` (``syscall_retake``,
-    ``preempt_after``, ``straggler_timeout``, ``max_threads``,
-    ``shutdown_timeout``, ``barrier_step_aside``, ``block_report``,
-    ``detect_deadlock``, ``debug``).
+    Use as a context manager (``with ragged.Runtime(procs=4) as rt:``), or
+    call :meth:`close`.  ``procs`` defaults to the CPU count.  The keyword
+    settings (``preempt_after``, ``block_report``, ``straggler_timeout``,
+    ``detect_deadlock``, ...) are described in :class:`~ragged._settings.Settings`.
+
+    :raises TypeError: for an unknown setting or a value of the wrong type.
+    :raises ValueError: for a value out of range (``procs`` <= 0, negative or NaN
+        times, ``block_report`` not above ``preempt_after``).
+    :Called from: anywhere; its methods say where each may be called.
     """
 
     def __init__(self, procs: int | None = None, **settings: Any) -> None:
@@ -138,15 +142,17 @@ class Runtime:
 
     @property
     def procs(self) -> int:
-        """The number of Ps (GOMAXPROCS)."""
+        """The number of Ps (GOMAXPROCS) now."""
         return self._sched.procs
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has begun."""
         return self._closed or self._closing
 
     @property
     def settings(self) -> Settings:
+        """The validated settings (attributes named as the keyword settings above)."""
         return self._settings
 
     def __repr__(self) -> str:
@@ -162,10 +168,18 @@ class Runtime:
     def go(
         self, fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None
     ) -> Goroutine:
-        """Start ``fn(*args)`` as a goroutine (from any thread); return its handle.
+        """Start ``fn(*args)`` as a goroutine; return its :class:`Goroutine` handle.
 
         ``fn`` is an async function (or a coroutine object with no args).  The
         goroutine runs in a copy of the caller's ``contextvars`` context.
+        ``name`` and ``labels`` show in dumps, traces and logs.
+
+        :raises TypeError: if ``fn`` is not an async function, or ``name`` /
+            ``labels`` are not a str / a dict of str keys to str, int, float or bool.
+        :raises ValueError: for an empty label key.
+        :raises RuntimeClosed: if the runtime is closed.
+        :Called from: anywhere: plain threads, goroutines of this or another
+            runtime, callbacks.
         """
         if self._closing:
             self._check_open()
@@ -177,7 +191,17 @@ class Runtime:
         return self._sched.newproc(coro, name, labels, contextvars.copy_context())
 
     def submit(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> concurrent.futures.Future:
-        """Like :meth:`go`, but return a ``concurrent.futures.Future`` of the result."""
+        """Like :meth:`go`, but return a ``concurrent.futures.Future`` of the result.
+
+        The future completes with the goroutine's result or exception; it is
+        already running, so ``cancel()`` on it does nothing (cancel the
+        goroutine through :meth:`go` instead).
+
+        :raises TypeError: as :meth:`go`.
+        :raises RuntimeClosed: if the runtime is closed.
+        :Called from: anywhere; wait on the future from a plain thread (or an
+            asyncio loop with ``asyncio.wrap_future``).
+        """
         g = self.go(fn, *args, name=name)
         fut: concurrent.futures.Future = concurrent.futures.Future()
         fut.set_running_or_notify_cancel()
@@ -203,6 +227,16 @@ class Runtime:
         barrier (see ``_barrier.foreachp``).  Errors raised by ``fn`` are
         re-raised here after the barrier completes (an ExceptionGroup when
         several Ps raised).
+
+        :raises TypeError: if ``fn`` is not a plain callable, or ``timeout`` not a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises BarrierTimeout: when ``timeout`` passes first (``missing`` lists the Ps).
+        :raises BaseException: what ``fn`` raised.
+        :raises BarrierError: from inside a ``for_each_p`` callback, or while this
+            thread holds the world.
+        :raises RuntimeClosed: if the runtime is closed.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ragged.for_each_p(fn)``.
         """
         self._check_open()
         check_fn(fn)
@@ -227,7 +261,19 @@ class Runtime:
             sched.worldsema.release()
 
     def stop_the_world(self, reason: str = "user") -> StopTheWorld:
-        """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread."""
+        """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread.
+
+        Returns a :class:`~ragged._stw.StopTheWorld`; entering it waits until
+        every P has stopped (no goroutine runs until the block ends).
+
+        :raises TypeError: if ``reason`` is not a str.
+        :raises RuntimeClosed: on entry, if the runtime is closed.
+        :raises BarrierError: on entry, from inside a ``for_each_p`` callback or
+            while this thread already holds the world.
+        :raises NotInPlainThread: on entry, inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use
+            ``async with ragged.stop_the_world(reason)``.
+        """
         return StopTheWorld(self, reason)
 
     def set_procs(self, n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | None = None) -> int:
@@ -236,8 +282,13 @@ class Runtime:
         Goroutines queued on retired Ps move to the global queue.  Each retired
         P's per-P storage (``p.local``) is handed to ``on_retire(p_id, local)``
         after the world restarts; without a callback it stays with the dead P
-        and returns if ``procs`` grows again.  From a goroutine use
-        ``await ragged.set_procs(n)``.
+        and returns if ``procs`` grows again.
+
+        :raises TypeError: if ``n`` is not an int or ``on_retire`` is not callable.
+        :raises ValueError: if ``n`` is not positive.
+        :raises RuntimeClosed: if the runtime is closed.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ragged.set_procs(n)``.
         """
         n = check_procs_value(n)
         check_on_retire(on_retire)
@@ -249,11 +300,32 @@ class Runtime:
     # ------------------------------------------------------------ diagnostics
 
     def dump(self) -> str:
-        """Every goroutine (id, name, status, wait reason, stack) and every P and M."""
+        """Every goroutine (id, name, labels, status, wait reason, stack) and every P and M, as text.
+
+        Go's SIGQUIT dump.  Takes no scheduler lock, so it works on a wedged
+        runtime too; the picture may be slightly inconsistent.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return _dump(self._sched)
 
     def metrics(self) -> dict[str, Any]:
-        """A snapshot of counters and latency histograms (see ``ragged._metrics``)."""
+        """A snapshot of counters and latency histograms, as a dict.
+
+        Counters: ``barriers``, ``barrier_timeouts``, ``barrier_fn_errors``,
+        ``stws``, ``preemptions``, ``syscall_handoffs``, ``syscall_slowpath``,
+        ``stragglers_reported``, ``blocking_reports``, ``threads_started``,
+        ``goroutines_created``, ``context_switches``, ``syscalls``; gauges
+        ``procs``, ``goroutines``, ``threads``; ``per_p_pause_seconds``.
+        Histograms (dicts of count, sum, min, max, mean, p50, p90, p99 and
+        ``buckets_ns``): ``barrier_latency``, ``barrier_p_wait``,
+        ``barrier_pause``, ``barrier_rounds``, ``stw_latency``, ``stw_pause``,
+        ``stw_p_wait``, ``stw_rounds``.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         sched = self._sched
         out = self._metrics.snapshot()
         out["procs"] = sched.procs
@@ -283,7 +355,11 @@ class Runtime:
         )
 
     def unjoined_errors(self) -> list[tuple[Goroutine, BaseException]]:
-        """Goroutines that raised and that nobody has joined yet."""
+        """Goroutines that raised and that nobody has joined yet, with their exceptions.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         with self._unjoined_lock:
             gs = [g for g in self._unjoined.values() if not g._retrieved]
         return [(g, g._exc) for g in gs]
@@ -311,7 +387,12 @@ class Runtime:
         Threads that cannot be stopped (a goroutine stuck in a blocking call or
         a loop with no safe point) are daemon threads: they do not keep the
         interpreter alive, and are named in a warning.  Goroutines that raised
-        and were never joined are logged.
+        and were never joined are logged.  Plain threads still blocked on this
+        runtime's objects get :class:`RuntimeClosed`.
+
+        :raises NotInPlainThread: inside a goroutine (it would wait for itself).
+        :raises RaggedError: inside a ``for_each_p`` callback or a stop-the-world section.
+        :Called from: a plain thread.
         """
         self._close(report=True)
 
@@ -442,10 +523,18 @@ def run(
 ) -> Any:
     """Start a runtime, run ``main(*args)`` as a goroutine, return its result, shut down.
 
-    Like ``asyncio.run``.  Deadlock detection is on (pass
+    Like ``asyncio.run``.  ``procs`` and the keyword settings are
+    :class:`Runtime`'s.  Deadlock detection is on (pass
     ``detect_deadlock=False`` to turn it off).  If some goroutine raised and
     nobody joined it, ``run`` raises that error after ``main`` returns (an
     ExceptionGroup when several) unless ``check_unjoined=False``.
+
+    :raises TypeError: if ``main`` is not an async function, or for a bad setting.
+    :raises ValueError: for a setting out of range.
+    :raises Deadlock: when every goroutine is asleep and none can wake (with the dump).
+    :raises BaseException: what ``main`` raised, or the unjoined goroutines' errors.
+    :raises NotInPlainThread: inside a goroutine (start a goroutine with :func:`go` instead).
+    :Called from: a plain thread.
     """
     check_plain_thread("ragged.run()")  # before anything exists that would need closing
     settings.setdefault("detect_deadlock", True)

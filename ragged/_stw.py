@@ -147,6 +147,9 @@ class StopTheWorld:
     ``with rt.stop_the_world(...)`` from a plain thread, ``async with
     ragged.stop_the_world(...)`` inside a goroutine.  While the body runs no
     other goroutine runs anywhere in the runtime.
+
+    :raises: see :meth:`ragged.Runtime.stop_the_world` and :func:`ragged.stop_the_world`.
+    :Called from: ``with`` on a plain thread, ``async with`` inside a goroutine.
     """
 
     def __init__(self, rt: Runtime, reason: str) -> None:

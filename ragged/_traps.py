@@ -51,6 +51,11 @@ def gosched() -> Generator[Any, Any, None]:
     """Yield the P: the goroutine goes to the back of the run queue and others run.
 
     A safe point.  Like Go's ``runtime.Gosched``.
+
+    :raises NotInGoroutine: outside a goroutine.
+    :raises Cancelled: if the goroutine was cancelled.
+    :raises RaggedError: inside a stop-the-world section (no other goroutine may run).
+    :Called from: inside a goroutine.
     """
     m = getattr(tls, "m", None)
     if m is None or m.curg is None:
@@ -122,7 +127,12 @@ def checkpoint(_slot: list[Any] = _slot) -> Any:
     the goroutine.  When a barrier, a stop-the-world, a preemption request or
     a cancellation is pending, it traps to the M, which honours the request.
     Call it every so often in long computations: a goroutine that never awaits
-    the runtime cannot be preempted.
+    the runtime cannot be preempted (and ``block_report`` reports it).
+
+    :raises Cancelled: when the goroutine has been cancelled (delivered here).
+    :Called from: inside a goroutine.  Elsewhere it is a no-op awaitable by
+        design while nothing is pending (and an event loop other than ragged's
+        refuses it while something is).
     """
     return _slot[0]
 
