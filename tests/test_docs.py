@@ -41,7 +41,9 @@ def documented() -> list[tuple[str, str, list[str]]]:
 def resolve(name: str) -> Any:
     """The object a directive names (``Chan`` is ``ragged.Chan``; dotted names are imported)."""
     if "." not in name:
-        return getattr(ragged, name)
+        obj = getattr(ragged, name)
+        # ``import ragged.trace`` rebinds ragged.trace to that (callable) module.
+        return getattr(obj, name) if inspect.ismodule(obj) else obj
     mod, _, attr = name.rpartition(".")
     return getattr(__import__(mod, fromlist=[attr]), attr)
 
