@@ -42,12 +42,19 @@ if TYPE_CHECKING:  # pragma: no cover
 _monotonic = time.monotonic
 
 
+class BarrierDone(threading.Event):
+    """``sched.barrier_done``: set when the barrier in flight ends, at time ``at``."""
+
+    at = math.inf
+
+
 def call_safe_point_fn(sched: Sched, p: P) -> None:
     """Call ``sched.safe_point_fn(p)``; record its error and its timing.
 
     The caller has won ``p``'s flag CAS.  May be called with ``sched.lock`` held.
     """
     fn = sched.safe_point_fn
+    assert fn is not None  # the caller won p's flag: a barrier is in flight
     prev = getattr(tls, "in_fn", False)
     tls.in_fn = True
     tr = sched.trace
@@ -172,7 +179,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             wait = sched.stopwait > 0
             if wait and sched.settings.barrier_step_aside > 0:
                 # Some P is running or in a syscall: Ms that finish may step aside.
-                sched.barrier_done = threading.Event()
+                sched.barrier_done = BarrierDone()
         published = True
         sched.run_deferred_wakep()
 

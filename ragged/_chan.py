@@ -253,7 +253,7 @@ class Chan(Generic[T]):
         g = current_g("Chan.recv()")
         await checkpoint()
         r = self._start_recv(g)
-        if type(r) is tuple:
+        if isinstance(r, tuple):
             return r
         await park_op(self._recvq, self._lock, "chan receive", r)
         return r.elem, r.ok
@@ -269,7 +269,7 @@ class Chan(Generic[T]):
         v, ok = await self.recv_ok()
         if not ok:
             raise ChanClosed("receive on closed channel")
-        return v
+        return v  # type: ignore[return-value]  # ok: v was sent on this channel, a T (not the None of closed)
 
     def __aiter__(self) -> Chan[T]:
         """``async for v in ch``: receive until the channel is closed and drained.
@@ -287,7 +287,7 @@ class Chan(Generic[T]):
         v, ok = await self.recv_ok()
         if not ok:
             raise StopAsyncIteration
-        return v
+        return v  # type: ignore[return-value]  # ok: v was sent on this channel, a T (not the None of closed)
 
     def recv_case(self, with_ok: bool = False) -> Case:
         """A receive case for :func:`select` (it yields the value, or ``(value, ok)`` with ``with_ok``).
@@ -398,7 +398,7 @@ class Chan(Generic[T]):
         check_plain_thread("Chan.recv_blocking()")
         timeout = check_timeout(timeout)
         r = self._start_recv(None)
-        if type(r) is not tuple:
+        if not isinstance(r, tuple):
             block_on(self._recvq, self._lock, "chan receive", timeout, r, registry=self._sched)
             r = r.elem, r.ok
         if not r[1]:

@@ -72,7 +72,7 @@ class Context:
         inherited = parent._deadline if parent is not None else None
         if deadline is None or (inherited is not None and inherited <= deadline):
             deadline = inherited
-        self._deadline = deadline
+        self._deadline: float | None = deadline
 
     def done(self) -> Chan[None]:
         """A channel closed when this context is cancelled (never, for ``background()``).
@@ -123,6 +123,7 @@ class Context:
 
     def _attach(self) -> None:
         """Register this new source with the nearest cancellable ancestor (or cancel it at once)."""
+        assert self._parent is not None  # only a child attaches
         src = self._parent._src
         if src._children is None:
             return  # background: never cancelled
@@ -154,7 +155,7 @@ class Context:
         if timer is not None:
             timers, entry = timer
             timers.stop(entry)
-        if detach:
+        if detach and self._parent is not None:  # background has no parent
             parent = self._parent._src
             if parent._children is not None:
                 with parent._lock:
@@ -240,12 +241,12 @@ def with_deadline(
         if delay <= 0:
             ctx._expire()
         return ctx, cancel  # else the parent's earlier deadline will cancel it
-    entry: TimerEntry | None = timers.add(delay, ctx._expire, None)
+    entry = timers.add(delay, ctx._expire, None)
     with ctx._lock:
-        if ctx._err is None:
+        kept = ctx._err is None
+        if kept:
             ctx._timer = (timers, entry)
-            entry = None
-    if entry is not None:
+    if not kept:
         timers.stop(entry)  # cancelled meanwhile
     return ctx, cancel
 

@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
 
 RUNNABLE, RUNNING, WAITING, SYSCALL, DEAD = range(5)
+
+# What an M drives with send/throw/close: a coroutine, or a generator-based one.
+Coro = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
 G_STATUS_NAMES = ("runnable", "running", "waiting", "syscall", "dead")
 
 
@@ -71,9 +74,7 @@ class Goroutine:
         "__weakref__",
     )
 
-    def __init__(
-        self, gid: int, sched: Sched, coro: Coroutine, ctx: Context, name: str | None, labels: dict | None
-    ) -> None:
+    def __init__(self, gid: int, sched: Sched, coro: Coro, ctx: Context, name: str | None, labels: dict | None) -> None:
         self.id = gid
         self._name = name
         self.labels: dict[str, Any] = dict(labels) if labels else {}

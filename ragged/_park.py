@@ -74,6 +74,7 @@ def ready(s: Sudog, value: Any = None, exc: BaseException | None = None) -> None
     """Wake the waiter ``s`` with ``value`` (or ``exc``).  Caller has won ``s``'s claim."""
     g = s.g
     if g is None:
+        assert s.note is not None  # a thread's sudog always has its note
         s.value = value
         s.exc = exc
         s.note.release()
@@ -282,6 +283,7 @@ def _acquire(note: threading.Lock, timeout: float | None) -> bool:
 def wait_note(s: Sudog, timeout: float | None, on_timeout: Callable[[], None]) -> Any:
     """Sleep on a thread sudog's note; resolve a timeout against a racing waker."""
     note = s.note
+    assert note is not None  # a thread's sudog always has its note
     if not _acquire(note, timeout):
         if s.claim.acquire(False):
             on_timeout()

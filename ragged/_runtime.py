@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from ._barrier import foreachp
@@ -29,7 +29,7 @@ from ._errors import (
     RuntimeClosed,
     combine,
 )
-from ._g import DEAD, WAITING, Goroutine
+from ._g import DEAD, WAITING, Coro, Goroutine
 from ._labels import check_labels
 from ._m import Note, tls
 from ._metrics import Metrics
@@ -67,7 +67,7 @@ def check_procs(procs: Any) -> int:
     return procs
 
 
-def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
+def make_coro(fn: Any, args: tuple, what: str) -> Coro:
     """Turn ``go``'s arguments into a coroutine, or raise TypeError saying why not."""
     code = getattr(fn, "__code__", None)
     if code is not None and code.co_flags & _CO_COROUTINE:
@@ -88,7 +88,7 @@ def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
             "Run blocking plain functions with `await ragged.syscall(fn, *args)` instead"
         )
     coro = fn(*args)
-    if not inspect.isawaitable(coro):
+    if not (inspect.iscoroutine(coro) or inspect.isgenerator(coro)):
         raise TypeError(f"{what}: {fn!r} did not return a coroutine")
     return coro
 
@@ -351,7 +351,7 @@ class Runtime:
             "ragged: goroutine %d (%s) raised and nobody joined it",
             g.id,
             g.name,
-            exc_info=(type(g._exc), g._exc, g._exc.__traceback__),
+            exc_info=g._exc,
         )
 
     def unjoined_errors(self) -> list[tuple[Goroutine, BaseException]]:
@@ -362,7 +362,7 @@ class Runtime:
         """
         with self._unjoined_lock:
             gs = [g for g in self._unjoined.values() if not g._retrieved]
-        return [(g, g._exc) for g in gs]
+        return [(g, g._exc) for g in gs if g._exc is not None]
 
     def _on_deadlock(self) -> None:
         """sysmon found that no goroutine can ever run again."""

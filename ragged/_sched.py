@@ -24,13 +24,13 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
-from ._barrier import call_safe_point_fn
+from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
-from ._g import RUNNABLE, RUNNING, Goroutine
+from ._g import RUNNABLE, RUNNING, Coro, Goroutine
 from ._m import M, tls
 from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
 from ._p import RUNNING as P_RUNNING
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._metrics import Metrics
     from ._park import Sudog
     from ._settings import Settings
+    from ._world import WorldSema
 
 _log = logging.getLogger("ragged")
 
@@ -56,6 +57,8 @@ class _MExit(BaseException):
 
 class Sched:
     """The scheduler of one runtime.  See the module docstring for locking."""
+
+    worldsema: WorldSema  # set by Runtime right after construction
 
     def __init__(self, runtime: Any, procs: int, settings: Settings, metrics: Metrics) -> None:
         self.runtime = runtime
@@ -82,7 +85,7 @@ class Sched:
         self.safe_point_fn: Callable[[P], Any] | None = None
         self.safe_point_errs: list[tuple[int, BaseException]] = []
         self.sp_waits: list[float] = []
-        self.barrier_done: threading.Event | None = None  # set when the barrier in flight ends
+        self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
         self.barrier_t0 = 0.0
         self.wakep_deferred = False
         self.timers = Timers(self)
@@ -219,6 +222,7 @@ class Sched:
     def releasep(self, m: M, status: int = IDLE) -> P:
         """Disassociate ``m`` from its P, leaving the P in ``status``.  Own M only."""
         p = m.p
+        assert p is not None  # only an M that holds a P releases it
         p.setstatus(status)
         p.m = None
         m.p = None
@@ -344,7 +348,7 @@ class Sched:
 
     # ------------------------------------------------------------- goroutines
 
-    def newproc(self, coro: Coroutine, name: str | None, labels: dict | None, ctx: Context) -> Goroutine:
+    def newproc(self, coro: Coro, name: str | None, labels: dict | None, ctx: Context) -> Goroutine:
         """Create a goroutine for ``coro`` and queue it (Go's ``newproc``)."""
         g = Goroutine(0, self, coro, ctx, name, labels)
         with _allglock:
@@ -391,7 +395,7 @@ class Sched:
         """Ask the goroutine running on ``p`` to yield at its next safe point."""
         m = p.m
         g = m.curg if m is not None else None
-        if g is None:
+        if m is None or g is None:
             return False
         g.preempt = True
         arm_g(g)

@@ -126,7 +126,9 @@ def _dequeue(chans: list[Chan[Any]], cases: tuple[Case | None, ...], sudogs: lis
     try:
         for s in sudogs:
             ch = s.c
-            (ch._sendq if cases[s.case].send else ch._recvq).discard(s)
+            c = cases[s.case]
+            assert c is not None  # sudogs are made for real cases only
+            (ch._sendq if c.send else ch._recvq).discard(s)
     finally:
         _unlock_all(chans)
 
@@ -188,6 +190,7 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
     _dequeue(chans, cases, sudogs)
     i = w.case
     c = cases[i]
+    assert c is not None  # sudogs are made for real cases only
     if c.send:
         if not w.ok:
             raise ChanClosed("send on closed channel (in select)")

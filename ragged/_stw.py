@@ -62,13 +62,13 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
                 if tr is not None:
                     tr.stopped(p)
         while True:
-            p = sched.pidleget()
-            if p is None:
+            idle = sched.pidleget()
+            if idle is None:
                 break
-            p.setstatus(GCSTOP)
+            idle.setstatus(GCSTOP)
             sched.stopwait -= 1
             if tr is not None:
-                tr.stopped(p)
+                tr.stopped(idle)
         wait = sched.stopwait > 0
     rounds = 0
     if wait:
@@ -215,6 +215,7 @@ class StopTheWorld:
     async def __aexit__(self, *exc: Any) -> None:
         sched = self.rt._sched
         g = self._g
+        assert g is not None  # set by __aenter__
         g.holds_world = False
         try:
             startworld(sched, self._callerp, self._t0)
