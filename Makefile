@@ -37,6 +37,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check ragged tests benchmarks
 	$(PY) -m ruff format --check ragged tests benchmarks
+	$(PY) -m mypy
 
 # Run the suite on every supported interpreter found on this machine.
 test-all:
