@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import copy_context
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from ._barrier import foreachp
 from ._errors import NotInGoroutine
@@ -24,6 +24,7 @@ from ._stw import StopTheWorld
 from ._traps import gopark, gosched, syscall_trap
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 _monotonic = time.monotonic
 
 
@@ -43,7 +44,7 @@ def current_runtime() -> Runtime:
     return _runtime("ragged.current_runtime()")
 
 
-def current_goroutine() -> Goroutine:
+def current_goroutine() -> Goroutine[Any]:
     """The :class:`Goroutine` handle of the calling goroutine.
 
     :raises NotInGoroutine: outside a goroutine.
@@ -64,7 +65,12 @@ def current_p() -> P:
     return m.p
 
 
-def go(fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None) -> Goroutine:
+def go(
+    fn: Callable[[*Ts], Awaitable[T]] | Coroutine[Any, Any, T],
+    *args: *Ts,
+    name: str | None = None,
+    labels: dict[str, Any] | None = None,
+) -> Goroutine[T]:
     """Spawn ``fn(*args)`` as a goroutine on the current runtime (Go's ``go`` statement).
 
     ``fn`` is an async function (or a coroutine object, with no ``args``); the
@@ -130,7 +136,7 @@ async def sleep(seconds: float) -> None:
         raise
 
 
-async def syscall(fn: Callable[..., T], *args: Any) -> T:
+async def syscall(fn: Callable[[*Ts], T], *args: *Ts) -> T:
     """Run the blocking call ``fn(*args)`` with this goroutine's P released.
 
     Other goroutines keep running on other threads while it blocks (the P is

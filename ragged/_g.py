@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import Cancelled
 from ._park import WaitQueue, block_on, check_timeout, park_on, ready
@@ -29,10 +29,11 @@ RUNNABLE, RUNNING, WAITING, SYSCALL, DEAD = range(5)
 
 # What an M drives with send/throw/close: a coroutine, or a generator-based one.
 Coro = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
+T_co = TypeVar("T_co", covariant=True)  # what the goroutine returns
 G_STATUS_NAMES = ("runnable", "running", "waiting", "syscall", "dead")
 
 
-class Goroutine:
+class Goroutine(Generic[T_co]):
     """A goroutine handle, returned by :func:`go`, :meth:`Runtime.go` and :func:`current_goroutine`.
 
     Attributes: ``id`` (an int, unique per process), :attr:`name`, ``labels``
@@ -99,7 +100,7 @@ class Goroutine:
         self._result: Any = None
         self._exc: BaseException | None = None
         self._joiners: WaitQueue | None = None  # made by the first joiner
-        self._callbacks: list[Callable[[Goroutine], Any]] | None = None
+        self._callbacks: list[Callable[[Goroutine[T_co]], Any]] | None = None
         self._retrieved = False
 
     # ------------------------------------------------------------ inspection
@@ -154,13 +155,13 @@ class Goroutine:
 
     # ------------------------------------------------------------ outcome
 
-    def _outcome(self) -> Any:
+    def _outcome(self) -> T_co:
         self._retrieved = True
         if self._exc is not None:
             raise self._exc
         return self._result
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T_co:
         """From a plain thread: wait for the goroutine, return its result or raise its exception.
 
         :raises TimeoutError: if ``timeout`` seconds pass first.
@@ -202,7 +203,7 @@ class Goroutine:
             else:
                 self._lock.release()
 
-    def __await__(self) -> Generator[Any, Any, Any]:
+    def __await__(self) -> Generator[Any, Any, T_co]:
         """``await g``: wait for the goroutine to finish; return its result or raise its exception.
 
         A safe point; the waiting goroutine parks (holds no P).
@@ -230,7 +231,7 @@ class Goroutine:
             q = self._joiners = WaitQueue()
         return q
 
-    def add_done_callback(self, fn: Callable[[Goroutine], Any]) -> None:
+    def add_done_callback(self, fn: Callable[[Goroutine[T_co]], Any]) -> None:
         """Call ``fn(g)`` when the goroutine finishes (at once if it has).
 
         The callback runs on whichever thread finishes the goroutine; keep it
@@ -274,7 +275,7 @@ class Goroutine:
 
     # ------------------------------------------------------------ exit
 
-    def _finish(self, result: Any, exc: BaseException | None) -> list[Callable[[Goroutine], Any]]:
+    def _finish(self, result: Any, exc: BaseException | None) -> list[Callable[[Goroutine[T_co]], Any]]:
         """Record the outcome and wake joiners.  Called once, by the M that ran it."""
         with self._lock:
             self._result = result

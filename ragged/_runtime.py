@@ -16,8 +16,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, TypeVarTuple
 
 from ._barrier import foreachp
 from ._debug import dump as _dump
@@ -43,6 +43,8 @@ from ._trace import register as register_trace
 from ._trace import unregister as unregister_trace
 from ._world import WorldSema, check_not_in_fn
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 _log = logging.getLogger("ragged")
 _CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 _CO_COROUTINE = inspect.CO_COROUTINE
@@ -166,8 +168,12 @@ class Runtime:
     # ------------------------------------------------------------ goroutines
 
     def go(
-        self, fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None
-    ) -> Goroutine:
+        self,
+        fn: Callable[[*Ts], Awaitable[T]] | Coroutine[Any, Any, T],
+        *args: *Ts,
+        name: str | None = None,
+        labels: dict[str, Any] | None = None,
+    ) -> Goroutine[T]:
         """Start ``fn(*args)`` as a goroutine; return its :class:`Goroutine` handle.
 
         ``fn`` is an async function (or a coroutine object with no args).  The
@@ -190,7 +196,9 @@ class Runtime:
         coro = make_coro(fn, args, "go()")
         return self._sched.newproc(coro, name, labels, contextvars.copy_context())
 
-    def submit(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> concurrent.futures.Future:
+    def submit(
+        self, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts, name: str | None = None
+    ) -> concurrent.futures.Future[T]:
         """Like :meth:`go`, but return a ``concurrent.futures.Future`` of the result.
 
         The future completes with the goroutine's result or exception; it is
@@ -203,10 +211,10 @@ class Runtime:
             asyncio loop with ``asyncio.wrap_future``).
         """
         g = self.go(fn, *args, name=name)
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         fut.set_running_or_notify_cancel()
 
-        def _done(g: Goroutine) -> None:
+        def _done(g: Goroutine[T]) -> None:
             if g._exc is not None:
                 fut.set_exception(g._exc)
             else:
@@ -519,8 +527,12 @@ def check_fn(fn: Any) -> None:
 
 
 def run(
-    main: Callable[..., Any], *args: Any, procs: int | None = None, check_unjoined: bool = True, **settings: Any
-) -> Any:
+    main: Callable[[*Ts], Awaitable[T]],
+    *args: *Ts,
+    procs: int | None = None,
+    check_unjoined: bool = True,
+    **settings: Any,
+) -> T:
     """Start a runtime, run ``main(*args)`` as a goroutine, return its result, shut down.
 
     Like ``asyncio.run``.  ``procs`` and the keyword settings are

@@ -350,7 +350,7 @@ class Sched:
 
     def newproc(self, coro: Coro, name: str | None, labels: dict | None, ctx: Context) -> Goroutine:
         """Create a goroutine for ``coro`` and queue it (Go's ``newproc``)."""
-        g = Goroutine(0, self, coro, ctx, name, labels)
+        g: Goroutine[Any] = Goroutine(0, self, coro, ctx, name, labels)
         with _allglock:
             g.id = gid = next(_gids)
             self.allgs[gid] = g
