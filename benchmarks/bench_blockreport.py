@@ -34,18 +34,12 @@ Run it (a full run takes about 10 s on a 2-core machine)::
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import gc
-import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -55,6 +49,7 @@ from ragged._metrics import Metrics
 from ragged._p import RUNNING, W_STATUS, P
 from ragged._settings import Settings
 from ragged._sysmon import retake
+from ragged.bench.cli import conditions_main, interleaved, meta_line, run_meta
 
 perf = time.perf_counter
 CONDITIONS = ("off", "on")
@@ -213,26 +208,12 @@ def _report_us(n: int) -> float:
 
 def run(cfg: Config, log: Any = lambda _msg: None) -> dict[str, Any]:
     """Every condition ``cfg.runs`` times, interleaved; return the report."""
-    samples: dict[str, list[dict[str, float]]] = {c: [] for c in CONDITIONS}
-    order = list(CONDITIONS)
     t_start = perf()
-    for rep in range(cfg.runs):
-        for cond in order:
-            log(f"rep {rep + 1}/{cfg.runs}: {cond}")
-            samples[cond].append(_condition(cond, cfg))
-        order.reverse()
+    samples = interleaved(CONDITIONS, cfg.runs, lambda cond: _condition(cond, cfg), log)
     med = {c: {k: statistics.median(s[k] for s in samples[c]) for k, _, _ in METRICS} for c in CONDITIONS}
     worst = {c: {k: max(s[k] for s in samples[c]) for k, _, _ in METRICS} for c in CONDITIONS}
     report = {
-        "meta": {
-            "python": platform.python_version(),
-            "gil": getattr(sys, "_is_gil_enabled", lambda: True)(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "switchinterval": sys.getswitchinterval(),
-            "config": cfg.__dict__,
-            "seconds": 0.0,
-        },
+        "meta": run_meta(cfg),
         "median": med,
         "worst": worst,
         "ratio": {k: med["on"][k] / med["off"][k] for k, _, _ in METRICS},
@@ -252,38 +233,17 @@ def table(rep: dict[str, Any]) -> str:
             f"{rep['median'][c][key]:>10.1f}{unit} [{rep['worst'][c][key]:>5.0f}]".rjust(20) for c in CONDITIONS
         )
         lines.append(f"  {label:32}{cells}{rep['ratio'][key]:>9.3f}x")
-    m = rep["meta"]
-    build = "GIL" if m["gil"] else "free-threaded"
     lines += [
         "",
         f"one report (stack + format + log call, record dropped): {rep['report_us']:.0f} µs of sysmon time",
         f"reports while measuring (must be 0): {rep['reports_while_measuring']}",
-        f"{m['config']['runs']} interleaved runs per condition; Python {m['python']} ({build}), {m['cpus']} CPUs, "
-        f"switch interval {m['switchinterval'] * 1000:g} ms; {m['seconds']:.1f} s",
+        meta_line(rep["meta"]),
     ]
     return "\n".join(lines)
 
 
-def _runs(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"needs at least 1 run, not {n}")
-    return n
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, 2 runs: a smoke run of a few seconds")
-    ap.add_argument("--runs", type=_runs, metavar="N", help="runs per condition (default 7, quick 2)")
-    ap.add_argument("--json", metavar="PATH", help="also write the report (all samples) as JSON")
-    args = ap.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    cfg = dataclasses.replace(sizes, runs=args.runs or sizes.runs)
-    rep = run(cfg, lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(table(rep))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
-    return 0
+    return conditions_main(argv, __doc__, FULL, QUICK, run, table)
 
 
 if __name__ == "__main__":
