@@ -30,6 +30,7 @@ root_doc = "index"
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_title = f"ragged {release}"
+html_theme_options = {"page_width": "1160px", "sidebar_width": "230px"}
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
