@@ -17,11 +17,17 @@ preemption request at a checkpoint.  ``await ragged.checkpoint()`` with
 nothing pending does not reach the scheduler, so it does not end the slice by
 itself; but sysmon asks every goroutine that has run ``preempt_after`` (10ms)
 to yield, and the goroutine's next checkpoint then traps and ends the slice.
-So a goroutine that checkpoints often is never reported, and one is reported
-when its slice lasts ``block_report`` seconds, which is why ``block_report``
-must exceed ``preempt_after``.  A goroutine coordinating a barrier or a
-stop-the-world (it waits for the other Ps at a safe point of its own) is not
-reported; while the world is stopped nothing is.
+So a goroutine is reported when its slice has lasted ``block_report`` seconds
+*and* it has left sysmon's last request to yield unanswered for
+``preempt_after``: a goroutine that checkpoints often is never reported, not
+even when sysmon itself was held up (starved of the CPU or the GIL) and
+comes back to a long slice it had not yet asked to end.  Hence
+``block_report`` must exceed ``preempt_after``.  A goroutine coordinating a
+barrier or a stop-the-world (it waits for the other Ps at a safe point of
+its own) is not reported; while the world is stopped nothing is.  On an
+overloaded machine a goroutine whose thread gets no CPU (or, with the GIL, no
+GIL) for about ``block_report`` is reported too: its stack then shows it in
+ordinary code between two checkpoints.
 
 The report reads the goroutine's state without locks (as the goroutine dump
 does) and drops it if the slice ended while it was being written.

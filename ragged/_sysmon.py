@@ -89,14 +89,16 @@ def retake(sched: Sched, now: float) -> int:
                 p.sysmon_schedtick = t
                 p.sysmon_schedwhen = now
                 p.sysmon_blockdue = now + block if block else _INF
-            else:
-                if block is not None and now >= p.sysmon_blockdue:
+            elif now - p.sysmon_schedwhen >= settings.preempt_after:
+                # Blocking: its slice is due a report, and it has ignored our
+                # last request to yield (made after the slice began) this long.
+                asked = p.sysmon_schedwhen
+                if block is not None and now >= p.sysmon_blockdue and asked > p.sysmon_blockdue - block:
                     ran = now - p.sysmon_blockdue + block
                     p.sysmon_blockdue = _INF  # once per slice
                     report_blocking(sched, p, t, ran)
-                if now - p.sysmon_schedwhen >= settings.preempt_after:
-                    if sched.preemptone(p):
-                        p.sysmon_schedwhen = now  # ask again only after another slice
+                if sched.preemptone(p):
+                    p.sysmon_schedwhen = now  # ask again only after another slice
         elif s == SYSCALL:
             t = p.syscalltick
             if p.sysmon_syscalltick != t:

@@ -11,6 +11,11 @@ import ragged
 from ragged._blockreport import ADVICE
 
 BLOCK = 0.1  # block_report used by these tests (preempt_after stays at its 10ms default)
+# For tests that must see no report: a goroutine is reported only if its thread
+# has not reached a checkpoint for ~block_report after sysmon first asked it to
+# yield, which a thread starved by an overloaded machine could do for 100ms but
+# hardly for 400ms.
+QUIET_BLOCK = 0.4
 
 
 def reports(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -82,7 +87,7 @@ def test_checkpointing_and_syscalls_are_not_reported(caplog: pytest.LogCaptureFi
     """Long work that checkpoints, and blocking calls made through ragged.syscall, reach safe points."""
 
     async def spinner() -> int:
-        end = time.monotonic() + 3 * BLOCK
+        end = time.monotonic() + 1.5 * QUIET_BLOCK
         n = 0
         while time.monotonic() < end:
             await ragged.checkpoint()
@@ -90,8 +95,8 @@ def test_checkpointing_and_syscalls_are_not_reported(caplog: pytest.LogCaptureFi
         return n
 
     async def sleeper() -> None:
-        await ragged.syscall(time.sleep, 2 * BLOCK)
-        await ragged.syscall(time.sleep, 2 * BLOCK)
+        await ragged.syscall(time.sleep, 1.5 * QUIET_BLOCK)
+        await ragged.syscall(time.sleep, 1.5 * QUIET_BLOCK)
 
     async def main() -> tuple[int, int]:
         a = ragged.go(spinner)
@@ -101,7 +106,7 @@ def test_checkpointing_and_syscalls_are_not_reported(caplog: pytest.LogCaptureFi
         return n, ragged.metrics()["blocking_reports"]
 
     caplog.set_level(logging.WARNING, logger="ragged")
-    n, counted = ragged.run(main, procs=1, block_report=BLOCK)
+    n, counted = ragged.run(main, procs=1, block_report=QUIET_BLOCK)
     assert n > 0
     assert counted == 0, f"attempt {attempt}: {reports(caplog)}"
     assert reports(caplog) == []
@@ -114,18 +119,18 @@ def test_barrier_coordinator_is_not_reported_but_the_straggler_is(caplog: pytest
 
     async def straggler() -> None:
         started.append(1)
-        time.sleep(0.4)
+        time.sleep(1.5 * QUIET_BLOCK)
 
     async def main() -> None:
         g = ragged.go(straggler, name="straggler")
         deadline = time.monotonic() + 10
         while not started and time.monotonic() < deadline:
             await ragged.gosched()
-        await ragged.for_each_p(lambda p: None)  # waits ~0.4s for the straggler's P
+        await ragged.for_each_p(lambda p: None)  # waits ~0.6s for the straggler's P
         await g
 
     caplog.set_level(logging.WARNING, logger="ragged")
-    ragged.run(main, procs=2, block_report=BLOCK, straggler_timeout=10.0)
+    ragged.run(main, procs=2, block_report=QUIET_BLOCK, straggler_timeout=10.0)
     got = reports(caplog)
     assert len(got) == 1, got
     assert "'straggler'" in got[0]
@@ -158,3 +163,53 @@ def test_block_report_must_exceed_preempt_after() -> None:
         ragged.Runtime(procs=1, block_report=0.005)
     with pytest.raises(ValueError, match="must exceed preempt_after"):
         ragged.Runtime(procs=1, block_report=0.05, preempt_after=0.05)
+
+
+def test_reported_only_after_ignoring_a_request_to_yield(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sysmon's rule, round by round: a long slice is reported only once the goroutine has left
+    sysmon's request to yield unanswered for preempt_after, and only once per slice.
+
+    Drives ``retake`` with chosen times on a scheduler stub, as if sysmon had been
+    held up for 0.5s: coming back to a long slice it never asked to end, it asks first.
+    """
+    from types import SimpleNamespace
+
+    from ragged import _sysmon
+    from ragged._metrics import Metrics
+    from ragged._p import RUNNING, W_STATUS, P
+    from ragged._settings import Settings
+
+    reported: list[tuple[int, float]] = []
+    monkeypatch.setattr(_sysmon, "report_blocking", lambda sched, p, tick, ran: reported.append((p.id, ran)))
+    asked: list[int] = []
+    sched = SimpleNamespace(
+        settings=Settings(block_report=BLOCK),
+        gcwaiting=False,
+        procs=1,
+        chaos=None,
+        debug=False,
+        metrics=Metrics(),
+        preemptone=lambda p: asked.append(p.id) or True,
+    )
+    p = P(0, sched)  # type: ignore[arg-type]  # a stub, not a Sched
+    sched.allp = [p]
+    p.words.store(W_STATUS, RUNNING)
+    p.schedtick = 1
+    t0 = 100.0
+    _sysmon.retake(sched, t0)  # the slice begins
+    _sysmon.retake(sched, t0 + 0.5)  # sysmon was held up: first request, no report yet
+    assert (reported, asked) == ([], [0])
+    _sysmon.retake(sched, t0 + 0.505)  # asked 5ms ago: too soon
+    assert reported == []
+    _sysmon.retake(sched, t0 + 0.511)  # ignored for 11ms > preempt_after
+    assert reported == [(0, pytest.approx(0.511))]
+    _sysmon.retake(sched, t0 + 0.9)  # the same slice: no second report
+    assert len(reported) == 1 and asked == [0, 0, 0]
+    p.nsyscall += 1  # a syscall ends the slice
+    _sysmon.retake(sched, t0 + 1.0)
+    _sysmon.retake(sched, t0 + 1.05)  # a request, 50ms into the slice
+    _sysmon.retake(sched, t0 + 1.095)  # ignored for 45ms, but the slice is only 95ms long: asks again
+    _sysmon.retake(sched, t0 + 1.101)  # a long slice, but asked only 6ms ago
+    assert len(reported) == 1
+    _sysmon.retake(sched, t0 + 1.106)
+    assert reported[1] == (0, pytest.approx(0.106))
