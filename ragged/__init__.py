@@ -45,6 +45,7 @@ from ._errors import (
 from ._g import Goroutine
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._p import P
+from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._runtime import Runtime, run
 from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
@@ -53,6 +54,9 @@ from ._trace import trace
 from ._traps import checkpoint, gosched
 
 __version__ = "0.1.0"
+
+# Last, after every import (atomics pulls in cffi, which may turn the GIL back on).
+warn_if_gil_reenabled()
 
 __all__ = [
     "BarrierError",
@@ -65,6 +69,7 @@ __all__ = [
     "Context",
     "DeadlineExceeded",
     "Deadlock",
+    "GILEnabledWarning",
     "Goroutine",
     "GoroutineLogFilter",
     "IllegalTransition",

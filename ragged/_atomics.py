@@ -41,15 +41,19 @@ _CONST = [_U32(v) for v in range(16)]
 _CONST_ADDR = [_addressof(c) for c in _CONST]
 
 
+_MASK = 0xFFFFFFFF
+
+
 def _bind_op_table() -> tuple | None:
-    """Return (load, store, cas) patomic functions for 4-byte words, or None."""
+    """Return (load, store, cas, fetch_add) patomic functions for 4-byte words, or None."""
     try:
         from atomics._impl.enums import OpType
 
+        ops = (OpType.LOAD, OpType.STORE, OpType.CMPXCHG_STRONG, OpType.FETCH_ADD)
         scratch = (_U32 * 1)()
         with atomics.atomicview(buffer=memoryview(scratch).cast("B"), atype=atomics.UINT) as view:
             core = view._core
-            fps = [core.get_op_func(op) for op in (OpType.LOAD, OpType.STORE, OpType.CMPXCHG_STRONG)]
+            fps = [core.get_op_func(op) for op in ops]
         if any(fp is None for fp in fps):
             return None
         addr = [a for a in (ctypes.cast(fp, ctypes.c_void_p).value for fp in fps) if a]
@@ -59,7 +63,8 @@ def _bind_op_table() -> tuple | None:
         load = ctypes.PYFUNCTYPE(None, vp, ci, vp)(addr[0])
         store = ctypes.PYFUNCTYPE(None, vp, vp, ci)(addr[1])
         cas = ctypes.PYFUNCTYPE(ci, vp, vp, vp, ci, ci)(addr[2])
-        return load, store, cas
+        fetch_add = ctypes.PYFUNCTYPE(None, vp, vp, ci, vp)(addr[3])  # (obj, arg, order, ret)
+        return load, store, cas, fetch_add
     except Exception:  # noqa: BLE001  # pragma: no cover - depends on the installed atomics
         _log.warning("ragged: could not bind to atomics' op table; using its public API (slow)")
         return None
@@ -67,7 +72,7 @@ def _bind_op_table() -> tuple | None:
 
 _OPS = _bind_op_table()
 BINDING = "optable" if _OPS is not None else "public"
-_LOAD, _STORE, _CAS = _OPS if _OPS is not None else (None, None, None)
+_LOAD, _STORE, _CAS, _FETCH_ADD = _OPS if _OPS is not None else (None, None, None, None)
 
 
 class AtomicWords:
@@ -132,6 +137,18 @@ class AtomicWords:
             return _CAS(self._addrs[i], _addressof(expected), _CONST_ADDR[new], _SEQ_CST, _SEQ_CST) != 0
         desired = _U32(new)  # bound to a name: it must outlive the call
         return _CAS(self._addrs[i], _addressof(expected), _addressof(desired), _SEQ_CST, _SEQ_CST) != 0
+
+    def add(self, i: int, delta: int) -> int:
+        """Atomically add ``delta`` (may be negative) to word ``i``; return the new value.
+
+        Arithmetic wraps modulo 2**32, as the word is unsigned.
+        """
+        if _OPS is None:  # pragma: no cover
+            return (self._views[i].fetch_add(delta & _MASK) + delta) & _MASK
+        arg = _U32(delta & _MASK)  # bound to a name: it must outlive the call
+        old = _U32()
+        _FETCH_ADD(self._addrs[i], _addressof(arg), _SEQ_CST, _addressof(old))
+        return (old.value + delta) & _MASK
 
     def __repr__(self) -> str:
         return f"AtomicWords({list(self.plain)})"

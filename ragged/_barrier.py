@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import BarrierError, BarrierTimeout, combine
 from ._m import tls
 from ._p import IDLE, SYSCALL, W_SAFEPOINT, W_STATUS
+from ._platform import gil_enabled
 from ._traps import arm, disarm
 from ._world import wait_stopwait
 
@@ -49,9 +50,11 @@ class BarrierDone(threading.Event):
 
 
 def call_safe_point_fn(sched: Sched, p: P) -> None:
-    """Call ``sched.safe_point_fn(p)``; record its error and its timing.
+    """Call ``sched.safe_point_fn(p)``; record its error and its timing on ``p``.
 
-    The caller has won ``p``'s flag CAS.  May be called with ``sched.lock`` held.
+    The caller has won ``p``'s flag CAS, so it alone writes ``p.sp_err`` and
+    ``p.sp_wait`` for this barrier; the coordinator collects them at the end.
+    Nothing here is shared between Ms.  May be called with ``sched.lock`` held.
     """
     fn = sched.safe_point_fn
     assert fn is not None  # the caller won p's flag: a barrier is in flight
@@ -63,7 +66,7 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
     try:
         fn(p)
     except BaseException as err:  # noqa: BLE001 - handed to the barrier's caller
-        sched.safe_point_errs.append((p.id, err))
+        p.sp_err = err
     finally:
         tls.in_fn = prev
     done = _monotonic()
@@ -71,7 +74,7 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
         tr.fn_ran(p, t_ns, sched.barrier_seq)
     p.pause_ns += int((done - t) * 1e9)
     if p.sp_requested:
-        sched.sp_waits.append(done - p.sp_requested)
+        p.sp_wait = done - p.sp_requested
         p.sp_requested = 0.0
 
 
@@ -88,35 +91,51 @@ def run_safe_point_fn(sched: Sched, p: P, aside: bool = True) -> None:
     if not p.words.cas(W_SAFEPOINT, 1, 0):
         return
     call_safe_point_fn(sched, p)
-    with sched.lock:
-        sched.stopwait -= 1
-        left = sched.stopwait
-        if left == 0:
-            sched.stopnote.notify_all()
+    sched.stopwait_done()
     sched.run_deferred_wakep()
     if aside:
         step_aside(sched, p)
 
 
-def step_aside(sched: Sched, p: P) -> None:
-    """Let the Ms a barrier still waits for have the GIL (DESIGN.md, "under the GIL").
+STEP_ASIDE_WINDOW = 20e-3  # the automatic barrier_step_aside where Ps cannot all run at once
 
-    Called on an M whose P has run ``fn`` while the barrier is in flight.  A
-    compute-bound M keeps the GIL for a whole switch interval (5ms), so if it
-    simply went back to its goroutine, the Ms still to reach their safe point
-    -- and the coordinator, which must wake up to finish -- would queue behind
-    it: the barrier would take about procs x 5ms.  Instead the M waits for the
-    barrier to end, off the GIL.  Only during the first ``barrier_step_aside``
-    seconds of a barrier: a barrier held up by a straggler that never reaches
-    a safe point must not stall everyone else, so after that window the M
-    goes straight back to its goroutine (pure ragged behaviour).  The wait
-    counts as this P's pause.
+
+def step_aside_window(sched: Sched) -> float:
+    """How long into a barrier an M that has run ``fn`` steps aside (see ``step_aside``).
+
+    The ``barrier_step_aside`` setting when given; else ``STEP_ASIDE_WINDOW``
+    when the Ps cannot all run at once -- the GIL is on, or there are more Ps
+    than CPUs this process may use -- and 0 when they can: then an M that
+    steps aside gains the barrier nothing and only costs its goroutine.
+    """
+    window = sched.settings.barrier_step_aside
+    if window is not None:
+        return window
+    parallel = not gil_enabled() and sched.procs <= sched.cpus
+    return 0.0 if parallel else STEP_ASIDE_WINDOW
+
+
+def step_aside(sched: Sched, p: P) -> None:
+    """Let the Ms a barrier still waits for have a core, or the GIL (DESIGN.md).
+
+    Called on an M whose P has run ``fn`` while the barrier is in flight, when
+    the Ps cannot all run at once (``step_aside_window``).  A compute-bound M
+    keeps the GIL for a whole switch interval (5ms), and an oversubscribed
+    core for a scheduler slice, so if it simply went back to its goroutine,
+    the Ms still to reach their safe point -- and the coordinator, which must
+    wake up to finish -- would queue behind it: the barrier would take about
+    procs x a slice.  Instead the M waits for the barrier to end; its core
+    goes to an M still to run ``fn``, so the cores stay busy with goroutines.
+    Only within the step-aside window: a barrier held up by a straggler that
+    never reaches a safe point must not stall everyone else, so after that
+    window the M goes straight back to its goroutine (pure ragged behaviour).
+    The wait counts as this P's pause.
     """
     done = sched.barrier_done
     if done is None:
         return
     t = _monotonic()
-    left = sched.barrier_t0 + sched.settings.barrier_step_aside - t
+    left = sched.barrier_aside_until - t
     if left <= 0:
         return
     t_ns = perf_counter_ns()
@@ -158,11 +177,10 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             allp = sched.allp[:procs]
             sched.stopwait = procs - 1 if callerp is not None else procs
             sched.barrier_seq = seq
-            sched.barrier_t0 = t0
             sched.safe_point_fn = fn
-            sched.safe_point_errs = []
-            sched.sp_waits = []
             for p in allp:
+                p.sp_err = None
+                p.sp_wait = -1.0
                 if p is not callerp:
                     p.sp_requested = t0
                     p.words.store(W_SAFEPOINT, 1)
@@ -175,10 +193,12 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             for p in sched.pidle:
                 if p.words.cas(W_SAFEPOINT, 1, 0):
                     call_safe_point_fn(sched, p)
-                    sched.stopwait -= 1
+                    sched.stopwait_done()
             wait = sched.stopwait > 0
-            if wait and sched.settings.barrier_step_aside > 0:
+            window = step_aside_window(sched) if wait else 0.0
+            if window > 0:
                 # Some P is running or in a syscall: Ms that finish may step aside.
+                sched.barrier_aside_until = t0 + window
                 sched.barrier_done = BarrierDone()
         published = True
         sched.run_deferred_wakep()
@@ -211,10 +231,8 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 if p.plain[W_SAFEPOINT]:
                     raise BarrierError(f"for_each_p: P{p.id} did not run fn")
             sched.safe_point_fn = None
-            errs = sched.safe_point_errs
-            waits = sched.sp_waits
-            sched.safe_point_errs = []
-            sched.sp_waits = []
+        errs = [(p.id, p.sp_err) for p in allp if p.sp_err is not None]
+        waits = [p.sp_wait for p in allp if p.sp_wait >= 0]
     except BaseException:
         # Interrupted (say a KeyboardInterrupt while waiting) or an invariant
         # broke: leave the runtime usable, as a timeout does -- no P may run
@@ -277,9 +295,9 @@ def _give_up(sched: Sched, allp: list[P]) -> list[int]:
             if p.plain[W_SAFEPOINT] and p.words.cas(W_SAFEPOINT, 1, 0):
                 missing.append(p.id)
                 p.sp_requested = 0.0
-                sched.stopwait -= 1
-        while sched.stopwait > 0:
-            sched.stopnote.wait(0.01)
+                sched.stopwait_done()
+    while sched.stopwait > 0:  # each P inside fn counts itself down and wakes the note at 0
+        sched.stopnote.sleep(0.01)
     return missing
 
 

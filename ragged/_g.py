@@ -17,7 +17,7 @@ from contextvars import Context
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import Cancelled
-from ._park import WaitQueue, block_on, check_timeout, park_on, ready
+from ._park import WaitQueue, block_on, check_plain_thread, check_timeout, park_on, ready
 from ._traps import arm_g, checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -194,7 +194,13 @@ class Goroutine(Generic[T_co]):
         return self._exc
 
     def _wait(self, timeout: float | None) -> None:
-        """Block this plain thread until the goroutine is done (or ``timeout`` passes)."""
+        """Block this plain thread until the goroutine is done (or ``timeout`` passes).
+
+        Misuse from inside a goroutine is refused whether or not the goroutine
+        has finished: with Ps running in parallel it often has, and an error
+        that depends on that race would come and go.
+        """
+        check_plain_thread(f"Goroutine.result() / exception() of goroutine {self.id}")
         timeout = check_timeout(timeout)
         if not self._done:
             self._lock.acquire()

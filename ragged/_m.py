@@ -1,8 +1,8 @@
-"""M: an OS thread that runs the scheduler loop (Go's ``m``), and its note.
+"""M: an OS thread that runs the scheduler loop (Go's ``m``).
 
 Each M is a daemon ``threading.Thread`` running ``_proc.mstart``.  An M with
-nothing to do parks on its own :class:`Note` (Go's ``m.park``) and is woken by
-``startm`` with a P in ``nextp``.  ``tls.m`` is the M running on the current
+nothing to do parks on its own note (Go's ``m.park``, see ``_note``) and is
+woken by ``startm`` with a P in ``nextp``.  ``tls.m`` is the M running on the current
 thread (absent on plain threads): everything that needs "the current
 goroutine" or "the current P" starts there.
 """
@@ -12,45 +12,14 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ._note import new_note
+
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
     from ._p import P
     from ._sched import Sched
 
 tls = threading.local()
-
-
-class Note:
-    """A one-shot wakeup (Go's ``note``): ``sleep`` blocks until ``wakeup``.
-
-    Built on a ``threading.Lock`` used as a binary semaphore, the cheapest
-    blocking primitive Python has.  A wakeup that arrives before the sleep is
-    kept, so ``sleep`` returns at once; a wakeup after a timed-out sleep is also
-    kept, so callers re-check their condition after every return.
-    """
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def sleep(self, timeout: float | None = None) -> bool:
-        """Block until woken; False if ``timeout`` seconds passed first."""
-        if timeout is None:
-            return self._lock.acquire()
-        return self._lock.acquire(timeout=max(timeout, 0.0))
-
-    def wakeup(self) -> None:
-        """Wake the sleeper (or the next sleep).  Waking twice is harmless."""
-        try:
-            self._lock.release()
-        except RuntimeError:
-            pass  # already woken and not yet consumed
-
-    def clear(self) -> None:
-        """Drop a pending wakeup, if any."""
-        self._lock.acquire(blocking=False)
 
 
 class M:
@@ -86,7 +55,7 @@ class M:
         self.oldp: P | None = None
         self.spinning = False
         self.curg: Goroutine | None = None
-        self.park = Note()
+        self.park = new_note()
         self.timer_waiter = False
         self.exiting = False
 

@@ -96,6 +96,8 @@ class P:
         "sysmon_syscalltick",
         "sysmon_syscallwhen",
         "sp_requested",
+        "sp_wait",
+        "sp_err",
         "pause_ns",
         "nsyscall",
         "__weakref__",
@@ -118,6 +120,8 @@ class P:
         self.sysmon_syscalltick = 0
         self.sysmon_syscallwhen = 0.0
         self.sp_requested = 0.0  # when the current barrier asked this P (metrics)
+        self.sp_wait = -1.0  # request to fn done, for the barrier in flight (-1: not yet)
+        self.sp_err: BaseException | None = None  # what fn raised on this P, if anything
         self.pause_ns = 0  # mutator time this P lost to barriers / stop-the-world
         self.nsyscall = 0  # syscalls entered from this P (written by its own M)
 

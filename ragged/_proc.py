@@ -55,15 +55,22 @@ def schedule(sched: Sched, m: M) -> None:
     """Find a runnable goroutine and execute it, forever (Go's ``schedule``).
 
     Runs with ``m.p`` set and no locks held.  Returns only by raising _MExit.
+    This loop runs once per goroutine switch: it reads each field once and
+    calls ``safe_point`` only when something is pending there (a
+    stop-the-world, this P's barrier flag, a timer).
     """
+    timers = sched.timers
     while True:
-        p = safe_point(sched, m)
+        p = m.p
+        if sched.gcwaiting or p.plain[W_SAFEPOINT] or timers.timer0:
+            p = safe_point(sched, m)
         g = None
+        runq = p.runq
         if p.schedtick % 61 == 0 and sched.globrunq:
             g = sched.globrunqget(p, 1)  # so the global queue cannot starve
-        if g is None and p.runq:
+        if g is None and runq:
             try:
-                g = p.runq.popleft()
+                g = runq.popleft()
             except IndexError:  # a thief took it
                 pass
         if g is None:
@@ -171,19 +178,38 @@ def resetspinning(sched: Sched, m: M) -> None:
         sched.wakep()
 
 
-def stopm(sched: Sched, m: M) -> None:
+def stopm(sched: Sched, m: M, queued: bool = False) -> None:
     """Park an M that has no P until ``startm`` hands it one (Go's ``stopm``).
 
     If timers are pending and no other M waits for them, this M becomes the
     timer waiter: it sleeps until the earliest deadline and fires due timers.
+    ``queued``: the caller already put ``m`` on the idle list under the lock.
     Returns with ``m.p`` set; raises _MExit at shutdown.
+
+    The lock is taken only where there is something to decide under it (timer
+    duty, shutdown): ``startm`` sets ``m.nextp`` under the lock *before* it
+    wakes the note, so a woken M reads it plainly, as Go's ``stopm`` does.  On
+    the free-threaded build every avoided acquisition matters: a contended
+    lock spins and yields the core away (``_note``).
     """
     timers = sched.timers
-    with sched.lock:
-        if sched.shutdown:
-            raise _MExit
-        sched.mput(m)
+    if not queued:
+        with sched.lock:
+            if sched.shutdown:
+                raise _MExit
+            sched.mput(m)
     while True:
+        p = m.nextp
+        if not m.timer_waiter:
+            if p is not None:
+                m.nextp = None  # only this M consumes it
+                heir = None
+                break
+            if not timers.timer0 and not sched.shutdown:
+                # Nothing to claim: sleep until startm (or close) wakes us.  A
+                # timer added meanwhile finds no waiter and wakes an idle P.
+                m.park.sleep(None)
+                continue
         with sched.lock:
             p = m.nextp
             if p is not None:
@@ -228,8 +254,10 @@ def gcstopm(sched: Sched, m: M) -> None:
     """Stop the current M for a stop-the-world; resume when the world restarts.
 
     The caller saw ``gcwaiting`` without the lock; it is re-checked under the
-    lock, together with the P's stop and the ``stopwait`` decrement, so a
-    stale read can never count against a later barrier.
+    lock together with the P's stop, so a stale read can never count against
+    a later barrier.  The count-down comes after the lock is released (the
+    stop-the-world cannot end without it, so it is still the same one): the
+    coordinator it wakes must not find the lock held.
     """
     with sched.lock:
         if not sched.gcwaiting:
@@ -241,12 +269,15 @@ def gcstopm(sched: Sched, m: M) -> None:
         assert p is not None  # only an M holding a P stops for the world
         p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
         sched.releasep(m, GCSTOP)
-        sched.stopwait -= 1
-        if sched.stopwait == 0:
-            sched.stopnote.notify_all()
+        queued = not sched.shutdown
+        if queued:
+            sched.mput(m)  # park in the same critical section (stopm's first step)
+    sched.stopwait_done()
     if sched.trace is not None:
         sched.trace.stopped(p)
-    stopm(sched, m)
+    if not queued:
+        raise _MExit
+    stopm(sched, m, queued=True)
 
 
 HOLD_AT_CHECKPOINT = 2e-3

@@ -31,8 +31,9 @@ from ._errors import (
 )
 from ._g import DEAD, WAITING, Coro, Goroutine
 from ._labels import check_labels
-from ._m import Note, tls
+from ._m import tls
 from ._metrics import Metrics
+from ._note import new_note
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
@@ -134,7 +135,7 @@ class Runtime:
         self._deadlock: Deadlock | None = None
         self._errors: list[str] = []
         register_trace(self._sched)
-        self._sysmon_note = Note()
+        self._sysmon_note = new_note()
         self._sysmon = threading.Thread(
             target=sysmon, args=(self._sched, self._sysmon_note), name="ragged-sysmon", daemon=True
         )

@@ -9,7 +9,8 @@ part of the scheduler shares -- run queues, idle lists, ``startm``,
 ``_syscall``; the barrier and stop-the-world in ``_barrier`` and ``_stw``.
 
 Locking.  ``lock`` (Go's ``sched.lock``) guards the idle lists, ``nmspinning``,
-``stopwait``, ``gcwaiting`` and ``safe_point_fn``.  Run queues are
+``gcwaiting`` and ``safe_point_fn``; ``stopwait`` is an atomic word (set under
+``lock``, counted down without it).  Run queues are
 ``collections.deque``s, whose appends and pops are thread-safe one at a time:
 a P's own M pushes and pops its local queue, thieves pop from the same end.
 A goroutine is put on the *global* queue under ``lock`` whenever the caller
@@ -28,12 +29,15 @@ from collections.abc import Callable
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
+from ._atomics import AtomicWords
 from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Coro, Goroutine
 from ._m import M, tls
+from ._note import new_note
 from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
 from ._p import RUNNING as P_RUNNING
+from ._platform import usable_cpus
 from ._timers import Timers
 from ._traps import arm_g, disarm_g
 
@@ -71,7 +75,7 @@ class Sched:
         self.barrier_seq = 0
         self.stw_trace: tuple[str, int, int] = ("", 0, 0)
         self.lock = threading.Lock()
-        self.stopnote = threading.Condition(self.lock)
+        self.stopnote = new_note()  # the coordinator sleeps here until stopwait reaches 0
         self.procs = procs
         self.allp: list[P] = []
         self.pidle: list[P] = []
@@ -81,12 +85,11 @@ class Sched:
         self.nmspinning = 0
         self.globrunq: deque[Goroutine] = deque()
         self.gcwaiting = False
-        self.stopwait = 0
+        self._stopwait = AtomicWords(1)  # see the stopwait property
         self.safe_point_fn: Callable[[P], Any] | None = None
-        self.safe_point_errs: list[tuple[int, BaseException]] = []
-        self.sp_waits: list[float] = []
         self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
-        self.barrier_t0 = 0.0
+        self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
+        self.cpus = usable_cpus()  # CPUs this process may use, read once at start
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
@@ -192,6 +195,34 @@ class Sched:
 
     def any_local_work(self) -> bool:
         return any(p.runq for p in self.allp)
+
+    @property
+    def stopwait(self) -> int:
+        """How many Ps the barrier or stop-the-world in flight still waits for.
+
+        An atomic word: the coordinator stores it (under ``lock``, when no
+        operation is in flight) and every P that is done counts itself down
+        with :meth:`stopwait_done`, which needs no lock.  Reading it is a plain
+        load: it only falls while an operation is in flight, so a 0 is final.
+        """
+        v = self._stopwait.plain[0]
+        return v - 0x100000000 if v & 0x80000000 else v  # signed, so a bug shows as < 0
+
+    @stopwait.setter
+    def stopwait(self, n: int) -> None:
+        self._stopwait.store(0, n)
+
+    def stopwait_done(self) -> None:
+        """Count one P as done for the barrier or stop-the-world in flight.
+
+        No lock needed: an M that has just run a barrier's ``fn`` must not queue
+        on ``lock`` (on the free-threaded build a contended lock spins and yields
+        the core away; see ``_note``).  Whoever brings ``stopwait`` to 0 wakes
+        the coordinator, which loops on ``stopwait == 0``
+        (``_world.wait_stopwait``), so an early or left-over wakeup is harmless.
+        """
+        if self._stopwait.add(0, -1) == 0:
+            self.stopnote.wakeup()
 
     # ------------------------------------------------------------- idle lists
 
@@ -319,21 +350,22 @@ class Sched:
         if spin:
             self.startm(p, True)
             return
+        # Stopping the P for the world, or running the barrier's fn for it,
+        # counts it down -- after the lock is released, as in ``gcstopm``.
+        start = False
         with self.lock:
             if self.gcwaiting:
                 p.setstatus(GCSTOP)
-                self.stopwait -= 1
-                if self.stopwait == 0:
-                    self.stopnote.notify_all()
-                return
-            if p.plain[W_SAFEPOINT] and p.words.cas(W_SAFEPOINT, 1, 0):
-                call_safe_point_fn(self, p)
-                self.stopwait -= 1
-                if self.stopwait == 0:
-                    self.stopnote.notify_all()
-            start = bool(self.globrunq) or (self.timers.timer0 and self.timer_waiter is None)
-            if not start:
-                self.pidleput(p)
+                done = True
+            else:
+                done = bool(p.plain[W_SAFEPOINT]) and p.words.cas(W_SAFEPOINT, 1, 0)
+                if done:
+                    call_safe_point_fn(self, p)
+                start = bool(self.globrunq) or bool(self.timers.timer0 and self.timer_waiter is None)
+                if not start:
+                    self.pidleput(p)
+        if done:
+            self.stopwait_done()
         if start:
             self.startm(p, False)
         self.run_deferred_wakep()

@@ -38,10 +38,13 @@ class Settings:
         most Ms (OS threads) the runtime may start.
     ``shutdown_timeout`` (5s)
         how long ``close()`` lets cancelled goroutines finish.
-    ``barrier_step_aside`` (20ms)
+    ``barrier_step_aside`` (None: automatic)
         for this long after a barrier starts, an M whose P has run ``fn`` waits
-        for the barrier to end instead of taking the GIL back from the Ms still
-        to reach their safe point (0: never; see ``_barrier.step_aside``).
+        for the barrier to end instead of taking its core (or the GIL) back from
+        the Ms still to reach their safe point (0: never; see
+        ``_barrier.step_aside``).  None (the default): 20ms when the Ps cannot
+        all run at once -- the GIL is on, or there are more Ps than usable
+        CPUs -- else 0.
     ``block_report`` (off; :data:`DEBUG_BLOCK_REPORT` with ``debug``)
         sysmon logs a goroutine that has held its P this long without reaching
         a safe point, once per slice, with its stack (see ``_blockreport``);
@@ -64,7 +67,7 @@ class Settings:
     straggler_timeout: float = 1.0
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
-    barrier_step_aside: float = 20e-3
+    barrier_step_aside: float | None = None
     block_report: float | None = None
     detect_deadlock: bool = False
     debug: bool = False
@@ -87,17 +90,18 @@ class Settings:
             elif f.type in ("bool", bool):
                 if not isinstance(v, bool):
                     raise TypeError(f"{f.name} must be True or False, not {v!r}")
+            elif f.type in ("float | None",):
+                if v is not None:
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        raise TypeError(f"{f.name} must be None or a number of seconds, not {type(v).__name__}")
+                    if math.isnan(v) or v < 0:
+                        raise ValueError(f"{f.name} must be None or >= 0 seconds, not {v!r}")
+                    setattr(self, f.name, float(v))
             elif f.type in ("int | None",):
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise TypeError(f"{f.name} must be None or an int, not {type(v).__name__}")
-            elif f.type in ("float | None",):
-                if v is None:
-                    continue
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise TypeError(f"{f.name} must be None or a number of seconds, not {type(v).__name__}")
-                if math.isnan(v) or v < 0:
-                    raise ValueError(f"{f.name} must be None or >= 0 seconds, not {v!r}")
-                setattr(self, f.name, float(v) or None)  # 0 means off, as None does
+        if self.block_report == 0:
+            self.block_report = None  # 0 means off, as None does
         br = self.block_report
         if br is not None and br <= self.preempt_after:
             raise ValueError(

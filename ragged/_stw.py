@@ -27,6 +27,7 @@ from ._world import check_not_in_fn, wait_stopwait
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
+    from ._m import M
     from ._p import P
     from ._runtime import Runtime
     from ._sched import Sched
@@ -53,12 +54,12 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
             p.sp_requested = t0
         if callerp is not None:
             callerp.setstatus(GCSTOP)
-            sched.stopwait -= 1
+            sched.stopwait_done()
         tr = sched.trace
         for p in allp:
             if p.plain[W_STATUS] == SYSCALL and p.casstatus(SYSCALL, GCSTOP):
                 p.syscalltick += 1
-                sched.stopwait -= 1
+                sched.stopwait_done()
                 if tr is not None:
                     tr.stopped(p)
         while True:
@@ -66,7 +67,7 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
             if idle is None:
                 break
             idle.setstatus(GCSTOP)
-            sched.stopwait -= 1
+            sched.stopwait_done()
             if tr is not None:
                 tr.stopped(idle)
         wait = sched.stopwait > 0
@@ -107,7 +108,8 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
     now = _monotonic()
     pause = 0.0
     waits = []
-    to_start = []
+    to_start: list[P] = []  # Ps with work and no idle M to take them: startm makes one
+    to_wake: list[M] = []  # idle Ms already given a P
     with sched.lock:
         for p in sched.allp[: sched.procs]:
             stopped_at = p.sp_requested or t0
@@ -119,14 +121,25 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
             if p is callerp or p.plain[W_STATUS] != GCSTOP:
                 continue  # (not stopped: only when a stop was called off)
             p.setstatus(IDLE)
-            if p.runq:
+            if not p.runq:
+                sched.pidleput(p)
+                continue
+            # Hand the P to an idle M now, and wake it once the lock is free:
+            # a woken M must not find us still holding it (Go's procresize
+            # pairs Ps with Ms under the lock the same way).
+            m = None if sched.shutdown else sched.mget()
+            if m is None:
                 to_start.append(p)
             else:
-                sched.pidleput(p)
+                m.nextp = p
+                m.spinning = False
+                to_wake.append(m)
         if callerp is not None and callerp.plain[W_STATUS] == GCSTOP:
             callerp.setstatus(RUNNING)
         sched.gcwaiting = False
     disarm()
+    for m in to_wake:
+        m.park.wakeup()
     for p in to_start:
         sched.startm(p, False)
     if sched.globrunq or sched.timers.timer0:

@@ -71,15 +71,17 @@ def entersyscall_gcwait(sched: Sched, p: Any) -> None:
     now that stop-the-world may be over and a barrier may have set
     ``stopwait`` (and our P, retaken meanwhile, may be back in SYSCALL under
     another M, so the CAS alone proves nothing): stopping the P then would
-    decrement the barrier's count and strand the P in GCSTOP.
+    decrement the barrier's count and strand the P in GCSTOP.  Once the P is
+    stopped that stop-the-world cannot end without our count-down, which is
+    made after the lock is released (``gcstopm`` says why).
     """
     with sched.lock:
-        if sched.gcwaiting and sched.stopwait > 0 and p.casstatus(P_SYSCALL, GCSTOP):
+        stopped = sched.gcwaiting and sched.stopwait > 0 and p.casstatus(P_SYSCALL, GCSTOP)
+        if stopped:
             p.syscalltick += 1
             p.sp_requested = _monotonic()
-            sched.stopwait -= 1
-            if sched.stopwait == 0:
-                sched.stopnote.notify_all()
+    if stopped:
+        sched.stopwait_done()
 
 
 def exitsyscall(sched: Sched, m: M, g: Goroutine) -> bool:

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._blockreport import report_blocking
-from ._m import Note
+from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
 
 if TYPE_CHECKING:  # pragma: no cover

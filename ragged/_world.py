@@ -7,9 +7,12 @@ a P would stall a coordinator waiting for that P).
 
 ``wait_stopwait`` is the coordinator's wait from the reference commit: sleep
 on ``stopnote`` for 100µs, re-preempt on every timeout, loop on the predicate
-``stopwait == 0`` (a wakeup can be consumed by the timeout path), and log the
-stragglers -- P, goroutine and its Python stack -- once the straggler timeout
-passes.
+``stopwait == 0`` (a wakeup can be consumed by the timeout path, or be left
+over from an earlier round), and log the stragglers -- P, goroutine and its
+Python stack -- once the straggler timeout passes.  ``stopnote`` is a kernel
+wait on the free-threaded build (see ``_note``): there a lock-based timed
+wait spins and yields its core to busy Ms, and the coordinator took
+milliseconds to notice the last P.
 """
 
 from __future__ import annotations
@@ -122,14 +125,12 @@ def wait_stopwait(
     rounds = 0
     reported = False
     straggler = sched.settings.straggler_timeout
-    cond = sched.stopnote
-    while True:
-        with sched.lock:
-            if sched.stopwait == 0:
-                return rounds, False
-            cond.wait(REPREEMPT_INTERVAL)
-            if sched.stopwait == 0:
-                return rounds, False
+    note = sched.stopnote
+    # stopwait only falls while we wait, and the P that brings it to 0 wakes
+    # the note after its locked decrement: a plain read of 0 is final.
+    while sched.stopwait != 0:
+        if note.sleep(REPREEMPT_INTERVAL):
+            continue  # woken (perhaps by a wakeup left over from an earlier round): look again
         rounds += 1
         rearm()  # re-preempt: make sure every checkpoint traps
         now = _monotonic()
@@ -138,6 +139,7 @@ def wait_stopwait(
             report_stragglers(sched, pending(), what, now - t0)
         if deadline is not None and now >= deadline:
             return rounds, True
+    return rounds, False
 
 
 def describe_p(p: P) -> str:

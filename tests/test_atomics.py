@@ -205,3 +205,45 @@ def test_cas_loop_counter_is_exact(mixed: bool) -> None:
     errors = run_threads(adder, n_threads, 50)
     assert not errors, errors
     assert w.load(0) == n_threads * per_thread, f"lost updates (retries per thread: {retries})"
+
+
+@pytest.mark.parametrize("start", [0, 1, 15, 16, 2**31, 2**32 - 1])
+@pytest.mark.parametrize("delta", [1, -1, 7, -16, 2**31])
+def test_add_agrees_with_public_fetch_add(start: int, delta: int) -> None:
+    """``add`` returns the new value, wraps modulo 2**32, and matches the public API."""
+    w = AtomicWords(2)
+    w.store(0, start)
+    w.store(1, start)
+    got = w.add(0, delta)
+    with public_view(w, 1) as view:
+        old = view.fetch_add(delta % 2**32)
+    assert old == start
+    assert got == (start + delta) % 2**32 == w.load(0) == w.load(1)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("short_switch_interval")
+@pytest.mark.parametrize("mixed", [False, True], ids=["optable", "optable+public"])
+def test_add_counter_is_exact(mixed: bool) -> None:
+    """4 threads each add +1 and then -1 10,000 times, some through the public API:
+    no update is lost, and a final +1 from each leaves exactly 4."""
+    n_threads, per_thread = 4, 10_000
+    w = AtomicWords(1)
+    start = threading.Barrier(n_threads)
+
+    def adder(tid: int) -> None:
+        use_public = mixed and tid % 2 == 0
+        with public_view(w, 0) as view:
+            start.wait()
+            for _ in range(per_thread):
+                if use_public:
+                    view.fetch_add(1)
+                    view.fetch_sub(1)
+                else:
+                    w.add(0, 1)
+                    w.add(0, -1)
+            w.add(0, 1)
+
+    errors = run_threads(adder, n_threads, 50)
+    assert not errors, errors
+    assert w.load(0) == n_threads

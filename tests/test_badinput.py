@@ -528,6 +528,7 @@ def test_table_covers_every_public_callable() -> None:
         "NotInPlainThread",
         "RaggedError",
         "RuntimeClosed",
+        "GILEnabledWarning",
         "Case",  # made by recv_case/send_case, covered through select rows
         "P",  # handed to callbacks, never constructed by users
         "Goroutine",  # covered by the g.* rows
