@@ -62,6 +62,7 @@ def schedule(sched: Sched, m: M) -> None:
     timers = sched.timers
     while True:
         p = m.p
+        assert p is not None  # the scheduler runs with m.p set
         if sched.gcwaiting or p.plain[W_SAFEPOINT] or timers.timer0:
             p = safe_point(sched, m)
         g = None
