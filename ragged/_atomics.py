@@ -57,7 +57,7 @@ def _bind_op_table() -> tuple | None:
         if any(fp is None for fp in fps):
             return None
         addr = [a for a in (ctypes.cast(fp, ctypes.c_void_p).value for fp in fps) if a]
-        if len(addr) != 3:  # a null function pointer
+        if len(addr) != len(fps):  # a null function pointer
             return None
         vp, ci = ctypes.c_void_p, ctypes.c_int
         load = ctypes.PYFUNCTYPE(None, vp, ci, vp)(addr[0])
