@@ -23,6 +23,7 @@ wake goroutines (those wakeups are deferred until the lock is released).
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -97,40 +98,56 @@ def run_safe_point_fn(sched: Sched, p: P, aside: bool = True) -> None:
         step_aside(sched, p)
 
 
-STEP_ASIDE_WINDOW = 20e-3  # the automatic barrier_step_aside where Ps cannot all run at once
+STEP_ASIDE_WINDOW = 20e-3  # the automatic barrier_step_aside under the GIL
 
 
 def step_aside_window(sched: Sched) -> float:
-    """How long into a barrier an M that has run ``fn`` steps aside (see ``step_aside``).
+    """How long into a barrier an M that has run ``fn`` parks (see ``step_aside``).
 
     The ``barrier_step_aside`` setting when given; else ``STEP_ASIDE_WINDOW``
-    when the Ps cannot all run at once -- the GIL is on, or there are more Ps
-    than CPUs this process may use -- and 0 when they can: then an M that
-    steps aside gains the barrier nothing and only costs its goroutine.
+    where the GIL is on, and 0 on a free-threaded interpreter running without
+    it: there an M never parks for a barrier (its goroutine keeps running),
+    and with more Ps than CPUs it yields its core instead (``yields_cores``).
     """
     window = sched.settings.barrier_step_aside
     if window is not None:
         return window
-    parallel = not gil_enabled() and sched.procs <= sched.cpus
-    return 0.0 if parallel else STEP_ASIDE_WINDOW
+    return STEP_ASIDE_WINDOW if gil_enabled() else 0.0
+
+
+def yields_cores(sched: Sched) -> bool:
+    """Whether Ms that have run a barrier's ``fn`` yield their core (``os.sched_yield``).
+
+    Only by default on a free-threaded interpreter without the GIL, and only
+    when the Ps cannot all run at once (more Ps than CPUs this process may
+    use): the Ms the barrier waits for are then queued behind busy ones for a
+    scheduler slice each.  A yielding M stays runnable and its goroutine goes
+    on after the yield -- no P is parked -- while the core goes to a waiting
+    M, so the Ms take turns a chunk at a time until every P has run ``fn``.
+    """
+    return sched.settings.barrier_step_aside is None and not gil_enabled() and sched.procs > sched.cpus
 
 
 def step_aside(sched: Sched, p: P) -> None:
-    """Let the Ms a barrier still waits for have a core, or the GIL (DESIGN.md).
+    """Make room for the Ms a barrier still waits for: park until it ends, or yield the core.
 
-    Called on an M whose P has run ``fn`` while the barrier is in flight, when
-    the Ps cannot all run at once (``step_aside_window``).  A compute-bound M
-    keeps the GIL for a whole switch interval (5ms), and an oversubscribed
-    core for a scheduler slice, so if it simply went back to its goroutine,
-    the Ms still to reach their safe point -- and the coordinator, which must
-    wake up to finish -- would queue behind it: the barrier would take about
-    procs x a slice.  Instead the M waits for the barrier to end; its core
-    goes to an M still to run ``fn``, so the cores stay busy with goroutines.
-    Only within the step-aside window: a barrier held up by a straggler that
-    never reaches a safe point must not stall everyone else, so after that
-    window the M goes straight back to its goroutine (pure ragged behaviour).
-    The wait counts as this P's pause.
+    Called on an M whose P has run ``fn`` while the barrier is in flight,
+    when the Ps cannot all run at once.  Under the GIL a compute-bound M keeps
+    the GIL for a whole switch interval (5ms), so if it simply went back to
+    its goroutine, the Ms still to reach their safe point -- and the
+    coordinator, which must wake up to finish -- would queue behind it: the
+    barrier would take about procs x 5ms (DESIGN.md).  So it waits for the
+    barrier to end, off the GIL, but only within the step-aside window: a
+    barrier held up by a straggler that never reaches a safe point must not
+    stall everyone else, so after that window the M goes straight back to its
+    goroutine (pure ragged behaviour).  The wait counts as this P's pause.
+    On a free-threaded build with more Ps than CPUs the M only yields its
+    core (``yields_cores``), once per safe point while the barrier is in
+    flight.
     """
+    if sched.barrier_yield:
+        os.sched_yield()
+        return
     done = sched.barrier_done
     if done is None:
         return
@@ -195,11 +212,14 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                     call_safe_point_fn(sched, p)
                     sched.stopwait_done()
             wait = sched.stopwait > 0
-            window = step_aside_window(sched) if wait else 0.0
-            if window > 0:
-                # Some P is running or in a syscall: Ms that finish may step aside.
-                sched.barrier_aside_until = t0 + window
-                sched.barrier_done = BarrierDone()
+            if wait:
+                # Some P is running or in a syscall: Ms that finish may make room.
+                window = step_aside_window(sched)
+                if window > 0:
+                    sched.barrier_aside_until = t0 + window
+                    sched.barrier_done = BarrierDone()
+                else:
+                    sched.barrier_yield = yields_cores(sched)
         published = True
         sched.run_deferred_wakep()
 
@@ -276,6 +296,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
 
 def _finish_done(sched: Sched) -> None:
     """Release the Ms stepping aside for the barrier (the coordinator's last act)."""
+    sched.barrier_yield = False
     done = sched.barrier_done
     if done is not None:
         sched.barrier_done = None

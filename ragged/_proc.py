@@ -285,11 +285,12 @@ HOLD_AT_CHECKPOINT = 2e-3
 
 
 def serve_barriers(sched: Sched, p: P) -> None:
-    """At a goroutine's checkpoint: run the pending barrier function, step aside.
+    """At a goroutine's checkpoint: run the pending barrier function, make room.
 
     A barrier is in flight.  If this P has yet to run ``fn``, run it; either
-    way step aside (off the GIL) until the barrier ends, so the Ms still to
-    reach a safe point, and the coordinator, get the GIL.  The next barrier
+    way step aside (``_barrier.step_aside``: off the GIL until the barrier
+    ends, or a yield of the core) so the Ms still to reach a safe point, and
+    the coordinator, get to run.  The next barrier
     may begin while this M waits; it is still at a safe point, so it serves
     that one too -- for at most ``HOLD_AT_CHECKPOINT`` in all, then the last
     ``fn`` runs without stepping aside and the goroutine resumes: barriers
@@ -300,7 +301,7 @@ def serve_barriers(sched: Sched, p: P) -> None:
     while True:
         if p.plain[W_SAFEPOINT]:
             run_safe_point_fn(sched, p, aside)
-        elif aside and sched.barrier_done is not None:
+        elif aside and (sched.barrier_done is not None or sched.barrier_yield):
             step_aside(sched, p)
         if not aside or not p.plain[W_SAFEPOINT]:
             return
@@ -383,7 +384,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             kind = 0  # not one of ours: rejected below
 
         if kind == CHECK:
-            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None:
+            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None or sched.barrier_yield:
                 serve_barriers(sched, p)
             if g.holds_world:
                 _deschedule(g)

@@ -88,6 +88,7 @@ class Sched:
         self._stopwait = AtomicWords(1)  # see the stopwait property
         self.safe_point_fn: Callable[[P], Any] | None = None
         self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
+        self.barrier_yield = False  # Ms that ran fn yield their core (see _barrier.yields_cores)
         self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
         self.cpus = usable_cpus()  # CPUs this process may use, read once at start
         self.wakep_deferred = False

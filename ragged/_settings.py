@@ -40,11 +40,11 @@ class Settings:
         how long ``close()`` lets cancelled goroutines finish.
     ``barrier_step_aside`` (None: automatic)
         for this long after a barrier starts, an M whose P has run ``fn`` waits
-        for the barrier to end instead of taking its core (or the GIL) back from
-        the Ms still to reach their safe point (0: never; see
-        ``_barrier.step_aside``).  None (the default): 20ms when the Ps cannot
-        all run at once -- the GIL is on, or there are more Ps than usable
-        CPUs -- else 0.
+        for the barrier to end instead of taking the GIL (or its core) back
+        from the Ms still to reach their safe point (0: never; see
+        ``_barrier.step_aside``).  None (the default): 20ms where the GIL is
+        on; on a free-threaded build without it an M never waits, and with
+        more Ps than usable CPUs it yields its core at each safe point instead.
     ``block_report`` (off; :data:`DEBUG_BLOCK_REPORT` with ``debug``)
         sysmon logs a goroutine that has held its P this long without reaching
         a safe point, once per slice, with its stack (see ``_blockreport``);

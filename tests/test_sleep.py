@@ -111,3 +111,22 @@ def test_checkpoint_is_a_noop_when_nothing_is_pending() -> None:
     assert out == [None] * 1000
     # Only a sysmon preemption request (on a slow machine) may make it leave the P.
     assert switches == preemptions, "checkpoint() left the goroutine although nothing was pending"
+
+
+def test_checkpoint_looks_like_the_function_it_documents() -> None:
+    """``ragged.checkpoint`` is a C-level call for speed; to users it is a function of no arguments."""
+    import inspect
+
+    cp = ragged.checkpoint
+    assert cp.__name__ == "checkpoint"
+    assert "cheap safe point" in (cp.__doc__ or "")
+    assert not inspect.signature(cp).parameters
+    with pytest.raises(TypeError):
+        cp(1)  # type: ignore[call-arg]
+
+    # Outside a goroutine it is a no-op awaitable: awaiting it finishes at once.
+    async def await_it() -> None:
+        await cp()
+
+    with pytest.raises(StopIteration):
+        await_it().send(None)

@@ -1,35 +1,40 @@
-"""When an M that has run a barrier's fn steps aside (``_barrier.step_aside_window``).
+"""How an M that has run a barrier's fn makes room for the Ms the barrier waits for.
 
-Stepping aside gives the M's core (or the GIL) to the Ms a barrier still waits
-for.  It helps only when the Ps cannot all run at once: under the GIL, or with
-more Ps than usable CPUs.  The decision is made per barrier, so it follows
+Under the GIL it parks until the barrier ends, within ``barrier_step_aside``
+(20ms by default).  On a free-threaded build without the GIL it never parks;
+with more Ps than usable CPUs it yields its core at each safe point instead
+(``_barrier.yields_cores``).  The choice is made per barrier, so it follows
 ``set_procs``; an explicit ``barrier_step_aside`` setting always wins.
 """
 
 from __future__ import annotations
 
 import pytest
+from _barrier_helpers import Calls, busy_goroutines
+from conftest import wait_until
 
 import ragged
 from ragged import _barrier
-from ragged._barrier import STEP_ASIDE_WINDOW, step_aside_window
+from ragged._barrier import STEP_ASIDE_WINDOW, step_aside_window, yields_cores
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("gil", [True, False], ids=["gil", "free-threaded"])
-def test_automatic_window_steps_aside_only_when_ps_cannot_all_run(monkeypatch: pytest.MonkeyPatch, gil: bool) -> None:
+def test_automatic_choice_follows_the_interpreter_and_procs(monkeypatch: pytest.MonkeyPatch, gil: bool) -> None:
     monkeypatch.setattr(_barrier, "gil_enabled", lambda: gil)
     with ragged.Runtime(procs=2) as rt:
         sched = rt._sched
         sched.cpus = 2
         assert step_aside_window(sched) == (STEP_ASIDE_WINDOW if gil else 0.0)
+        assert not yields_cores(sched)
         sched.cpus = 1  # more Ps than CPUs: the Ps cannot all run at once
-        assert step_aside_window(sched) == STEP_ASIDE_WINDOW
-        sched.cpus = 4
-        rt.set_procs(8)  # the decision follows procs
-        assert step_aside_window(sched) == STEP_ASIDE_WINDOW
-        rt.set_procs(4)
         assert step_aside_window(sched) == (STEP_ASIDE_WINDOW if gil else 0.0)
+        assert yields_cores(sched) is (not gil)
+        sched.cpus = 4
+        rt.set_procs(8)  # the choice follows procs
+        assert yields_cores(sched) is (not gil)
+        rt.set_procs(4)
+        assert not yields_cores(sched)
 
 
 @pytest.mark.timeout(30)
@@ -40,7 +45,34 @@ def test_explicit_setting_wins(monkeypatch: pytest.MonkeyPatch, value: float) ->
         with ragged.Runtime(procs=2, barrier_step_aside=value) as rt:
             rt._sched.cpus = 1
             assert step_aside_window(rt._sched) == value
+            assert not yields_cores(rt._sched)
             assert rt.settings.barrier_step_aside == value
+
+
+@pytest.mark.timeout(60)
+def test_yielding_ms_serve_every_barrier_exactly_once_and_keep_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced into the yield mode (free-threaded, more Ps than CPUs) on whatever build
+    runs the suite: 50 barriers over 4 busy Ps each run fn exactly once per P, no P
+    parks (no step-aside pause is recorded), and the goroutines keep computing."""
+    monkeypatch.setattr(_barrier, "gil_enabled", lambda: False)
+    yielded = []
+    real_yield = _barrier.os.sched_yield
+    monkeypatch.setattr(_barrier.os, "sched_yield", lambda: (yielded.append(1), real_yield())[1])
+    windows: list[float] = []  # a parking step-aside needs a window > 0
+    real_window = _barrier.step_aside_window
+    monkeypatch.setattr(_barrier, "step_aside_window", lambda sched: windows.append(real_window(sched)) or windows[-1])
+    with ragged.Runtime(procs=4) as rt:
+        rt._sched.cpus = 1
+        with busy_goroutines(rt, 4) as counts:
+            for i in range(50):
+                calls = Calls()
+                rt.for_each_p(calls)
+                assert sorted(calls.ids) == [0, 1, 2, 3], f"barrier {i}: fn ran on {sorted(calls.ids)}"
+                assert not rt._sched.barrier_yield, "the yield mode outlived its barrier"
+            before = sum(counts)
+            wait_until(lambda: sum(counts) > before, 10, "the goroutines to keep computing")
+    assert yielded, "no M yielded its core although the Ps could not all run at once"
+    assert windows and not any(windows), f"Ms were allowed to park for barriers: windows {set(windows)}"
 
 
 @pytest.mark.parametrize(
@@ -54,3 +86,14 @@ def test_bad_setting_is_refused_with_a_named_error(value: object, error: type) -
 def test_default_setting_is_automatic() -> None:
     with ragged.Runtime(procs=1) as rt:
         assert rt.settings.barrier_step_aside is None
+
+
+def test_a_barrier_over_idle_ps_never_makes_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every P idle the coordinator serves them all itself: nothing to wait for."""
+    made = []
+    monkeypatch.setattr(_barrier, "step_aside_window", lambda sched: made.append("park") or 0.0)
+    monkeypatch.setattr(_barrier, "yields_cores", lambda sched: made.append("yield") or False)
+    with ragged.Runtime(procs=3) as rt:
+        rt._sched.cpus = 1
+        rt.for_each_p(lambda p: None)
+    assert not made
