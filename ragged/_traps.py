@@ -144,7 +144,7 @@ def checkpoint() -> Any:
 # free-threaded 3.13, which does not specialize calls); a partial of the list's
 # own ``__getitem__`` makes none (1.7-1.8x).  ``update_wrapper`` keeps the
 # function above as its name, docstring and signature.
-checkpoint = functools.update_wrapper(functools.partial(_slot.__getitem__, 0), checkpoint)  # type: ignore[assignment]
+checkpoint = functools.update_wrapper(functools.partial(_slot.__getitem__, 0), checkpoint)
 
 
 def pending() -> bool:

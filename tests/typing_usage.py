@@ -40,6 +40,8 @@ async def in_goroutine() -> int:
     assert_type(await ragged.go(square(5)), int)  # a coroutine object
     assert_type(await ragged.go(nothing), None)
     assert_type(await ragged.syscall(encode, "x"), bytes)
+    await ragged.checkpoint()
+    await ragged.gosched()
 
     ch: ragged.Chan[int] = ragged.Chan(2)
     await ch.send(7)
