@@ -253,6 +253,9 @@ class Goroutine(Generic[T_co]):
                     self._callbacks = []
                 self._callbacks.append(fn)
                 return
+            # Done already (with Ps in parallel, often before the spawner got
+            # here): the callback still takes the outcome, as it would have.
+            self._retrieved = True
         fn(self)
 
     # ------------------------------------------------------------ cancel

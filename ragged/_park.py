@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import NotInGoroutine, NotInPlainThread, RaggedError
 from ._m import tls
+from ._note import Note, new_note
 from ._traps import gopark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,23 +36,38 @@ _main_thread = threading.main_thread()
 _MAIN_SLICE = 0.1
 
 
+_thread_notes = threading.local()
+
+
+def thread_note() -> Note:
+    """The note this plain thread sleeps on when it waits for the runtime, made once.
+
+    One per thread, reused by every wait: a kernel note costs a descriptor
+    (``_note``), and a thread waits for one thing at a time.  A wakeup left
+    over from an abandoned wait (a KeyboardInterrupt mid-wait) cannot end a
+    later one: waits loop on their sudog's ``done``, not on the note.
+    """
+    note = getattr(_thread_notes, "note", None)
+    if note is None:
+        note = _thread_notes.note = new_note()
+    return note
+
+
 class Sudog:
     """One waiter.  ``g`` is None for a plain thread (which sleeps on ``note``).
 
     ``elem``/``ok``/``case`` carry channel data; ``value``/``exc`` carry what a
-    plain thread is woken with.
+    plain thread is woken with, and ``done`` says it was (set before the note
+    is woken, by the waker that won the claim).
     """
 
-    __slots__ = ("g", "claim", "note", "elem", "ok", "case", "c", "value", "exc", "reason", "timed")
+    __slots__ = ("g", "claim", "note", "done", "elem", "ok", "case", "c", "value", "exc", "reason", "timed")
 
     def __init__(self, g: Goroutine | None, claim: threading.Lock | None = None) -> None:
         self.g = g
         self.claim = claim if claim is not None else _Lock()
-        if g is None:
-            self.note: threading.Lock | None = _Lock()
-            self.note.acquire()
-        else:
-            self.note = None
+        self.note: Note | None = thread_note() if g is None else None
+        self.done = False
         self.elem: Any = None
         self.ok = True
         self.case = -1
@@ -77,7 +93,8 @@ def ready(s: Sudog, value: Any = None, exc: BaseException | None = None) -> None
         assert s.note is not None  # a thread's sudog always has its note
         s.value = value
         s.exc = exc
-        s.note.release()
+        s.done = True
+        s.note.wakeup()
     else:
         g.sched.goready(g, value, exc)
 
@@ -262,33 +279,34 @@ def _unqueue(q: WaitQueue, lock: threading.Lock, s: Sudog) -> None:
         q.discard(s)
 
 
-def _acquire(note: threading.Lock, timeout: float | None) -> bool:
-    """``note.acquire(timeout)``, but in short slices on the main thread.
+def _sleep_until_done(s: Sudog, timeout: float | None) -> bool:
+    """Sleep on a thread sudog's note until a waker marks it done; False if ``timeout`` passes.
 
-    A blocked ``Lock.acquire`` is not woken by ``_thread.interrupt_main()`` (and
-    on some platforms not by Ctrl-C): waking every 100ms lets the interpreter
-    deliver a pending KeyboardInterrupt, as asyncio's event loop does.
+    On the main thread the sleep is cut into 100ms slices: a blocked wait is
+    not always woken by ``_thread.interrupt_main()`` (nor, on some platforms,
+    by Ctrl-C), and waking lets the interpreter deliver a pending
+    KeyboardInterrupt, as asyncio's event loop does.
     """
-    if threading.current_thread() is not _main_thread:
-        return note.acquire() if timeout is None else note.acquire(timeout=timeout)
+    note = s.note
+    main = threading.current_thread() is _main_thread
     end = None if timeout is None else time.monotonic() + timeout
-    while True:
-        left = _MAIN_SLICE if end is None else min(_MAIN_SLICE, end - time.monotonic())
-        if note.acquire(timeout=max(left, 0.0)):
-            return True
-        if end is not None and time.monotonic() >= end:
+    while not s.done:
+        left = None if end is None else end - time.monotonic()
+        if left is not None and left <= 0:
             return False
+        if main:
+            left = _MAIN_SLICE if left is None else min(left, _MAIN_SLICE)
+        note.sleep(left)
+    return True
 
 
 def wait_note(s: Sudog, timeout: float | None, on_timeout: Callable[[], None]) -> Any:
     """Sleep on a thread sudog's note; resolve a timeout against a racing waker."""
-    note = s.note
-    assert note is not None  # a thread's sudog always has its note
-    if not _acquire(note, timeout):
+    if not _sleep_until_done(s, timeout):
         if s.claim.acquire(False):
             on_timeout()
             raise TimeoutError(f"timed out after {timeout}s waiting for {s.reason}")
-        note.acquire()  # a waker won the claim first: its wake is on the way
+        _sleep_until_done(s, None)  # a waker won the claim first: its wake is on the way
     if s.exc is not None:
         raise s.exc
     return s.value

@@ -25,6 +25,8 @@ FLAGS = (
     "--plot",
     "--trace",
     "--peers",
+    "--quick",
+    "--only",
     "--quiet",
 )
 
@@ -192,6 +194,9 @@ def test_peers_without_gevent_marks_it_not_installed(monkeypatch: pytest.MonkeyP
         ["--peers", "--procs", "2"],
         ["--peers", "--plot", "x.png"],
         ["--quick"],
+        ["--only", "scaling"],
+        ["--peers", "--only", "scaling,nope"],
+        ["--peers", "--only", ","],
         ["--step-aside", "-1"],
     ],
 )

@@ -404,6 +404,24 @@ def test_submit_returns_a_concurrent_future() -> None:
 
 
 @pytest.mark.timeout(30)
+def test_a_done_callback_added_after_the_goroutine_failed_still_takes_its_error() -> None:
+    """With Ps in parallel a goroutine may fail before its spawner adds the callback
+    (``submit`` does exactly that): the callback still retrieves the error, and
+    nothing is left to report as unjoined."""
+
+    async def bad() -> None:
+        raise LookupError("early")
+
+    seen: list[BaseException | None] = []
+    with ragged.Runtime(procs=2) as rt:
+        g = rt.go(bad)
+        wait_until(g.done, 10, "the goroutine to fail")
+        g.add_done_callback(lambda g: seen.append(g._exc))
+        assert isinstance(seen[0], LookupError)
+        assert rt.unjoined_errors() == []
+
+
+@pytest.mark.timeout(30)
 def test_goroutine_names_and_ids() -> None:
     async def me() -> tuple[int, str]:
         g = ragged.current_goroutine()

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from . import report, stress
-from .cli import positive
+from .cli import PEER_PARTS, positive
 
 
 def _procs_list(text: str) -> list[int]:
@@ -42,6 +42,14 @@ def _mix(text: str) -> stress.Mix:
         return stress.Mix.parse(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    parts = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not parts or any(x not in PEER_PARTS for x in parts):
+        choices = ", ".join(PEER_PARTS)
+        raise argparse.ArgumentTypeError(f"--only takes comma-separated parts from {choices}, not {text!r}")
+    return parts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,8 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--plot", metavar="PATH", help="draw pause and latency distributions to a PNG (needs matplotlib)")
     p.add_argument("--trace", metavar="PATH", help="record an execution trace of the run (Chrome trace-event JSON)")
-    p.add_argument("--peers", action="store_true", help="run the peer comparison (asyncio, threading, gevent) instead")
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="run the peer comparison (asyncio, threading, gevent; and issue 12's compute scaling and "
+        "barrier-vs-stop-the-world mutator rate) instead",
+    )
     p.add_argument("--quick", action="store_true", help="with --peers: a smoke run with small sizes (a few seconds)")
+    p.add_argument(
+        "--only",
+        type=_parts,
+        metavar="PARTS",
+        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator (issue 12's cases); "
+        "parts: " + ", ".join(PEER_PARTS),
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -109,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         given = [f"--{n.replace('_', '-')}" for n in STRESS_ONLY if getattr(args, n) != parser.get_default(n)]
         if given:
             parser.error(f"{', '.join(given)} only apply to the stress run, not to --peers")
-    elif args.quick:
-        parser.error("--quick only applies to --peers")
+    else:
+        for flag, on in (("--quick", args.quick), ("--only", args.only)):
+            if on:
+                parser.error(f"{flag} only applies to --peers")
     if args.plot:
         from . import plot
 
@@ -118,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers:
         from . import peers
 
-        data = peers.run(quiet=args.quiet, quick=args.quick)
+        data = peers.run(quiet=args.quiet, quick=args.quick, only=args.only or PEER_PARTS)
         print(peers.render(data))
     else:
         modes = ("foreach", "stw") if args.mode == "both" else (args.mode,)
@@ -158,6 +180,9 @@ def _with_trace(path: str | None, fn: Any) -> Any:
 
 
 def _failed(data: dict[str, Any]) -> bool:
+    """True when a run found a correctness error (a barrier that did not run fn exactly once per P)."""
+    if any(r.get("errors") for r in data.get("mutator", {}).get("results", [])):
+        return True
     return any(m.get("errors") for r in data.get("results", []) for m in r.get("modes", {}).values())
 
 

@@ -12,6 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# What ``--peers`` can run, in order: the peer sections (``peer_cases``), then issue 12's two cases.
+# Here rather than in ``peers`` so that ``--help`` does not import the peer cases.
+PEER_PARTS = ("spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier", "scaling", "mutator")
+
 
 def positive(kind: type) -> Callable[[str], Any]:
     """An argparse ``type=``: ``kind(text)`` if it is > 0, else a usage error naming the text."""

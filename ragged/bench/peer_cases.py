@@ -134,8 +134,6 @@ QUICK = Config(
     n_barrier=50,
 )
 
-SECTIONS = ("spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier")
-
 
 @dataclass
 class Case:

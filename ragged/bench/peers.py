@@ -9,7 +9,6 @@ renders the report.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import platform
 import statistics
@@ -22,6 +21,9 @@ from typing import Any
 
 import ragged
 
+from . import build as build_info
+from . import mutator, scaling
+from .cli import PEER_PARTS
 from .peer_cases import (
     CHECK_CHUNKS,
     FULL,
@@ -58,6 +60,8 @@ from .peer_cases import (
     perf,
 )
 from .stats import fmt_time, percentile, table
+from .targets import issue6, issue12, ratio
+from .targets import render as render_targets
 
 # ------------------------------------------------------------------ the sections
 
@@ -300,114 +304,6 @@ def _case_dict(case: Case, unit: str) -> dict[str, Any]:
     return d
 
 
-def _ratio(a: float | None, b: float | None) -> float:
-    if a is None or b is None or not b:
-        return math.nan
-    return a / b
-
-
-@dataclass(frozen=True)
-class Target:
-    """One goal checked in the run: ``value op bound``."""
-
-    key: str
-    label: str
-    source: str  # "issue 6" or "DESIGN.md"
-    value: float
-    op: str  # "<=", ">=" or "<"
-    bound: float
-    unit: str  # "x" for ratios, "s" for times
-
-    @property
-    def passed(self) -> bool | None:
-        if math.isnan(self.value):
-            return None
-        if self.op == "<=":
-            return self.value <= self.bound
-        if self.op == "<":
-            return self.value < self.bound
-        return self.value >= self.bound
-
-    @property
-    def margin(self) -> str:
-        """How far from the bound, in words: 'x0.83 of the bound' style."""
-        if self.passed is None:
-            return "not measured"
-        f = self.value / self.bound
-        if self.op == ">=":
-            return f"{f:.2f}x the minimum" + ("" if self.passed else f" ({(1 - f) * 100:.0f}% short)")
-        return f"{f:.2f}x the maximum" + ("" if self.passed else f" ({(f - 1) * 100:.0f}% over)")
-
-
-def _targets(secs: dict[str, dict[str, Any]]) -> list[Target]:
-    def med(section: str, case: str) -> float | None:
-        return secs[section]["cases"][case].get("median")
-
-    chk = secs["checkpoint"]["cases"]["ragged"]
-    ratio_check = _ratio(chk.get("median"), chk.get("attr"))
-    sw = _ratio(med("switch", "ragged"), med("switch", "asyncio"))
-    spawn_gather = _ratio(med("spawn", "ragged_all"), med("spawn", "asyncio_gather"))
-    spawn_await = _ratio(med("spawn", "ragged_one"), med("spawn", "asyncio_one"))
-    bar = med("barrier", "thread")
-    bar_g = med("barrier", "goroutine")
-    sys1 = _ratio(med("syscall", "ragged_p1"), med("syscall", "tpe"))
-    sys4 = _ratio(med("syscall", "ragged_p4"), med("syscall", "tpe"))
-    nan = math.nan
-    return [
-        Target("checkpoint", "checkpoint / obj.attr, same loop", "issue 6", ratio_check, "<=", 3, "x"),
-        Target("switch_half", "gosched / asyncio sleep(0) switch rate, procs=1", "issue 6", sw, ">=", 0.5, "x"),
-        Target("switch_design", "gosched / asyncio sleep(0) switch rate, procs=1", "DESIGN.md", sw, ">=", 2, "x"),
-        Target(
-            "spawn_gather",
-            "spawn+join (go all, await each) / create_task+gather",
-            "issue 6",
-            spawn_gather,
-            ">=",
-            0.5,
-            "x",
-        ),
-        Target("spawn_await", "spawn+join (one at a time) / create_task+await", "DESIGN.md", spawn_await, ">=", 1, "x"),
-        Target(
-            "barrier",
-            f"for_each_p, {BARRIER_PROCS} idle Ps, plain thread: median",
-            "issue 6",
-            bar if bar else nan,
-            "<",
-            100e-6,
-            "s",
-        ),
-        Target(
-            "barrier_design",
-            f"for_each_p, {BARRIER_PROCS} idle Ps, plain thread: median",
-            "DESIGN.md",
-            bar if bar else nan,
-            "<=",
-            20e-6,
-            "s",
-        ),
-        Target(
-            "barrier_g",
-            f"for_each_p, {BARRIER_PROCS} idle Ps, from a goroutine: median",
-            "issue 6",
-            bar_g if bar_g else nan,
-            "<",
-            100e-6,
-            "s",
-        ),
-        Target(
-            "barrier_g_design",
-            f"for_each_p, {BARRIER_PROCS} idle Ps, from a goroutine: median",
-            "DESIGN.md",
-            bar_g if bar_g else nan,
-            "<=",
-            20e-6,
-            "s",
-        ),
-        Target("syscall_p1", "syscall-heavy procs=1 / ThreadPoolExecutor() rate", "issue 6", sys1, ">=", 1, "x"),
-        Target("syscall_p4", "syscall-heavy procs=4 / ThreadPoolExecutor() rate", "issue 6", sys4, ">=", 1, "x"),
-    ]
-
-
 def _git_rev() -> str:
     """The commit of the ragged package measured (best effort), '+dirty' with local edits."""
     where = Path(ragged.__file__).resolve().parent
@@ -431,21 +327,36 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
-    """The whole peer comparison; returns a JSON-ready dict (see :func:`render`).
+PARTS = PEER_PARTS
+
+
+def run(quiet: bool = False, quick: bool = False, only: tuple[str, ...] = PARTS) -> dict[str, Any]:
+    """The peer comparison; returns a JSON-ready dict (see :func:`render`).
 
     ``quick`` shrinks every size and does 2 runs (a smoke run of a few seconds).
-    Progress lines go to stderr unless ``quiet``.
+    ``only`` names the parts to run (see :data:`PARTS`; default all); the
+    targets of parts not run are reported as not measured.  Progress lines
+    go to stderr unless ``quiet``.
     """
-    from .stress import progress_printer
+    from .stress import calibrate, progress_printer
 
+    bad = sorted(set(only) - set(PARTS))
+    if bad:
+        raise ValueError(f"unknown --peers part(s) {', '.join(bad)}: choose from {', '.join(PARTS)}")
     cfg = QUICK if quick else FULL
+    sc_cfg = scaling.QUICK if quick else scaling.FULL
+    mu_cfg = mutator.QUICK if quick else mutator.FULL
     t0 = perf()
     load0 = _loadavg()
-    sections = build(cfg)
-    show = progress_printer(len(sections) * cfg.runs) if not quiet else (lambda _what: None)
+    sections = [sec for sec in build(cfg) if sec.key in only]
+    steps = len(sections) * cfg.runs
+    steps += (sc_cfg.rounds if "scaling" in only else 0) + (mutator.steps(mu_cfg) if "mutator" in only else 0)
+    show = progress_printer(steps) if not quiet else (lambda _what: None)
     for sec in sections:
         _measure(sec, cfg.runs, show)
+    chunk = calibrate()
+    scaled = scaling.run(chunk, sc_cfg, show) if "scaling" in only else None
+    mutators = mutator.run(chunk, mu_cfg, show) if "mutator" in only else None
     secs: dict[str, dict[str, Any]] = {}
     for sec in sections:
         secs[sec.key] = {
@@ -455,10 +366,9 @@ def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
             "ops_label": sec.ops_label,
             "cases": {c.key: _case_dict(c, sec.unit) for c in sec.cases},
         }
-    targets = _targets(secs)
     return {
         "kind": "peers",
-        "python": platform.python_version(),
+        **build_info.info(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -469,29 +379,18 @@ def run(quiet: bool = False, quick: bool = False) -> dict[str, Any]:
         "loadavg_start": load0,
         "loadavg_end": _loadavg(),
         "quick": quick,
+        "only": [p for p in PARTS if p in only],
         "config": asdict(cfg),
         "seconds": perf() - t0,
         "sections": secs,
-        "targets": [
-            {
-                "key": t.key,
-                "label": t.label,
-                "source": t.source,
-                "value": t.value,
-                "goal": f"{t.op} {_fmt_bound(t)}",
-                "pass": t.passed,
-                "margin": t.margin,
-            }
-            for t in targets
-        ],
+        **({"scaling": scaled} if scaled else {}),
+        **({"mutator": mutators} if mutators else {}),
+        "targets": [t.as_dict() for t in issue6(secs, BARRIER_PROCS)],
+        "issue12": [t.as_dict() for t in issue12(secs, scaled, mutators)],
     }
 
 
 # ------------------------------------------------------------------ rendering
-
-
-def _fmt_bound(t: Target) -> str:
-    return f"{t.bound:g}x" if t.unit == "x" else fmt_time(t.bound)
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -538,7 +437,7 @@ def _section_text(sec: dict[str, Any]) -> list[str]:
             if key == k or unit != "/s":
                 row.append("-")
             else:
-                row.append(_fmt_ratio(_ratio(cases[k]["median"], c["median"])))
+                row.append(_fmt_ratio(ratio(cases[k]["median"], c["median"])))
         rows.append(row)
     return [f"{sec['title']}: {sec['what']}", "", table(headers, rows)]
 
@@ -557,9 +456,9 @@ def _checkpoint_text(sec: dict[str, Any]) -> list[str]:
         "",
         table(["loop body", "median"], rows),
         "",
-        f"checkpoint / obj.attr = {_fmt_ratio(_ratio(c['median'], c['attr']))}; "
-        f"with cp held in a local {_fmt_ratio(_ratio(c['local'], c['attr']))}; "
-        f"empty loop subtracted from both {_fmt_ratio(_ratio(c['median'] - c['empty'], c['attr'] - c['empty']))}",
+        f"checkpoint / obj.attr = {_fmt_ratio(ratio(c['median'], c['attr']))}; "
+        f"with cp held in a local {_fmt_ratio(ratio(c['local'], c['attr']))}; "
+        f"empty loop subtracted from both {_fmt_ratio(ratio(c['median'] - c['empty'], c['attr'] - c['empty']))}",
     ]
 
 
@@ -570,7 +469,7 @@ def render(data: dict[str, Any]) -> str:
     la = data.get("loadavg_start")
     load = f"load average {la[0]:.2f} at start, {data['loadavg_end'][0]:.2f} at end" if la else ""
     out = [
-        f"ragged {data['ragged']} ({data['git'] or 'no git'}) beside its peers: Python {data['python']}, "
+        f"ragged {data['ragged']} ({data['git'] or 'no git'}) beside its peers: {build_info.label(data)}, "
         f"{data['cpus']} CPUs, {gv}; {load}",
         f"{cfg['runs']} runs per case, order alternated; median and worst run; ratios ragged/peer on the medians "
         f"(> 1: ragged faster); {data['seconds']:.0f}s in all" + (" (quick mode)" if data.get("quick") else ""),
@@ -578,11 +477,12 @@ def render(data: dict[str, Any]) -> str:
     for key, sec in data["sections"].items():
         out.append("")
         out += _checkpoint_text(sec) if key == "checkpoint" else _section_text(sec)
-    rows = []
-    for t in data["targets"]:
-        v = t["value"]
-        shown = "n/a" if v != v else (f"{v:.2f}x" if t["goal"].endswith("x") else fmt_time(v))
-        verdict = {True: "PASS", False: "MISS", None: "n/a"}[t["pass"]]
-        rows.append([t["label"], t["source"], t["goal"], shown, verdict, t["margin"]])
-    out += ["", "targets", "", table(["target", "from", "goal", "measured", "", "margin"], rows)]
+    if "scaling" in data:
+        out += ["", *scaling.render(data["scaling"])]
+    if "mutator" in data:
+        out += ["", *mutator.render(data["mutator"])]
+    out += ["", *render_targets("targets (issue 6, DESIGN.md)", data["targets"])]
+    if "issue12" in data:
+        title = f"issue 12's table, measured on {build_info.label(data)} (median over rounds; range over rounds)"
+        out += ["", *render_targets(title, data["issue12"])]
     return "\n".join(out)

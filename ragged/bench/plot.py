@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import build
 from .stats import fmt_time
 
 INSTALL_HINT = "pip install 'ragged[plot]'"
@@ -196,7 +197,7 @@ def draw(data: dict[str, Any], path: str) -> None:
     note = "\n(only the summary was recorded: its p50, p99 and max are drawn as points)" if summary_only else ""
     fig.suptitle(
         "ragged stress: ragged barrier (for_each_p) vs stop-the-world under a mixed load\n"
-        f"Python {data.get('python', '?')}, mix {data.get('mix', '?')}, one operation every "
+        f"{build.label(data)}, mix {data.get('mix', '?')}, one operation every "
         f"{data.get('interval', 0) * 1e3:g}ms, {data.get('reps', '?')} x {data.get('slice_seconds', '?')}s "
         "slices per mode" + note,
         fontsize=11,

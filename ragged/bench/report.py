@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import build
 from .stats import fmt_time, ratio, table
 
 
@@ -88,7 +89,7 @@ RATIO_HEADERS = [
 def render(data: dict[str, Any]) -> str:
     """The full text report."""
     out = [
-        f"python {data['python']}, switch interval {data['switchinterval'] * 1e3:g}ms, mix {data['mix']}, "
+        f"{build.label(data)}, switch interval {data['switchinterval'] * 1e3:g}ms, mix {data['mix']}, "
         f"one op every {data['interval'] * 1e3:g}ms, {data['reps']} x {data['slice_seconds']}s slices per mode",
         "",
         table(HEADERS, [row for r in data["results"] for row in mode_rows(r)]),

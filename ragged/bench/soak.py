@@ -41,7 +41,7 @@ from typing import Any
 import ragged
 from ragged._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
 
-from . import stress
+from . import build, stress
 from .cli import positive
 from .stats import fmt_time, p_recorder, percentile
 
@@ -323,8 +323,8 @@ class Soak:
         out(
             f"soak: duration={args.duration:g}s procs={self.procs} chaos={chaos_text} "
             f"debug={'on' if args.debug else 'off'} "
-            f"report_every={args.report_every:g}s warmup={args.warmup:g}s python={sys.version.split()[0]} "
-            f"switchinterval={sys.getswitchinterval()}"
+            f"report_every={args.report_every:g}s warmup={args.warmup:g}s switchinterval={sys.getswitchinterval()} "
+            f"({build.label(build.info())})"
         )
         out(f"[    0.0s] start    rss={fmt_mb(start_rss)} threads={start_threads}")
         self.t0 = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from ragged import P
@@ -66,3 +66,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def spread(xs: Sequence[float]) -> dict[str, Any]:
+    """Median and min-max of ``xs`` (nan values left out), with the values themselves under ``samples``."""
+    good = [x for x in xs if x == x]
+    if not good:
+        return {"median": math.nan, "min": math.nan, "max": math.nan, "samples": list(xs)}
+    return {"median": statistics.median(good), "min": min(good), "max": max(good), "samples": list(xs)}

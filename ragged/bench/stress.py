@@ -31,6 +31,7 @@ from typing import Any
 
 import ragged
 
+from . import build
 from .stats import p_recorder, summary
 
 MODES = ("none", "foreach", "stw")
@@ -285,7 +286,7 @@ def run(
     show = progress_printer(total) if not quiet else (lambda _what: None)
     results = [run_procs(p, modes, mix, chunk, slice_seconds, reps, interval, show, settings) for p in procs_list]
     return {
-        "python": sys.version.split()[0],
+        **build.info(),
         "switchinterval": sys.getswitchinterval(),
         "mix": str(mix),
         "chunk_iterations": chunk,
