@@ -6,6 +6,7 @@ barrier ``for_each_p``: run a function once on every P at its next safe point
 without stopping the world.  See README.md and DESIGN.md.
 """
 
+from . import net  # noqa: E402 - ragged.net: listen/dial on the network poller
 from ._api import (
     PerP,
     current_goroutine,
@@ -36,11 +37,18 @@ from ._errors import (
     Cancelled,
     ChanClosed,
     Deadlock,
+    FdBusy,
     IllegalTransition,
+    IOTimeout,
+    NetClosed,
+    NetError,
     NotInGoroutine,
     NotInPlainThread,
+    NotPollable,
     RaggedError,
     RuntimeClosed,
+    TooManyOpenFiles,
+    UnexpectedEOF,
 )
 from ._g import Goroutine
 from ._labels import GoroutineLogFilter, labels, set_labels
@@ -52,6 +60,7 @@ from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
 from ._time import Ticker, Timer, after
 from ._trace import trace
 from ._traps import checkpoint, gosched
+from .net import wait_readable, wait_writable
 
 __version__ = "0.1.0"
 
@@ -69,13 +78,18 @@ __all__ = [
     "Context",
     "DeadlineExceeded",
     "Deadlock",
+    "FdBusy",
     "GILEnabledWarning",
+    "IOTimeout",
     "Goroutine",
     "GoroutineLogFilter",
     "IllegalTransition",
     "Mutex",
+    "NetClosed",
+    "NetError",
     "NotInGoroutine",
     "NotInPlainThread",
+    "NotPollable",
     "Once",
     "P",
     "PerP",
@@ -86,6 +100,8 @@ __all__ = [
     "Semaphore",
     "Ticker",
     "Timer",
+    "TooManyOpenFiles",
+    "UnexpectedEOF",
     "WaitGroup",
     "after",
     "background",
@@ -99,6 +115,7 @@ __all__ = [
     "gosched",
     "labels",
     "metrics",
+    "net",
     "run",
     "select",
     "set_labels",
@@ -107,6 +124,8 @@ __all__ = [
     "stop_the_world",
     "syscall",
     "trace",
+    "wait_readable",
+    "wait_writable",
     "with_cancel",
     "with_deadline",
     "with_timeout",

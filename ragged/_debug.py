@@ -5,8 +5,8 @@ labels, status, what it waits on and its coroutine stack (for a running
 goroutine, the stack of the M thread running it), then every P and M.
 
 Deadlock: when every goroutine is parked, no P runs, no queue holds work, no
-timer is pending, no goroutine is in a syscall, and no plain thread is blocked
-with a timeout, nothing can ever run again.  sysmon checks this (cheap reads
+timer is pending, no goroutine is in a syscall or waits on the network poller,
+and no plain thread is blocked with a timeout, nothing can ever run again.  sysmon checks this (cheap reads
 first), and declares a deadlock only after seeing the same state, with no
 scheduling progress, on two checks at least 10ms apart.  This assumes that
 plain threads which are *not* blocked in ragged will not wake anyone, so it
@@ -20,6 +20,7 @@ import traceback
 from typing import TYPE_CHECKING
 
 from ._g import G_STATUS_NAMES, RUNNING, SYSCALL, WAITING
+from ._netpoll import waits_on_network
 from ._p import STATUS_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,6 +83,8 @@ class DeadlockDetector:
         gs = list(sched.allgs.values())
         if not gs or any(g.st != WAITING for g in gs):
             return None
+        if waits_on_network(sched):
+            return None  # a peer may still make its fd ready
         with sched._tw_lock:
             waiters = list(sched.thread_waiters)
         if any(getattr(s, "timed", False) for s in waiters):

@@ -60,6 +60,60 @@ class Deadlock(RaggedError):
     """All goroutines are asleep and nothing can ever wake them."""
 
 
+class NetError(RaggedError):
+    """Base of the network poller's own errors (``wait_readable``, ``ragged.net``).
+
+    ``errno`` is the OS error number behind it where there is one, else None.
+    Errors the OS reports about the connection itself (``ConnectionResetError``,
+    ``BrokenPipeError``, ``ConnectionRefusedError``) are passed on unchanged.
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class NetClosed(NetError):
+    """Use of a closed connection or listener (Go's ``net.ErrClosed``).
+
+    Also what a goroutine waiting on a connection gets when another goroutine
+    closes it: the wait ends at once.
+    """
+
+
+class IOTimeout(NetError, TimeoutError):
+    """A network wait passed its ``timeout=`` or the connection's deadline (Go's "i/o timeout")."""
+
+
+class NotPollable(NetError):
+    """The fd cannot be waited on: closed (EBADF), or a kind epoll/kqueue refuses (a regular file)."""
+
+
+class FdBusy(NetError):
+    """Another goroutine already waits on this fd in the same direction.
+
+    One waiter per fd and direction, as in Go's poller (where a second one is a
+    fatal "double wait"); ``ragged.net`` connections queue their readers and
+    writers instead, so this only concerns direct ``wait_readable``/``wait_writable``.
+    """
+
+
+class TooManyOpenFiles(NetError):
+    """``accept`` found the process out of file descriptors (EMFILE/ENFILE).
+
+    The listener stays usable: the connection waits in the backlog, and the
+    next ``accept`` takes it once some descriptors have been closed.
+    """
+
+
+class UnexpectedEOF(NetError, EOFError):
+    """``read_exactly(n)`` met end of stream first; ``partial`` holds the bytes it did read."""
+
+    def __init__(self, message: str, partial: bytes = b"") -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
 class IllegalTransition(RaggedError):
     """``RAGGED_DEBUG=1``: a P status change broke the table in DESIGN.md."""
 

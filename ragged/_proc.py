@@ -23,6 +23,8 @@ from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
+from ._netpoll import block as netpoll_block
+from ._netpoll import findrunnable_poll
 from ._p import GCSTOP, W_SAFEPOINT, P
 from ._sched import Sched, _MExit
 from ._syscall import syscall
@@ -117,6 +119,10 @@ def findrunnable(sched: Sched, m: M) -> Goroutine:
             g = sched.globrunqget(p, 0)
             if g is not None:
                 return g
+        if sched.netpoll is not None:
+            g = findrunnable_poll(sched, m)  # the network, without blocking (Go polls before stealing)
+            if g is not None:
+                return g
 
         # Steal.  Go limits spinning Ms to half the busy Ps to save CPU.
         procs = sched.procs
@@ -182,8 +188,11 @@ def resetspinning(sched: Sched, m: M) -> None:
 def stopm(sched: Sched, m: M, queued: bool = False) -> None:
     """Park an M that has no P until ``startm`` hands it one (Go's ``stopm``).
 
-    If timers are pending and no other M waits for them, this M becomes the
-    timer waiter: it sleeps until the earliest deadline and fires due timers.
+    If timers are pending (or the runtime has a network poller) and no other M
+    waits for them, this M becomes the timer waiter: it sleeps until the
+    earliest deadline and fires due timers; with a poller it sleeps *in the
+    poll* (Go's M blocked in netpoll), readying the goroutines whose fds
+    became ready, and whoever wakes it breaks the poll (``_netpoll.wakem``).
     ``queued``: the caller already put ``m`` on the idle list under the lock.
     Returns with ``m.p`` set; raises _MExit at shutdown.
 
@@ -206,9 +215,10 @@ def stopm(sched: Sched, m: M, queued: bool = False) -> None:
                 m.nextp = None  # only this M consumes it
                 heir = None
                 break
-            if not timers.timer0 and not sched.shutdown:
+            if not timers.timer0 and not sched.shutdown and (sched.netpoll is None or sched.timer_waiter is not None):
                 # Nothing to claim: sleep until startm (or close) wakes us.  A
                 # timer added meanwhile finds no waiter and wakes an idle P.
+                # (With a network poller and no M in the poll, take the duty.)
                 m.park.sleep(None)
                 continue
         with sched.lock:
@@ -220,7 +230,7 @@ def stopm(sched: Sched, m: M, queued: bool = False) -> None:
                     # Leaving timer duty: pass it to another idle M, if any.
                     m.timer_waiter = False
                     sched.timer_waiter = None
-                    if timers.timer0 and sched.midle:
+                    if (timers.timer0 or sched.netpoll is not None) and sched.midle:
                         heir = sched.midle[-1]
                 break
             if sched.shutdown:
@@ -230,7 +240,8 @@ def stopm(sched: Sched, m: M, queued: bool = False) -> None:
                     m.timer_waiter = False
                     sched.timer_waiter = None
                 raise _MExit
-            if not m.timer_waiter and timers.timer0 and sched.timer_waiter is None:
+            waits = timers.timer0 or sched.netpoll is not None
+            if not m.timer_waiter and waits and sched.timer_waiter is None:
                 m.timer_waiter = True
                 sched.timer_waiter = m
         timeout = None
@@ -241,7 +252,10 @@ def stopm(sched: Sched, m: M, queued: bool = False) -> None:
                 if timeout <= 0:
                     timers.run()
                     continue
-        m.park.sleep(timeout)
+        if m.timer_waiter and sched.netpoll is not None:
+            netpoll_block(sched, m, timeout)  # may hand this M a P (m.nextp) for what it readied
+        else:
+            m.park.sleep(timeout)
         if m.timer_waiter:
             t0 = timers.timer0
             if t0 and t0 <= _monotonic():

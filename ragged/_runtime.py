@@ -33,6 +33,8 @@ from ._g import DEAD, WAITING, Coro, Goroutine
 from ._labels import check_labels
 from ._m import tls
 from ._metrics import Metrics
+from ._netpoll import close as netpoll_close
+from ._netpoll import wakem
 from ._note import new_note
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
@@ -467,7 +469,7 @@ class Runtime:
         if locked:
             sched.lock.release()
         for m in idle:
-            m.park.wakeup()
+            wakem(sched, m)  # the timer waiter may be blocked in the network poll
         self._sysmon_note.wakeup()
         sched.timers.clear()
         stuck = []
@@ -475,6 +477,7 @@ class Runtime:
             if not _join_m(m, max(deadline - time.monotonic(), 0.5)):
                 stuck.append(m)
         self._sysmon.join(1.0)
+        netpoll_close(sched)  # no M polls any more: close the poller and the fds ragged.net owns
         if stuck:
             _log.warning(
                 "ragged: %d thread(s) still busy at close (left running as daemon threads): %s",

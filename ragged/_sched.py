@@ -34,6 +34,7 @@ from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Coro, Goroutine
 from ._m import M, tls
+from ._netpoll import wakem
 from ._note import new_note
 from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
 from ._p import RUNNING as P_RUNNING
@@ -43,6 +44,7 @@ from ._traps import arm_g, disarm_g
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._metrics import Metrics
+    from ._netpoll import NetPoll
     from ._park import Sudog
     from ._settings import Settings
     from ._world import WorldSema
@@ -94,6 +96,7 @@ class Sched:
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
+        self.netpoll: NetPoll | None = None  # the network poller, made on first use (_netpoll.netpoll_of)
         self.allgs: dict[int, Goroutine] = {}
         self.ngcreated = 0
         self.shutdown = False
@@ -302,7 +305,7 @@ class Sched:
             t.start()
             self.metrics.incr("threads_started")
         else:
-            m.park.wakeup()
+            wakem(self, m)  # its note, or the poll it may be blocked in (netpollBreak)
 
     def wakep(self) -> None:
         """Start a spinning M on an idle P, unless one is already spinning.
@@ -362,7 +365,9 @@ class Sched:
                 done = bool(p.plain[W_SAFEPOINT]) and p.words.cas(W_SAFEPOINT, 1, 0)
                 if done:
                     call_safe_point_fn(self, p)
-                start = bool(self.globrunq) or bool(self.timers.timer0 and self.timer_waiter is None)
+                # Keep some M waiting for timers and, once there is a poller, the network.
+                waits = self.timers.timer0 or self.netpoll is not None
+                start = bool(self.globrunq) or bool(waits and self.timer_waiter is None)
                 if not start:
                     self.pidleput(p)
         if done:
@@ -375,7 +380,7 @@ class Sched:
         """A new earliest timer was added: make sure some M will wait for it."""
         w = self.timer_waiter
         if w is not None:
-            w.park.wakeup()
+            wakem(self, w)  # it may be blocked in the network poll
         elif self.pidle and not self.nmspinning:
             self.wakep()
 
@@ -402,12 +407,16 @@ class Sched:
         The caller must have won the goroutine's sudog claim, so each park is
         readied exactly once.
         """
+        self.markready(g, value, exc)
+        self.ready(g)
+
+    def markready(self, g: Goroutine, value: Any = None, exc: BaseException | None = None) -> None:
+        """``goready`` without the queueing: for callers that queue a batch (the poller)."""
         g.resume_val = value
         g.resume_exc = exc
         g.woken = True
         g.waiting = None
         g.st = RUNNABLE
-        self.ready(g)
 
     def ready(self, g: Goroutine) -> None:
         """Queue the runnable ``g``: on the caller's P if it holds one of ours, else globally.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import BarrierError, NotInPlainThread, RaggedError
 from ._m import tls
+from ._netpoll import wakem
 from ._p import GCSTOP, IDLE, RUNNING, SYSCALL, W_STATUS
 from ._park import current_g
 from ._procresize import procresize
@@ -139,7 +140,7 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
         sched.gcwaiting = False
     disarm()
     for m in to_wake:
-        m.park.wakeup()
+        wakem(sched, m)  # its note, or the network poll it may be blocked in
     for p in to_start:
         sched.startm(p, False)
     if sched.globrunq or sched.timers.timer0:

@@ -10,6 +10,7 @@ Each round it:
   (``_blockreport``; once per slice);
 * fires overdue timers nobody else fired, and wakes an idle P for queued work
   if a wakeup was lost;
+* polls the network if nobody has for 10ms, and queues what is ready;
 * runs deadlock detection when enabled.
 
 Adaptive sleep as in Go: 20µs while it finds something to do, doubling after
@@ -23,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._blockreport import report_blocking
+from ._netpoll import sysmon_poll
 from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
 
@@ -55,6 +57,8 @@ def sysmon(sched: Sched, note: Note) -> None:
             t0 = sched.timers.timer0
             if t0 and now - t0 > 1e-3:
                 n += sched.timers.run(now)
+            if sched.netpoll is not None:
+                n += sysmon_poll(sched, now)
             if (sched.globrunq or sched.any_local_work()) and sched.pidle and not sched.nmspinning:
                 sched.wakep()
             if sched.settings.detect_deadlock:

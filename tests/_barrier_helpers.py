@@ -26,7 +26,7 @@ import ragged
 
 GUARD = 20.0  # seconds: helper goroutines stop by themselves after this
 JOIN = 30.0  # seconds: the longest any join in these tests may wait
-SYSCALL_SECONDS = 0.5  # "blocked 500ms in ragged.syscall"
+SYSCALL_CAP = GUARD  # a blocked syscall returns by itself after this long at most: a hang guard
 CALLERS = ["thread", "goroutine"]
 
 
@@ -119,25 +119,30 @@ def wait_for_progress(counts: list[int]) -> None:
     wait_until(lambda: all(c > b for c, b in zip(counts, before, strict=True)), what="busy goroutines to run again")
 
 
-def _enter_and_block(entered: threading.Event, seconds: float) -> None:
+def _enter_and_block(entered: threading.Event, release: threading.Event) -> None:
     entered.set()
-    time.sleep(seconds)
+    release.wait(SYSCALL_CAP)
 
 
 @contextmanager
-def blocked_in_syscall(rt: ragged.Runtime, n: int, seconds: float = SYSCALL_SECONDS) -> Iterator[SimpleNamespace]:
-    """Put ``n`` goroutines into ``ragged.syscall(time.sleep, seconds)``; yield their Ps and 'returned' flags.
+def blocked_in_syscall(rt: ragged.Runtime, n: int) -> Iterator[SimpleNamespace]:
+    """Put ``n`` goroutines into ``ragged.syscall``, blocked until the block exits; yield their Ps
+    and 'returned' flags.
 
-    ``pids[i]`` is the P goroutine ``i`` held when it entered the syscall (no
-    await in between, so it is the P that went into SYSCALL status).
+    The calls return only when the block exits (or after ``SYSCALL_CAP``, a
+    hang guard), so "a barrier completed while the syscall was blocked" is an
+    ordering fact a test can assert, whatever the machine's load.  ``pids[i]``
+    is the P goroutine ``i`` held when it entered the syscall (no await in
+    between, so it is the P that went into SYSCALL status).
     """
     entered = [threading.Event() for _ in range(n)]
     returned = [threading.Event() for _ in range(n)]
+    release = threading.Event()
     pids: list[int | None] = [None] * n
 
     async def blocker(i: int) -> None:
         pids[i] = ragged.current_p().id
-        await ragged.syscall(_enter_and_block, entered[i], seconds)
+        await ragged.syscall(_enter_and_block, entered[i], release)
         returned[i].set()
 
     gs = [rt.go(blocker, i, name=f"syscall-{i}") for i in range(n)]
@@ -150,6 +155,7 @@ def blocked_in_syscall(rt: ragged.Runtime, n: int, seconds: float = SYSCALL_SECO
             any_returned=lambda: any(e.is_set() for e in returned),
         )
     finally:
+        release.set()
         for g in gs:
             g.result(timeout=JOIN)
 

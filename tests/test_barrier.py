@@ -29,7 +29,7 @@ from _barrier_helpers import (
     CALLERS,
     GUARD,
     JOIN,
-    SYSCALL_SECONDS,
+    SYSCALL_CAP,
     Calls,
     assert_caller_ran_its_own_p,
     assert_once,
@@ -145,7 +145,7 @@ def test_p_in_syscall_runs_fn_through_the_handoff_long_before_the_call_returns(c
             calls = Calls(extra=lambda q: seen_returned.append((q.id, sc.any_returned())))
             who = barrier_from(rt, caller, calls)
             # Ordering facts, not timings: the barrier returned, and every fn
-            # ran, while the 500ms syscall was still blocked.
+            # ran, while the syscall was still blocked.
             returned_first = sc.any_returned()
             status_after = p.status_name
         assert not returned_first, "the barrier only completed after the syscall returned"
@@ -165,12 +165,12 @@ def test_several_ps_in_syscalls_each_run_fn_once(caller: str) -> None:
         with blocked_in_syscall(rt, 3) as sc:
             for i in range(20):
                 checked_barrier(rt, caller, procs, f"barrier {i}")
-                assert not sc.any_returned(), f"barrier {i} outlived a 500ms syscall"
+                assert not sc.any_returned(), f"barrier {i} completed only after the syscall it waited beside returned"
         check_quiescent(rt)
 
 
 async def _block_until(entered: threading.Event, release: threading.Event, returned: threading.Event) -> None:
-    await ragged.syscall(lambda: (entered.set(), release.wait(SYSCALL_SECONDS)))
+    await ragged.syscall(lambda: (entered.set(), release.wait(SYSCALL_CAP)))
     returned.set()
 
 
@@ -216,7 +216,7 @@ def test_mixed_idle_running_and_syscall_ps(caller: str) -> None:
         with busy_goroutines(rt, 1) as counts, blocked_in_syscall(rt, 1) as sc:
             for i in range(20):
                 checked_barrier(rt, caller, procs, f"barrier {i}")
-                assert not sc.any_returned(), f"barrier {i} outlived a 500ms syscall"
+                assert not sc.any_returned(), f"barrier {i} completed only after the syscall it waited beside returned"
             wait_for_progress(counts)
         check_quiescent(rt)
 

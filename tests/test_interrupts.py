@@ -36,9 +36,11 @@ def assert_usable(rt: ragged.Runtime, progress: list[int]) -> None:
 
 def run_with_straggler(procs: int, what: str) -> None:
     stop = threading.Event()
+    running = threading.Event()
     progress = [0]
 
     async def straggler() -> None:
+        running.set()
         while not stop.is_set():  # never a safe point
             pass
 
@@ -49,16 +51,20 @@ def run_with_straggler(procs: int, what: str) -> None:
 
     with ragged.Runtime(procs=procs, straggler_timeout=0) as rt:
         gs = [rt.go(straggler), rt.go(worker)]
-        time.sleep(0.05)
-        with pytest.raises(KeyboardInterrupt), interrupt_after(0.2, sigint_main):
-            if what == "barrier":
-                rt.for_each_p(lambda p: None)
-            else:
-                with rt.stop_the_world("interrupted"):
-                    pass
-        time.sleep(0.01)  # a late signal would land here, not in the checks
-        assert_usable(rt, progress)
-        stop.set()
+        try:
+            # The straggler must hold its P before the coordinator starts, or
+            # the coordinator would find that P idle and serve it itself.
+            assert running.wait(10), "the straggler never started"
+            with pytest.raises(KeyboardInterrupt), interrupt_after(0.2, sigint_main):
+                if what == "barrier":
+                    rt.for_each_p(lambda p: None)
+                else:
+                    with rt.stop_the_world("interrupted"):
+                        pass
+            time.sleep(0.01)  # a late signal would land here, not in the checks
+            assert_usable(rt, progress)
+        finally:
+            stop.set()  # never leave the straggler spinning, whatever failed
         for g in gs:
             g.result(5)
         seen: list[int] = []

@@ -144,11 +144,17 @@ def test_work_stealing_children_first_run_on_other_ps(procs: int) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["gosched", "sleep"])
 def test_goroutine_resumes_on_a_different_p(how: str) -> None:
-    """A goroutine may resume on another P (and OS thread) after an await."""
+    """A goroutine may resume on another P (and OS thread) after an await.
 
-    async def mover() -> list[tuple[bool, bool]]:
+    The movers run for different lengths, so Ps whose goroutines are done run
+    out of work and steal from the others -- a gosched'ed goroutine waits on
+    its own P's queue otherwise, and with Ps in parallel equally busy Ps may
+    never steal.
+    """
+
+    async def mover(i: int) -> list[tuple[bool, bool]]:
         moves = []
-        for _ in range(5):
+        for _ in range(2 + i % 9):
             p_before, t_before = ragged.current_p().id, threading.get_ident()
             spin(3000)
             if how == "gosched":
@@ -159,7 +165,7 @@ def test_goroutine_resumes_on_a_different_p(how: str) -> None:
         return moves
 
     async def main() -> list[tuple[bool, bool]]:
-        gs = [ragged.go(mover) for _ in range(200)]
+        gs = [ragged.go(mover, i) for i in range(200)]
         return [move for g in gs for move in await g]
 
     moves = ragged.run(main, procs=4)

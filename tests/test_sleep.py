@@ -124,9 +124,15 @@ def test_checkpoint_looks_like_the_function_it_documents() -> None:
     with pytest.raises(TypeError):
         cp(1)  # type: ignore[call-arg]
 
-    # Outside a goroutine it is a no-op awaitable: awaiting it finishes at once.
-    async def await_it() -> None:
-        await cp()
+    # It returns whatever the process-wide slot holds now (fast, or trapping
+    # while some runtime has a request pending); the fast value is a no-op
+    # awaitable: awaiting it finishes at once.
+    from ragged import _traps
+
+    assert cp() is _traps._slot[0]
+
+    async def await_fast() -> None:
+        await _traps._FAST
 
     with pytest.raises(StopIteration):
-        await_it().send(None)
+        await_fast().send(None)

@@ -152,15 +152,20 @@ def test_handed_off_mutex_survives_a_racing_cancel() -> None:
 def test_rwmutex_readers_share_writers_exclude() -> None:
     rw = RWMutex()
     state = {"readers": 0, "writers": 0, "max_readers": 0, "value": 0}
+    # Readers hold the read lock together and may run in parallel (free-threaded
+    # build): their own count needs a lock of its own.
+    count = threading.Lock()
 
     async def reader() -> None:
         for _ in range(20):
             async with rw.rlocker():
-                state["readers"] += 1
-                assert state["writers"] == 0
-                state["max_readers"] = max(state["max_readers"], state["readers"])
+                with count:
+                    state["readers"] += 1
+                    assert state["writers"] == 0
+                    state["max_readers"] = max(state["max_readers"], state["readers"])
                 await ragged.gosched()
-                state["readers"] -= 1
+                with count:
+                    state["readers"] -= 1
 
     async def writer() -> None:
         for _ in range(20):

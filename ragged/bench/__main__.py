@@ -4,6 +4,8 @@ With no flags it runs the default stress workload (about a minute): on procs
 1, 2, 4 and 8, compute goroutines that checkpoint, channel pipelines and
 blocking syscalls run together while a coordinator issues ragged barriers,
 then the same with stop-the-world, with no-coordinator slices as baseline.
+``--peers`` runs the comparison with asyncio, threads and gevent; ``--net``
+the echo benchmark of the network poller (``ragged.bench.netbench``).
 """
 
 from __future__ import annotations
@@ -115,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --peers: run only these comma-separated parts, e.g. scaling,mutator (issue 12's cases); "
         "parts: " + ", ".join(PEER_PARTS),
     )
+    p.add_argument(
+        "--net", action="store_true", help="run the network poller's echo benchmark instead (see --net --help)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -123,6 +128,12 @@ STRESS_ONLY = ("procs", "mode", "duration", "reps", "interval", "mix", "step_asi
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--net" in argv:
+        # The network poller's echo benchmark has its own options (see --net --help).
+        from . import netbench
+
+        return netbench.main([a for a in argv if a != "--net"])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.peers:

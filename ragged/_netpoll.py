@@ -1,0 +1,652 @@
+"""The network poller: goroutines that wait on an fd park and hold no thread (Go's netpoll).
+
+Go's shape (``runtime/netpoll.go``, ``netpoll_epoll.go``) on the standard
+library's ``selectors`` (epoll on Linux, kqueue on BSD and macOS), one poller
+per runtime, made on first use:
+
+* A :class:`PollDesc` per fd (Go's ``pollDesc``) with one waiter slot per
+  direction, ``rg`` and ``wg``: the :class:`~ragged._park.Sudog` of the
+  goroutine parked for readability or writability ("IO wait read" / "IO wait
+  write").  Whoever wakes it -- readiness seen by a poll, its timeout or
+  deadline timer, ``g.cancel()``, the close of the fd, the runtime's close --
+  first wins the sudog's claim, so each wait ends exactly once.
+* A second goroutine waiting on the same fd in the same direction is refused
+  with :class:`FdBusy` (in Go it is a fatal "double wait"); a waiter whose
+  claim someone already won is stale and simply replaced.  ``ragged.net``
+  connections queue their readers and writers (Go's ``fdMutex``) so that never
+  happens there.
+* Readiness is level-triggered (that is all ``selectors`` offers).  Interest
+  is registered when a goroutine waits and kept after the wake-up, so a
+  connection that is read in a loop costs no ``epoll_ctl`` per read; a poll
+  that reports a direction nobody waits for drops that interest until someone
+  waits again, so a ready fd never spins the poller.
+* Polling, in the scheduler (hooks in ``_proc``, ``_sched``, ``_sysmon``,
+  ``_runtime``): ``findrunnable`` polls without blocking before its P goes
+  idle and runs one ready goroutine, queueing the rest; when no P has work,
+  the timer-waiter M (``_proc.stopm``) blocks in the poll with a timeout at
+  the next timer (:func:`block`); anything that makes work breaks that poll at
+  once through an eventfd (a pipe elsewhere) registered in the selector
+  (:meth:`NetPoll.brk`, Go's ``netpollBreak``); sysmon polls when nobody has
+  for 10ms.  A P whose goroutines all wait on the network is idle, so barriers
+  and stop-the-world serve it at once.
+
+Locks, in order: a ``ragged.net`` object's lock, ``PollDesc.lock`` (the
+waiter slots, deadlines, timers and interest of one fd), ``NetPoll.lock``
+(the selector's registrations and the fd map: ``selectors`` is not
+thread-safe by itself, and on the free-threaded build Ms really run in
+parallel), ``Timers.lock``, the sched lock.  ``NetPoll.poll_lock`` is held
+by whoever is inside ``select()``: one poller at a time, and the others skip
+(Go skips its non-blocking polls while an M blocks in netpoll).  ``select()``
+itself runs under no other lock and tolerates fds unregistered meanwhile
+(``selectors`` skips fds it no longer knows; a stale event for a reused fd
+number is a spurious wake-up, which every caller retries).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import logging
+import os
+import selectors
+import sys
+import threading
+import time
+import types
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import FdBusy, IOTimeout, NetClosed, NotPollable, RaggedError, RuntimeClosed
+from ._park import Sudog, _parkable_g, ready
+from ._traps import gopark
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
+    from ._m import M
+    from ._sched import Sched
+    from ._timers import TimerEntry
+
+_log = logging.getLogger("ragged")
+_monotonic = time.monotonic
+
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+REASONS = {READ: "IO wait read", WRITE: "IO wait write"}
+SYSMON_POLL = 10e-3  # sysmon polls when nobody has polled for this long (Go's 10ms)
+
+_init_lock = threading.Lock()
+_ONE = (1).to_bytes(8, sys.byteorder)  # what an eventfd write takes
+
+
+class PollDesc:
+    """One fd known to the poller (Go's ``pollDesc``).  Fields under ``lock``.
+
+    ``rg``/``wg``: the waiting reader's / writer's sudog, or None.  ``rd``/``wd``:
+    read / write deadlines (``time.monotonic()``; 0.0 for none).  ``rt``/``wt``:
+    the timer of the current reader's / writer's wait.  ``events``: the
+    interest registered with the selector now (0: not registered).
+    ``owner``: the ``ragged.net`` object that owns the fd (its ``_shutdown()``
+    runs at runtime close), or None for a bare fd waited on by
+    ``wait_readable``/``wait_writable``, which lives while ``refs`` waits use it.
+    """
+
+    __slots__ = ("fd", "lock", "rg", "wg", "rd", "wd", "rt", "wt", "events", "closing", "owner", "refs")
+
+    def __init__(self, fd: int, owner: Any) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+        self.rg: Sudog | None = None
+        self.wg: Sudog | None = None
+        self.rd = 0.0
+        self.wd = 0.0
+        self.rt: TimerEntry | None = None
+        self.wt: TimerEntry | None = None
+        self.events = 0
+        self.closing = False
+        self.owner = owner
+        self.refs = 0
+
+    def __repr__(self) -> str:
+        return f"<PollDesc fd={self.fd} events={self.events}{' closing' if self.closing else ''}>"
+
+
+class NetPoll:
+    """A runtime's poller: the selector, the fd map and the break fd."""
+
+    def __init__(self, sched: Sched) -> None:
+        self.sched = sched
+        self.lock = threading.Lock()  # selector registrations, pds, nregistered, closed
+        self.poll_lock = threading.Lock()  # held by whoever is inside select()
+        self.sel = selectors.DefaultSelector()
+        self.pds: dict[int, PollDesc] = {}
+        self.nregistered = 0  # fds with interest now (a hint read without the lock)
+        self.lastpoll = _monotonic()  # when a poll last ended; 0.0 while an M blocks in one
+        self.closed = False
+        if hasattr(os, "eventfd"):
+            self._brk_r = self._brk_w = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:  # pragma: no cover - BSD and macOS
+            self._brk_r, self._brk_w = os.pipe()
+            os.set_blocking(self._brk_r, False)
+            os.set_blocking(self._brk_w, False)
+        self.sel.register(self._brk_r, READ, None)
+        # Go's netpollWakeSig: set while a break is written and not yet read,
+        # so that a burst of wake-ups costs one write.  Test-and-set = acquire(False).
+        self._wake_sig = threading.Lock()
+
+    # ------------------------------------------------------------ break
+
+    def brk(self) -> None:
+        """Wake the M blocked in the poll, if any (Go's ``netpollBreak``).  Any thread, any lock."""
+        if not self._wake_sig.acquire(False):
+            return  # a break is already on its way
+        try:
+            os.write(self._brk_w, _ONE)
+        except OSError:  # closed at shutdown, or a pipe that is full: a break is pending anyway
+            pass
+
+    def _drain_brk(self) -> None:
+        """The poller saw the break fd readable: consume it, then allow the next break."""
+        try:
+            os.read(self._brk_r, 64)
+        except OSError:
+            pass
+        try:
+            self._wake_sig.release()
+        except RuntimeError:
+            pass
+
+    # ------------------------------------------------------------ registration
+
+    def set_events_locked(self, pd: PollDesc, events: int) -> None:
+        """Make the selector's interest in ``pd.fd`` be ``events``.  Requires ``pd.lock``.
+
+        Raises :class:`NotPollable` when the OS refuses the fd (closed, or a
+        regular file); the interest is then unchanged.
+        """
+        old = pd.events
+        if events == old:
+            return
+        with self.lock:
+            if self.closed:
+                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+            try:
+                if old == 0:
+                    self.sel.register(pd.fd, events, pd)
+                    self.nregistered += 1
+                elif events == 0:
+                    self.sel.unregister(pd.fd)
+                    self.nregistered -= 1
+                else:
+                    self.sel.modify(pd.fd, events, pd)
+            except OSError as err:
+                if old != 0 and pd.fd not in self.sel.get_map():
+                    self.nregistered -= 1  # selectors dropped the key when the OS refused
+                    old = 0
+                pd.events = old
+                raise _not_pollable(pd.fd, err) from None
+            except (KeyError, ValueError) as err:
+                pd.events = old
+                raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
+        pd.events = events
+
+    def open(self, fd: int, owner: Any) -> PollDesc:
+        """The poll descriptor of ``fd``: a new one for ``owner`` (a ``ragged.net`` object), or,
+        with ``owner`` None, the existing one (counted in ``refs``) or a new bare one.
+
+        Raises :class:`FdBusy` if ``owner`` is given and the fd is already known.
+        """
+        with self.lock:
+            if self.closed:
+                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+            pd = self.pds.get(fd)
+            if pd is not None and owner is not None:
+                raise FdBusy(
+                    f"fd {fd} is already in use by the network poller (another connection or a waiter); "
+                    "wrap each socket once"
+                )
+            if pd is None:
+                pd = self.pds[fd] = PollDesc(fd, owner)
+            pd.refs += 1
+            return pd
+
+    def release(self, pd: PollDesc) -> None:
+        """A bare wait on ``pd`` is over: forget a bare fd nobody else waits on.
+
+        A bare fd belongs to the caller, who may close it as soon as the wait
+        returns, so it leaves the selector now (an owned fd keeps its interest).
+        """
+        with pd.lock:
+            with self.lock:
+                pd.refs -= 1
+                if pd.refs > 0 or pd.owner is not None or self.closed:
+                    return
+                if self.pds.get(pd.fd) is pd:
+                    del self.pds[pd.fd]
+            try:
+                self.set_events_locked(pd, 0)
+            except (NotPollable, RuntimeClosed):
+                pass
+
+    def evict(self, pd: PollDesc, err: BaseException) -> None:
+        """Close ``pd``: wake its waiters with ``err``, drop its interest and timers, forget it.
+
+        Go's ``pollUnblock`` + ``pollClose``.  Idempotent.  After it, waits on
+        ``pd`` raise ``NetClosed`` at once; the owner closes the fd afterwards.
+        """
+        woken: list[Sudog] = []
+        timers: list[TimerEntry] = []
+        with pd.lock:
+            if pd.closing:
+                return
+            pd.closing = True
+            for s in (pd.rg, pd.wg):
+                if s is not None and s.try_claim():
+                    woken.append(s)
+            timers = [e for e in (pd.rt, pd.wt) if e is not None]
+            pd.rg = pd.wg = None
+            pd.rt = pd.wt = None
+            with self.lock:
+                if self.pds.get(pd.fd) is pd:
+                    del self.pds[pd.fd]
+                if pd.events and not self.closed:
+                    try:
+                        self.sel.unregister(pd.fd)
+                    except (KeyError, ValueError):
+                        pass
+                    self.nregistered -= 1
+                pd.events = 0
+        stop_timers(self.sched, timers)
+        for s in woken:
+            ready(s, None, err)
+
+    # ------------------------------------------------------------ deadlines
+
+    def set_deadline(self, pd: PollDesc, mode: int, deadline: float) -> None:
+        """Set ``pd``'s read and/or write deadline (``mode`` READ|WRITE bits; 0.0 clears).
+
+        A waiter already parked gets its timer moved; a deadline in the past
+        wakes it at once with :class:`IOTimeout` (Go's ``pollSetDeadline``).
+        """
+        woken: list[Sudog] = []
+        old: list[TimerEntry] = []
+        now = _monotonic()
+        with pd.lock:
+            if pd.closing:
+                return
+            for bit in (READ, WRITE):
+                if not mode & bit:
+                    continue
+                if bit == READ:
+                    pd.rd = deadline
+                    s, e = pd.rg, pd.rt
+                    pd.rt = None
+                else:
+                    pd.wd = deadline
+                    s, e = pd.wg, pd.wt
+                    pd.wt = None
+                if e is not None:
+                    old.append(e)
+                if s is None or s.claim.locked():
+                    continue
+                if deadline and deadline <= now:
+                    if s.try_claim():
+                        self._clear_waiter_locked(pd, bit)
+                        woken.append(s)
+                elif deadline:
+                    self._arm_locked(pd, bit, s, deadline)
+        stop_timers(self.sched, old)
+        for s in woken:
+            ready(s, None, IOTimeout("i/o timeout (deadline passed)"))
+
+    def _arm_locked(self, pd: PollDesc, bit: int, s: Sudog, when: float) -> None:
+        """Start the timer of ``s``'s wait, firing at ``when``.  Requires ``pd.lock``."""
+        timers = self.sched.timers
+        with timers.lock:
+            e = timers.add_locked(when, _expire, (self, pd, bit, s))
+        if bit == READ:
+            pd.rt = e
+        else:
+            pd.wt = e
+        timers.poke_if_earlier(e)
+
+    def _take_locked(self, pd: PollDesc, bit: int) -> tuple[Sudog | None, TimerEntry | None]:
+        """Empty ``bit``'s waiter slot; return what was in it and its timer.  Requires ``pd.lock``."""
+        if bit == READ:
+            s, e = pd.rg, pd.rt
+            pd.rg = pd.rt = None
+        else:
+            s, e = pd.wg, pd.wt
+            pd.wg = pd.wt = None
+        return s, e
+
+    def _drop_locked(self, pd: PollDesc, bits: int) -> None:
+        """Drop the interest in ``bits`` (nobody waits for them).  Requires ``pd.lock``."""
+        if pd.events & bits and not pd.closing:
+            try:
+                self.set_events_locked(pd, pd.events & ~bits)
+            except (NotPollable, RuntimeClosed):
+                pass  # the fd went away under us: nothing is registered to drop
+
+    def _clear_waiter_locked(self, pd: PollDesc, bit: int) -> TimerEntry | None:
+        """Empty ``bit``'s waiter slot and drop its interest; return its timer.  Requires ``pd.lock``."""
+        e = self._take_locked(pd, bit)[1]
+        self._drop_locked(pd, bit)
+        return e
+
+    # ------------------------------------------------------------ polling
+
+    def netpoll(self, timeout: float | None) -> list[Sudog]:
+        """Poll once (``timeout`` 0: do not block; None: forever); claim and return the
+        waiters of the fds found ready.  Requires ``poll_lock``.
+
+        The caller readies them (``mark_ready`` then queue).  A direction that
+        is ready with no live waiter is usually a goroutine woken by an earlier
+        poll that has not run yet, and will wait again: a non-blocking poll
+        leaves it alone (dropping the interest now would cost an
+        ``epoll_ctl`` to drop and one to add it back, per round trip, whenever
+        sysmon or another M polls while a batch is still queued).  Only the
+        blocking poll, which would otherwise spin on it, drops the interest
+        and empties a stale slot.
+        """
+        try:
+            events = self.sel.select(timeout)
+        except (OSError, ValueError):  # closed under us at shutdown
+            return []
+        blocking = timeout != 0
+        out: list[Sudog] = []
+        for key, ev in events:
+            pd = key.data
+            if pd is None:
+                # A break is for the M blocked in the poll: a non-blocking
+                # poll must leave it for that M, or the M sleeps on (Go too).
+                if blocking:
+                    self._drain_brk()
+                continue
+            drop = 0
+            timers = []
+            with pd.lock:
+                if pd.closing:
+                    continue
+                for bit in (READ, WRITE):
+                    if not ev & bit:
+                        continue
+                    s = pd.rg if bit == READ else pd.wg
+                    if s is not None and s.try_claim():
+                        e = self._take_locked(pd, bit)[1]
+                        out.append(s)  # interest stays: the reader will most likely wait again
+                    elif blocking:
+                        e = self._take_locked(pd, bit)[1]  # a stale waiter's timer, if any
+                        drop |= bit  # nobody (live) waits: stop reporting it
+                    else:
+                        continue
+                    if e is not None:
+                        timers.append(e)
+                if drop:
+                    self._drop_locked(pd, drop)
+            if timers:
+                stop_timers(self.sched, timers)
+        return out
+
+    # ------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Runtime close: evict every fd, close the ``ragged.net`` objects' fds, close the selector.
+
+        Call once no M can be inside a poll any more (after the Ms stopped).
+        """
+        with self.lock:
+            pds = list(self.pds.values())
+        err = NetClosed("use of closed network connection (the ragged Runtime was closed)")
+        for pd in pds:
+            self.evict(pd, err)
+            owner = pd.owner
+            if owner is not None:
+                try:
+                    owner._shutdown()
+                except Exception:  # noqa: BLE001 - close() must go on
+                    _log.warning("ragged: closing %r at runtime close failed", owner, exc_info=True)
+        with self.lock:
+            self.closed = True
+            self.sel.close()
+            for fd in {self._brk_r, self._brk_w}:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def _not_pollable(fd: int, err: OSError) -> NotPollable:
+    """The named error for an fd the OS refused to poll."""
+    if err.errno == _errno.EBADF:
+        why = "it is not an open file descriptor (closed already?)"
+    elif err.errno == _errno.EPERM:
+        why = "this kind of file cannot be polled (a regular file or directory is always ready; just read it)"
+    else:
+        why = os.strerror(err.errno or 0)
+    return NotPollable(f"fd {fd} cannot be waited on: {why}", err.errno)
+
+
+def stop_timers(sched: Sched, entries: list[TimerEntry]) -> None:
+    """Stop the timers of waits that ended some other way."""
+    for e in entries:
+        sched.timers.stop(e)
+
+
+def _expire(arg: tuple[NetPoll, PollDesc, int, Sudog]) -> None:
+    """Timer callback: a wait's timeout or deadline passed.  Wins the claim or does nothing."""
+    np, pd, bit, s = arg
+    with pd.lock:
+        if (pd.rg if bit == READ else pd.wg) is not s or not s.try_claim():
+            return
+        np._clear_waiter_locked(pd, bit)
+    ready(s, None, IOTimeout("i/o timeout"))
+
+
+# ---------------------------------------------------------------- the wait
+
+
+@types.coroutine
+def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Generator[Any, Any, None]:
+    """Park the current goroutine until ``pd.fd`` is ready for ``bit`` (Go's ``pollWait``).
+
+    Ends with readiness (returns; it may be spurious, so retry the I/O), or
+    raises :class:`IOTimeout` (``timeout`` seconds or the fd's deadline),
+    :class:`NetClosed` (the fd was closed meanwhile), ``Cancelled``, or
+    :class:`FdBusy` (another goroutine waits on it for ``bit`` already).
+    """
+    reason = REASONS[bit]
+    g = _parkable_g(reason)
+    if g.sched is not np.sched:
+        raise RaggedError(
+            "this connection belongs to another ragged Runtime's poller; use it from goroutines of the "
+            "runtime that created it"
+        )
+    s = Sudog(g)
+    s.reason = reason
+    lock = pd.lock
+    lock.acquire()
+    try:
+        if pd.closing:
+            raise NetClosed("use of closed network connection")
+        cur = pd.rg if bit == READ else pd.wg
+        if cur is not None and not cur.claim.locked():
+            raise FdBusy(
+                f"fd {pd.fd}: another goroutine already waits to {'read' if bit == READ else 'write'}; "
+                "one waiter per fd and direction (serialise the waits, or use ragged.net, which queues them)"
+            )
+        deadline = pd.rd if bit == READ else pd.wd
+        if timeout is not None:
+            t = _monotonic() + timeout
+            if not deadline or t < deadline:
+                deadline = t
+        if deadline and deadline <= _monotonic():
+            raise IOTimeout("i/o timeout")
+        if not pd.events & bit:
+            np.set_events_locked(pd, pd.events | bit)
+        stale = np._take_locked(pd, bit)[1] if cur is not None else None
+        if stale is not None:
+            np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
+        if bit == READ:
+            pd.rg = s
+        else:
+            pd.wg = s
+        if deadline:
+            np._arm_locked(pd, bit, s, deadline)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        yield from gopark(lock.release, reason, s)
+    except BaseException:
+        # Cancelled (the canceller won the claim without pd.lock), or woken
+        # with an error by a claimer that already cleared the slot: either
+        # way make sure the slot, its timer and its interest are gone now.
+        with lock:
+            e = np._clear_waiter_locked(pd, bit) if (pd.rg if bit == READ else pd.wg) is s else None
+        if e is not None:
+            np.sched.timers.stop(e)
+        raise
+
+
+# ---------------------------------------------------------------- the scheduler's side
+
+
+def netpoll_of(sched: Sched) -> NetPoll:
+    """``sched``'s poller, made on first use (Go's ``netpollGenericInit``)."""
+    np = sched.netpoll
+    if np is not None:
+        return np
+    with _init_lock:
+        np = sched.netpoll
+        if np is None:
+            if sched.shutdown or sched.runtime._closing:
+                raise RuntimeClosed("the ragged Runtime is closed; no network waits on it any more")
+            np = sched.netpoll = NetPoll(sched)
+            # A timer waiter asleep on its note must move into the poll.
+            w = sched.timer_waiter
+            if w is not None:
+                w.park.wakeup()
+    return np
+
+
+def wakem(sched: Sched, m: M) -> None:
+    """Wake the idle M ``m`` (``startm``, a new earliest timer, shutdown).
+
+    Its note, and, if it is the timer waiter while a poller exists (so it
+    may be blocked in the poll), the poll itself.  ``m.timer_waiter`` is set
+    under the sched lock in the same section where ``m`` last looked for a P,
+    so a caller that set ``m.nextp`` under that lock cannot miss it.
+    """
+    m.park.wakeup()
+    np = sched.netpoll
+    if np is not None and m.timer_waiter:
+        np.brk()
+
+
+def mark_ready(sched: Sched, sudogs: list[Sudog]) -> list[Goroutine]:
+    """The goroutines of claimed netpoll sudogs, marked runnable (not queued yet)."""
+    gs = []
+    for s in sudogs:
+        g = s.g
+        sched.markready(g, None, None)
+        gs.append(g)
+    return gs
+
+
+def injectglist(sched: Sched, gs: list[Goroutine], m: M | None = None) -> None:
+    """Queue goroutines readied by a poll from a thread that holds no P (Go's ``injectglist``).
+
+    Onto the global queue under the sched lock, then start an M for each idle
+    P that can run one.  ``m``: the idle M that polled (it is on the idle M
+    list in ``stopm``); it takes the first idle P itself, with no wake-up.
+    """
+    start = 0
+    with sched.lock:
+        sched.globrunq.extend(gs)
+        if sched.gcwaiting or sched.shutdown:
+            return  # start-the-world will find them
+        n = len(gs)
+        if m is not None and m.nextp is None and sched.pidle and m in sched.midle:
+            sched.midle.remove(m)
+            m.nextp = sched.pidleget()
+            n -= 1
+        start = min(n, len(sched.pidle))
+    for _ in range(start):
+        sched.startm(None, False)
+
+
+def block(sched: Sched, m: M, timeout: float | None) -> None:
+    """The timer waiter ``m`` (idle, no P) blocks in the poll until ready fds, ``timeout``
+    (the next timer) or a break; readies what it found.  From ``_proc.stopm``.
+    """
+    np = sched.netpoll
+    with np.poll_lock:
+        np.lastpoll = 0.0
+        try:
+            found = np.netpoll(timeout)
+        finally:
+            np.lastpoll = _monotonic()
+    if found:
+        injectglist(sched, mark_ready(sched, found), m)
+
+
+def poll_ready(sched: Sched, np: NetPoll) -> list[Goroutine]:
+    """A non-blocking poll unless some M is polling already; the goroutines it readied."""
+    if not np.lastpoll or not np.poll_lock.acquire(False):
+        return []
+    try:
+        found = np.netpoll(0)
+        np.lastpoll = _monotonic()
+    finally:
+        np.poll_lock.release()
+    return mark_ready(sched, found) if found else []
+
+
+def findrunnable_poll(sched: Sched, m: M) -> Goroutine | None:
+    """``findrunnable`` found no queued work: poll without blocking (Go does it before stealing).
+
+    Returns one ready goroutine to run and puts the rest on the M's P.
+    """
+    np = sched.netpoll
+    if np is None or not np.nregistered:
+        return None
+    gs = poll_ready(sched, np)
+    if not gs:
+        return None
+    p = m.p
+    for g in gs[1:]:
+        sched.runqput(p, g)
+    if len(gs) > 1 and sched.pidle and not sched.nmspinning:
+        sched.wakep()
+    return gs[0]
+
+
+def sysmon_poll(sched: Sched, now: float) -> int:
+    """sysmon: poll if nobody has for ``SYSMON_POLL`` seconds; inject what is ready."""
+    np = sched.netpoll
+    if np is None or not np.nregistered:
+        return 0
+    last = np.lastpoll
+    if not last or now - last < SYSMON_POLL:
+        return 0
+    gs = poll_ready(sched, np)
+    if gs:
+        injectglist(sched, gs)
+    return len(gs)
+
+
+def waits_on_network(sched: Sched) -> bool:
+    """True if some goroutine is parked on the poller: a peer may still wake it (deadlock check)."""
+    if sched.netpoll is None:
+        return False
+    return any(g.waitreason in _IO_REASONS for g in list(sched.allgs.values()) if g.waiting is not None)
+
+
+_IO_REASONS = frozenset(REASONS.values())
+
+
+def close(sched: Sched) -> None:
+    """Runtime close, once the Ms have stopped: close the poller and every fd ``ragged.net`` owns."""
+    with _init_lock:
+        np = sched.netpoll
+    if np is not None:
+        np.close()

@@ -1,0 +1,263 @@
+"""``python -m ragged.bench --net``: the echo benchmark of the network poller (issue 13).
+
+64-byte request/response round trips over loopback at 10, 1,000 and 10,000
+concurrent connections, each server in its own process, every one driven by
+the same load generator in another process (the Go one from ``netecho.go``
+when a Go toolchain is installed, else a Python asyncio client), bounded in
+count and time.  Servers: ragged on its poller (procs 1 and 2), ragged's
+``syscall`` path (a thread per waiting connection; not run at 10,000),
+asyncio streams, uvloop and gevent where they import, one thread per
+connection (``socketserver.ThreadingTCPServer``), and Go's own echo server as
+the anchor.  Reported: round trips/s, p50/p99 latency (as the client sees
+it), the server's thread count and RSS (from /proc while under load).
+Both processes raise RLIMIT_NOFILE as far as needed (``resource.setrlimit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .cli import positive
+from .stats import ratio, table
+
+HERE = Path(__file__).resolve().parent
+SIZE = 64
+PY_SERVERS = ("ragged", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
+MODULES = {"uvloop": "uvloop", "gevent": "gevent"}
+
+
+def go_binary(quiet: bool) -> str | None:
+    """Build ``netecho.go`` once per source version (cached in the temp dir); None without Go."""
+    go = shutil.which("go")
+    src = HERE / "netecho.go"
+    if go is None or not src.exists():
+        return None
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    out = Path(tempfile.gettempdir()) / f"ragged-netecho-{digest}"
+    if out.exists():
+        return str(out)
+    env = dict(os.environ, GO111MODULE="off", GOFLAGS="", GOCACHE=str(Path(tempfile.gettempdir()) / "ragged-gocache"))
+    if not quiet:
+        print(f"building {src.name} with {go} ...", file=sys.stderr)
+    r = subprocess.run([go, "build", "-o", str(out), str(src)], env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        print(f"go build failed, using the Python load generator:\n{r.stderr}", file=sys.stderr)
+        return None
+    return str(out)
+
+
+def server_cmd(kind: str, procs: int, gobin: str | None) -> list[str]:
+    if kind == "go":
+        assert gobin is not None
+        return [gobin, "serve"]
+    return [sys.executable, "-m", "ragged.bench.net_servers", "serve", kind, str(procs)]
+
+
+def load_cmd(port: int, conns: int, warmup: float, seconds: float, gobin: str | None) -> list[str]:
+    args = [f"127.0.0.1:{port}", str(conns), str(warmup), str(seconds), str(SIZE)]
+    if gobin is not None:
+        return [gobin, "load", *args]
+    return [sys.executable, "-m", "ragged.bench.net_servers", "load", *args]
+
+
+def proc_status(pid: int) -> tuple[int, float]:
+    """Threads and RSS (MB) of process ``pid``, from /proc."""
+    threads, rss = 0, 0.0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+                elif line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return threads, rss
+
+
+def _read_port(p: subprocess.Popen, timeout: float) -> int:
+    """The port a server prints first; kills it and raises if it does not come."""
+    box: list[str] = []
+    t = threading.Thread(target=lambda: box.append(p.stdout.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    if not box or not box[0].strip().isdigit():
+        p.kill()
+        raise RuntimeError(f"server {p.args} did not start: {box[:1]!r}")
+    return int(box[0])
+
+
+def run_one(kind: str, procs: int, conns: int, warmup: float, seconds: float, gobin: str | None) -> dict[str, Any]:
+    """One server at one connection count: start it, load it, sample it, stop it."""
+    env = dict(os.environ)
+    srv = subprocess.Popen(server_cmd(kind, procs, gobin), stdout=subprocess.PIPE, text=True, env=env)
+    row: dict[str, Any] = {"server": kind, "procs": procs if kind.startswith("ragged") else "-", "conns": conns}
+    try:
+        port = _read_port(srv, 30)
+        ld = subprocess.Popen(
+            load_cmd(port, conns, warmup, seconds, gobin), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        measuring = threading.Event()
+
+        def watch() -> None:
+            for line in ld.stderr:
+                if line.startswith("measuring"):
+                    measuring.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        if measuring.wait(90 + warmup):
+            time.sleep(seconds / 2)
+            row["threads"], row["rss_mb"] = proc_status(srv.pid)
+        out, _ = ld.communicate(timeout=warmup + seconds + 120)
+        res = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        row.update(res)
+        row["rt_per_s"] = res.get("roundtrips", 0) / res["seconds"] if res.get("seconds") else 0.0
+    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as err:
+        row["error"] = str(err)[:200]
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait(10)
+        if srv.stdout is not None:
+            srv.stdout.close()
+    return row
+
+
+def plan(servers: list[str], conns: list[int], procs: list[int], gobin: str | None) -> list[tuple[str, int, int]]:
+    """(server, procs, conns) runs, skipping what cannot run here."""
+    runs = []
+    for n in conns:
+        for kind in servers:
+            if kind in MODULES and importlib.util.find_spec(MODULES[kind]) is None:
+                continue
+            if kind == "go" and gobin is None:
+                continue
+            if kind == "ragged-syscall" and n > 1000:
+                continue  # a thread per waiting connection: 10,000 threads
+            for p in procs if kind == "ragged" else [max(procs)] if kind == "ragged-syscall" else [1]:
+                runs.append((kind, p, n))
+    return runs
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from .net_servers import raise_nofile
+
+    raise_nofile(25_000)
+    gobin = None if args.python_load else go_binary(args.quiet)
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    rows = []
+    for kind, p, n in plan(args.servers, args.conns, args.procs, gobin):
+        if not args.quiet:
+            print(f"  {kind} procs={p} conns={n} ...", file=sys.stderr, flush=True)
+        rows.append(run_one(kind, p, n, args.warmup, args.seconds, gobin))
+    return {
+        "python": sys.version.split()[0],
+        "gil": gil,
+        "load_generator": "go" if gobin else "python asyncio",
+        "seconds": args.seconds,
+        "rows": rows,
+    }
+
+
+def render(data: dict[str, Any]) -> str:
+    build = "GIL" if data["gil"] else "free-threaded (PYTHON_GIL=0)"
+    lines = [
+        f"Echo benchmark: {SIZE}-byte round trips over loopback; Python {data['python']}, {build}; "
+        f"load generator: {data['load_generator']}; {data['seconds']}s measured per row",
+        "",
+    ]
+    headers = ["server", "procs", "conns", "round trips/s", "p50 µs", "p99 µs", "threads", "RSS MB", "errors"]
+    body = []
+    for r in data["rows"]:
+        if "error" in r:
+            body.append([r["server"], r["procs"], r["conns"], "failed: " + r["error"][:40], "", "", "", "", ""])
+            continue
+        body.append(
+            [
+                r["server"],
+                r["procs"],
+                r["conns"],
+                f"{r['rt_per_s']:.0f}",
+                f"{r.get('p50_us', 0):.0f}",
+                f"{r.get('p99_us', 0):.0f}",
+                r.get("threads", "?"),
+                f"{r.get('rss_mb', 0):.0f}",
+                r.get("errors", 0),
+            ]
+        )
+    lines.append(table(headers, body))
+    lines.append("")
+    by = {(r["server"], r["procs"], r["conns"]): r for r in data["rows"] if "error" not in r}
+    for n in sorted({r["conns"] for r in data["rows"]}):
+        base = by.get(("asyncio", "-", n))
+        if base is None:
+            continue
+        for p in (1, 2):
+            mine = by.get(("ragged", p, n))
+            if mine is not None:
+                rts = ratio(mine["rt_per_s"], base["rt_per_s"])
+                p99 = ratio(mine.get("p99_us", 0), base.get("p99_us", 0))
+                lines.append(f"conns={n}: ragged procs={p} / asyncio: round trips {rts:.2f}x, p99 {p99:.2f}x")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ragged.bench --net", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--conns",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[10, 1000, 10000],
+        help="connection counts, default 10,1000,10000",
+    )
+    p.add_argument(
+        "--servers",
+        type=lambda s: s.split(","),
+        default=[*PY_SERVERS, "go"],
+        help=f"servers to run, default {','.join([*PY_SERVERS, 'go'])} (those that import)",
+    )
+    p.add_argument(
+        "--procs",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="procs for the ragged servers, default 1,2",
+    )
+    p.add_argument("--seconds", type=positive(float), default=3.0, help="measured seconds per row, default 3")
+    p.add_argument("--warmup", type=positive(float), default=1.0, help="warm-up seconds per row, default 1")
+    p.add_argument("--python-load", action="store_true", help="use the Python load generator even if Go is installed")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 10 and 100 connections, 0.5s per row")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    unknown = [s for s in args.servers if s not in (*PY_SERVERS, "go")]
+    if unknown:
+        raise SystemExit(f"--servers: unknown {unknown}; choose from {', '.join([*PY_SERVERS, 'go'])}")
+    if args.quick:
+        args.conns, args.seconds, args.warmup = [10, 100], 0.5, 0.3
+    data = run(args)
+    print(render(data))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+        print(f"results written to {args.json}")
+    return 1 if any("error" in r or r.get("errors") for r in data["rows"]) else 0

@@ -1,0 +1,103 @@
+"""10,000 idle connections: the server holds at most procs + 4 threads, and close() frees everything.
+
+The clients live in a child process (as a real load would), so this process
+holds only the server's 10,000 descriptors; RLIMIT_NOFILE is raised to what
+is needed in both processes (``resource.setrlimit``).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import ragged
+from ragged import net
+
+N = 10_000
+
+CLIENTS = textwrap.dedent(
+    """
+    import resource, socket, sys
+    n, port = int(sys.argv[1]), int(sys.argv[2])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, n + 100)), hard))
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    print("connected", flush=True)
+    sys.stdin.readline()  # hold them open (idle) until told
+    """
+)
+
+
+def raise_nofile(n: int) -> tuple[int, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 200
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, hard
+
+
+def server_threads() -> int:
+    """Threads of this process, both as Python sees them and as the kernel does."""
+    return max(threading.active_count(), len(os.listdir("/proc/self/task")))
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("procs", [2])
+def test_10k_idle_connections_few_threads_and_close_frees_everything(procs: int) -> None:
+    old = raise_nofile(N)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    threads_before = server_threads()
+    rt = ragged.Runtime(procs=procs)
+    child = None
+    try:
+        ln = net.listen("127.0.0.1", 0, backlog=4096)
+        conns: list[net.Conn] = []
+
+        async def idle(c: net.Conn) -> None:
+            async with c:
+                await c.read(1)  # parks: the client never writes
+
+        async def acceptor() -> None:
+            while True:
+                c = await ln.accept()
+                conns.append(c)
+                ragged.go(idle, c, name="conn")
+
+        rt.go(acceptor, name="acceptor")
+        child = subprocess.Popen(
+            [sys.executable, "-c", CLIENTS, str(N), str(ln.addr[1])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout.readline().strip() == "connected"
+        deadline = time.monotonic() + 60
+        while sum(1 for g in list(rt._sched.allgs.values()) if g.waitreason == "IO wait read") < N + 1:
+            assert time.monotonic() < deadline, "the connections never all parked"
+            time.sleep(0.05)
+        threads = server_threads()
+        assert threads - threads_before <= procs + 3, (threads, threads_before, rt.dump()[:2000])
+        assert len(rt._sched.allm) <= procs + 1
+        gs = list(rt._sched.allgs.values())
+    finally:
+        rt.close()
+        if child is not None:
+            child.stdin.close()
+            child.stdout.close()
+            child.wait(timeout=30)
+    assert len(gs) == N + 1 and all(g.done() for g in gs)  # all released
+    assert all(c.closed and c._sock.fileno() == -1 for c in conns)
+    assert ln.closed  # closed by the runtime's close
+    assert len(os.listdir("/proc/self/fd")) <= fds_before  # every fd closed, the poller's too
+    assert server_threads() <= threads_before + 1  # (conftest also checks no ragged- thread is left)
+    resource.setrlimit(resource.RLIMIT_NOFILE, old)

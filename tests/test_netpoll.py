@@ -1,0 +1,290 @@
+"""The network poller (_netpoll): waits that hold no thread, their faults, and the scheduler hooks.
+
+``ragged.wait_readable`` / ``wait_writable`` on bare fds; the poller's
+interplay with timers, plain-thread wake-ups, barriers, stop-the-world and
+deadlock detection.  Connections (``ragged.net``) are in test_net.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+import ragged
+from ragged._netpoll import READ
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+def later(seconds: float, fn) -> threading.Thread:
+    """Call ``fn()`` from a plain thread ``seconds`` from now."""
+
+    def body() -> None:
+        time.sleep(seconds)
+        fn()
+
+    t = threading.Thread(target=body)
+    t.start()
+    return t
+
+
+def unused_fd() -> int:
+    """An fd number nothing has open (a just-closed one may be reused at once by the runtime's own fds)."""
+    return max(int(x) for x in os.listdir("/proc/self/fd")) + 500
+
+
+def poller(rt: ragged.Runtime):
+    return rt._sched.netpoll
+
+
+def test_wait_readable_parks_without_a_thread_and_wakes_on_data() -> None:
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=2) as rt:
+
+        async def reader() -> bytes:
+            await ragged.wait_readable(a)
+            return a.recv(16)
+
+        gs = [rt.go(reader)]
+        time.sleep(0.1)
+        assert gs[0].status == "waiting"
+        assert "IO wait read" in rt.dump()
+        threads = len(rt._sched.allm)
+        t = later(0.05, lambda: b.send(b"hello"))
+        assert gs[0].result(timeout=10) == b"hello"
+        t.join()
+        assert len(rt._sched.allm) == threads  # no M was started for the wait
+        assert threads <= rt.procs + 1
+
+
+def test_wait_writable_returns_when_writable_and_on_fd_ints() -> None:
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=1) as rt:
+
+        async def main() -> str:
+            await ragged.wait_writable(a.fileno(), timeout=5)
+            await ragged.wait_writable(a)
+            return "ok"
+
+        assert rt.go(main).result(timeout=10) == "ok"
+
+
+def test_timeout_raises_named_error_and_unregisters() -> None:
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=1) as rt:
+
+        async def main() -> BaseException:
+            try:
+                await ragged.wait_readable(a, timeout=0.05)
+            except ragged.IOTimeout as e:
+                return e
+            raise AssertionError("no timeout")
+
+        e = rt.go(main).result(timeout=10)
+        assert isinstance(e, TimeoutError) and isinstance(e, ragged.RaggedError)
+        np = poller(rt)
+        assert not np.pds and np.nregistered == 0, (np.pds, np.nregistered)
+
+
+@pytest.mark.parametrize("what", ["closed-int", "closed-socket", "regular-file", "not-an-fd", "negative"])
+def test_bad_fds_get_named_errors(what: str) -> None:
+    expect: type[BaseException]
+    with tempfile.TemporaryFile() as f, ragged.Runtime(procs=1) as rt:
+        if what == "closed-int":
+            arg, expect = unused_fd(), ragged.NotPollable
+        elif what == "closed-socket":
+            s = socket.socket()
+            s.close()
+            arg, expect = s, ragged.NotPollable
+        elif what == "regular-file":
+            arg, expect = f, ragged.NotPollable
+        elif what == "not-an-fd":
+            arg, expect = "stdin", TypeError
+        else:
+            arg, expect = -3, ValueError
+
+        async def main() -> None:
+            await ragged.wait_readable(arg, timeout=1)
+
+        with pytest.raises(expect):
+            rt.go(main).result(timeout=10)
+        np = poller(rt)
+        assert np is None or (not np.pds and np.nregistered == 0)
+        assert rt.go(_noop).result(timeout=5) is None  # the runtime is fine
+
+
+async def _noop() -> None:
+    return None
+
+
+def test_outside_a_goroutine_is_refused() -> None:
+    a, b = pair()
+    with a, b:
+        coro = ragged.wait_readable(a)
+        with pytest.raises(ragged.NotInGoroutine):
+            coro.send(None)
+        coro.close()
+
+
+def test_second_waiter_same_direction_gets_fdbusy_other_direction_is_fine() -> None:
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=2) as rt:
+
+        async def reader() -> bytes:
+            await ragged.wait_readable(a)
+            return a.recv(16)
+
+        async def second() -> str:
+            try:
+                await ragged.wait_readable(a, timeout=5)
+            except ragged.FdBusy:
+                return "busy"
+            return "woke"
+
+        async def writer() -> str:
+            await ragged.wait_writable(a, timeout=5)
+            return "writable"
+
+        g1 = rt.go(reader)
+        time.sleep(0.1)
+        assert rt.go(second).result(timeout=10) == "busy"
+        assert rt.go(writer).result(timeout=10) == "writable"
+        b.send(b"x")
+        assert g1.result(timeout=10) == b"x"
+
+
+def test_cancel_wakes_at_once_and_drops_interest() -> None:
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=2) as rt:
+
+        async def reader() -> None:
+            await ragged.wait_readable(a)
+
+        for _ in range(20):
+            g = rt.go(reader)
+            while g.status != "waiting":
+                time.sleep(0.001)
+            t0 = time.monotonic()
+            g.cancel()
+            with pytest.raises(ragged.Cancelled):
+                g.result(timeout=10)
+            assert time.monotonic() - t0 < 5
+        np = poller(rt)
+        assert not np.pds and np.nregistered == 0
+
+
+def test_a_ready_fd_nobody_waits_for_does_not_spin_the_poller() -> None:
+    """Level-triggered readiness: interest in a ready fd with no waiter is dropped."""
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=1) as rt:
+        conn = ragged.net.Conn(a)
+
+        async def once() -> bytes:
+            return await conn.read(1)
+
+        b.send(b"xy")
+        time.sleep(0.01)
+        assert rt.go(once).result(timeout=10) == b"x"  # no wait needed; now a is readable, nobody waits
+
+        async def reg() -> None:
+            await conn._wait(READ)  # registers READ interest, woken at once (b"y" is there)
+
+        rt.go(reg).result(timeout=10)
+        time.sleep(0.1)  # polls happen; the ready fd must lose its interest
+        np = poller(rt)
+        assert np.pds[a.fileno()].events == 0
+        conn.close()
+
+
+def test_plain_thread_work_and_timers_break_the_blocked_poll() -> None:
+    """The timer waiter blocks in the poll with no timeout; new work must break it."""
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=1) as rt:
+
+        async def parked() -> None:
+            await ragged.wait_readable(a)
+
+        g = rt.go(parked)
+        time.sleep(0.1)  # every M idle, one blocked in the poll
+        for _ in range(50):
+            assert rt.go(_noop).result(timeout=5) is None
+
+        async def sleeper() -> str:
+            await ragged.sleep(0.02)
+            return "slept"
+
+        for _ in range(10):
+            time.sleep(0.02)
+            assert rt.go(sleeper).result(timeout=5) == "slept"
+        g.cancel()
+
+
+def test_goroutines_parked_on_the_network_are_not_a_deadlock() -> None:
+    a, b = pair()
+    with a, b:
+        t = later(0.3, lambda: b.send(b"late"))
+
+        async def main() -> bytes:
+            await ragged.wait_readable(a)
+            return a.recv(8)
+
+        assert ragged.run(main, procs=2) == b"late"  # detect_deadlock is on in ragged.run
+        t.join()
+
+
+@pytest.mark.parametrize("procs", [1, 2, 4])
+def test_barrier_and_stw_serve_ps_whose_goroutines_wait_on_the_network(procs: int) -> None:
+    socks = [pair() for _ in range(8)]
+    with ragged.Runtime(procs=procs) as rt:
+
+        async def parked(s: socket.socket) -> None:
+            await ragged.wait_readable(s)
+
+        gs = [rt.go(parked, a) for a, _ in socks]
+        time.sleep(0.1)
+        for _ in range(20):
+            seen: list[int] = []
+            rt.for_each_p(seen_append(seen), timeout=10)
+            assert sorted(seen) == list(range(procs))
+            with rt.stop_the_world("net"):
+                pass
+        for _, b in socks:
+            b.send(b"!")
+        for g in gs:
+            g.result(timeout=10)
+    for a, b in socks:
+        a.close()
+        b.close()
+
+
+def seen_append(seen: list[int]):
+    return lambda p: seen.append(p.id)
+
+
+def test_close_releases_goroutines_parked_on_bare_fds() -> None:
+    a, b = pair()
+    with a, b:
+        rt = ragged.Runtime(procs=2)
+
+        async def parked() -> None:
+            await ragged.wait_readable(a)
+
+        gs = [rt.go(parked)]
+        time.sleep(0.05)
+        rt.close()
+        assert all(g.done() for g in gs)
+        with pytest.raises(ragged.Cancelled):
+            gs[0].result()
+        assert a.fileno() >= 0  # a bare fd is the caller's: not closed by the runtime
