@@ -174,6 +174,7 @@ class _NetFD:
     async def _wait(self, bit: int, timeout: float | None = None) -> None:
         """Park until the fd is ready for ``bit`` (see ``_netpoll.pollwait``)."""
         pd = self._poll_desc()
+        assert self._np is not None  # set together with _pd
         await pollwait(self._np, pd, bit, timeout)
 
     def _release(self, i: int) -> None:
@@ -192,6 +193,7 @@ class _NetFD:
             waiters = mu.q[_R].drain_claimed() + mu.q[_W].drain_claimed()
             pd = self._pd
             if pd is not None:
+                assert self._np is not None  # set together with _pd
                 self._np.evict(pd, err)  # before the fd can close: never a closed fd in the selector
             last = mu.refs == 0
         for s in waiters:
@@ -233,6 +235,7 @@ class _NetFD:
                 self._wd = d
             pd = self._pd
             if pd is not None:
+                assert self._np is not None  # set together with _pd
                 self._np.set_deadline(pd, bits, d)
 
     async def __aenter__(self) -> Self:
