@@ -20,7 +20,7 @@ import traceback
 from typing import TYPE_CHECKING
 
 from ._g import G_STATUS_NAMES, RUNNING, SYSCALL, WAITING
-from ._netpoll import waits_on_network
+from ._netpoll_sched import waits_on_network
 from ._p import STATUS_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover

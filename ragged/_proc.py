@@ -23,8 +23,8 @@ from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
-from ._netpoll import block as netpoll_block
-from ._netpoll import findrunnable_poll
+from ._netpoll_sched import block as netpoll_block
+from ._netpoll_sched import findrunnable_poll
 from ._p import GCSTOP, W_SAFEPOINT, P
 from ._sched import Sched, _MExit
 from ._syscall import syscall
@@ -192,7 +192,7 @@ def stopm(sched: Sched, m: M, queued: bool = False) -> None:
     waits for them, this M becomes the timer waiter: it sleeps until the
     earliest deadline and fires due timers; with a poller it sleeps *in the
     poll* (Go's M blocked in netpoll), readying the goroutines whose fds
-    became ready, and whoever wakes it breaks the poll (``_netpoll.wakem``).
+    became ready, and whoever wakes it breaks the poll (``_netpoll_sched.wakem``).
     ``queued``: the caller already put ``m`` on the idle list under the lock.
     Returns with ``m.p`` set; raises _MExit at shutdown.
 

@@ -33,8 +33,8 @@ from ._g import DEAD, WAITING, Coro, Goroutine
 from ._labels import check_labels
 from ._m import tls
 from ._metrics import Metrics
-from ._netpoll import close as netpoll_close
-from ._netpoll import wakem
+from ._netpoll_sched import close as netpoll_close
+from ._netpoll_sched import wakem
 from ._note import new_note
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over

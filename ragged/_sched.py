@@ -34,7 +34,7 @@ from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Coro, Goroutine
 from ._m import M, tls
-from ._netpoll import wakem
+from ._netpoll_sched import wakem
 from ._note import new_note
 from ._p import GCSTOP, IDLE, W_SAFEPOINT, P
 from ._p import RUNNING as P_RUNNING
@@ -96,7 +96,7 @@ class Sched:
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
-        self.netpoll: NetPoll | None = None  # the network poller, made on first use (_netpoll.netpoll_of)
+        self.netpoll: NetPoll | None = None  # the network poller, made on first use (_netpoll_sched.netpoll_of)
         self.allgs: dict[int, Goroutine] = {}
         self.ngcreated = 0
         self.shutdown = False

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import BarrierError, NotInPlainThread, RaggedError
 from ._m import tls
-from ._netpoll import wakem
+from ._netpoll_sched import wakem
 from ._p import GCSTOP, IDLE, RUNNING, SYSCALL, W_STATUS
 from ._park import current_g
 from ._procresize import procresize

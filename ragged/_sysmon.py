@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._blockreport import report_blocking
-from ._netpoll import sysmon_poll
+from ._netpoll_sched import sysmon_poll
 from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
 

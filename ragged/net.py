@@ -49,7 +49,8 @@ import time
 from typing import Any, Self
 
 from ._errors import FdBusy, IOTimeout, NetClosed, NetError, NotPollable, TooManyOpenFiles, UnexpectedEOF
-from ._netpoll import READ, WRITE, NetPoll, PollDesc, netpoll_of, pollwait
+from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
+from ._netpoll_sched import netpoll_of
 from ._park import Sudog, WaitQueue, check_timeout, current_g, park_on, ready
 from ._traps import checkpoint, gosched
 

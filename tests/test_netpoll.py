@@ -1,4 +1,4 @@
-"""The network poller (_netpoll): waits that hold no thread, their faults, and the scheduler hooks.
+"""The network poller (_netpoll, _netpoll_sched): waits that hold no thread, their faults, and the scheduler hooks.
 
 ``ragged.wait_readable`` / ``wait_writable`` on bare fds; the poller's
 interplay with timers, plain-thread wake-ups, barriers, stop-the-world and
