@@ -5,11 +5,12 @@ library's ``selectors`` (epoll on Linux, kqueue on BSD and macOS), one poller
 per runtime, made on first use:
 
 * A :class:`PollDesc` per fd (Go's ``pollDesc``) with one waiter slot per
-  direction, ``rg`` and ``wg``: the :class:`~ragged._park.Sudog` of the
-  goroutine parked for readability or writability ("IO wait read" / "IO wait
-  write").  Whoever wakes it -- readiness seen by a poll, its timeout or
-  deadline timer, ``g.cancel()``, the close of the fd, the runtime's close --
-  first wins the sudog's claim, so each wait ends exactly once.
+  direction, ``waiter[DIR[READ]]`` and ``waiter[DIR[WRITE]]`` (Go's ``rg``
+  and ``wg``): the :class:`~ragged._park.Sudog` of the goroutine parked for
+  readability or writability ("IO wait read" / "IO wait write").  Whoever
+  wakes it -- readiness seen by a poll, its timeout or deadline timer,
+  ``g.cancel()``, the close of the fd, the runtime's close -- first wins the
+  sudog's claim, so each wait ends exactly once.
 * A second goroutine waiting on the same fd in the same direction is refused
   with :class:`FdBusy` (in Go it is a fatal "double wait"); a waiter whose
   claim someone already won is stale and simply replaced.  ``ragged.net``
@@ -62,6 +63,7 @@ _monotonic = time.monotonic
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 REASONS = {READ: "IO wait read", WRITE: "IO wait write"}
+DIR = {READ: 0, WRITE: 1}  # a direction's index in PollDesc's pairs (waiter, timer, deadline)
 
 _ONE = (1).to_bytes(8, sys.byteorder)  # what an eventfd write takes
 
@@ -69,26 +71,25 @@ _ONE = (1).to_bytes(8, sys.byteorder)  # what an eventfd write takes
 class PollDesc:
     """One fd known to the poller (Go's ``pollDesc``).  Fields under ``lock``.
 
-    ``rg``/``wg``: the waiting reader's / writer's sudog, or None.  ``rd``/``wd``:
-    read / write deadlines (``time.monotonic()``; 0.0 for none).  ``rt``/``wt``:
-    the timer of the current reader's / writer's wait.  ``events``: the
+    Pairs indexed by direction (``DIR[READ]``, ``DIR[WRITE]``): ``waiter``,
+    the waiting reader's / writer's sudog or None (Go's ``rg``/``wg``);
+    ``timer``, the timer of the current reader's / writer's wait
+    (``rt``/``wt``); ``deadline``, the read / write deadline
+    (``time.monotonic()``; 0.0 for none; ``rd``/``wd``).  ``events``: the
     interest registered with the selector now (0: not registered).
     ``owner``: the ``ragged.net`` object that owns the fd (its ``_shutdown()``
     runs at runtime close), or None for a bare fd waited on by
     ``wait_readable``/``wait_writable``, which lives while ``refs`` waits use it.
     """
 
-    __slots__ = ("fd", "lock", "rg", "wg", "rd", "wd", "rt", "wt", "events", "closing", "owner", "refs")
+    __slots__ = ("fd", "lock", "waiter", "timer", "deadline", "events", "closing", "owner", "refs")
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
         self.lock = threading.Lock()
-        self.rg: Sudog | None = None
-        self.wg: Sudog | None = None
-        self.rd = 0.0
-        self.wd = 0.0
-        self.rt: TimerEntry | None = None
-        self.wt: TimerEntry | None = None
+        self.waiter: list[Sudog | None] = [None, None]
+        self.timer: list[TimerEntry | None] = [None, None]
+        self.deadline = [0.0, 0.0]
         self.events = 0
         self.closing = False
         self.owner = owner
@@ -149,32 +150,39 @@ class NetPoll:
         """Make the selector's interest in ``pd.fd`` be ``events``.  Requires ``pd.lock``.
 
         Raises :class:`NotPollable` when the OS refuses the fd (closed, or a
-        regular file); the interest is then unchanged.
+        regular file); ``pd.events`` then still says what the selector holds.
         """
+        if events != pd.events:
+            with self.lock:
+                self._set_events_sel_locked(pd, events)
+
+    def _set_events_sel_locked(self, pd: PollDesc, events: int) -> None:
+        """``set_events_locked`` under the selector's lock: requires ``pd.lock`` and
+        ``NetPoll.lock``, and ``events`` != ``pd.events``."""
         old = pd.events
-        if events == old:
-            return
-        with self.lock:
-            if self.closed:
-                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
-            try:
-                if old == 0:
-                    self.sel.register(pd.fd, events, pd)
-                    self.nregistered += 1
-                elif events == 0:
-                    self.sel.unregister(pd.fd)
-                    self.nregistered -= 1
-                else:
-                    self.sel.modify(pd.fd, events, pd)
-            except OSError as err:
-                if old != 0 and pd.fd not in self.sel.get_map():
-                    self.nregistered -= 1  # selectors dropped the key when the OS refused
-                    old = 0
-                pd.events = old
-                raise _not_pollable(pd.fd, err) from None
-            except (KeyError, ValueError) as err:
-                pd.events = old
-                raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
+        if self.closed:
+            raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+        try:
+            if old == 0:
+                self.sel.register(pd.fd, events, pd)
+                self.nregistered += 1
+            elif events == 0:
+                self.sel.unregister(pd.fd)
+                self.nregistered -= 1
+            else:
+                self.sel.modify(pd.fd, events, pd)
+        except OSError as err:
+            # pd.events is written only after a successful call, so it is
+            # still ``old`` -- unless a refused modify made selectors drop
+            # the fd's key (it does; a refused register never added it):
+            # then the fd is no longer registered, and the count and
+            # pd.events must say so.
+            if old != 0 and pd.fd not in self.sel.get_map():
+                self.nregistered -= 1
+                pd.events = 0
+            raise _not_pollable(pd.fd, err) from None
+        except (KeyError, ValueError) as err:  # selectors refused before changing anything
+            raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
         pd.events = events
 
     def open(self, fd: int, owner: Any) -> PollDesc:
@@ -203,17 +211,17 @@ class NetPoll:
         A bare fd belongs to the caller, who may close it as soon as the wait
         returns, so it leaves the selector now (an owned fd keeps its interest).
         """
-        with pd.lock:
-            with self.lock:
-                pd.refs -= 1
-                if pd.refs > 0 or pd.owner is not None or self.closed:
-                    return
-                if self.pds.get(pd.fd) is pd:
-                    del self.pds[pd.fd]
-            try:
-                self.set_events_locked(pd, 0)
-            except (NotPollable, RuntimeClosed):
-                pass
+        with pd.lock, self.lock:
+            pd.refs -= 1
+            if pd.refs > 0 or pd.owner is not None or self.closed:
+                return
+            if self.pds.get(pd.fd) is pd:
+                del self.pds[pd.fd]
+            if pd.events:
+                try:
+                    self._set_events_sel_locked(pd, 0)
+                except NotPollable:
+                    pass
 
     def evict(self, pd: PollDesc, err: BaseException) -> None:
         """Close ``pd``: wake its waiters with ``err``, drop its interest and timers, forget it.
@@ -227,12 +235,12 @@ class NetPoll:
             if pd.closing:
                 return
             pd.closing = True
-            for s in (pd.rg, pd.wg):
+            for s in pd.waiter:
                 if s is not None and s.try_claim():
                     woken.append(s)
-            timers = [e for e in (pd.rt, pd.wt) if e is not None]
-            pd.rg = pd.wg = None
-            pd.rt = pd.wt = None
+            timers = [e for e in pd.timer if e is not None]
+            pd.waiter = [None, None]
+            pd.timer = [None, None]
             with self.lock:
                 if self.pds.get(pd.fd) is pd:
                     del self.pds[pd.fd]
@@ -264,14 +272,10 @@ class NetPoll:
             for bit in (READ, WRITE):
                 if not mode & bit:
                     continue
-                if bit == READ:
-                    pd.rd = deadline
-                    s, e = pd.rg, pd.rt
-                    pd.rt = None
-                else:
-                    pd.wd = deadline
-                    s, e = pd.wg, pd.wt
-                    pd.wt = None
+                i = DIR[bit]
+                pd.deadline[i] = deadline
+                s, e = pd.waiter[i], pd.timer[i]
+                pd.timer[i] = None
                 if e is not None:
                     old.append(e)
                 if s is None or s.claim.locked():
@@ -290,21 +294,25 @@ class NetPoll:
         """Start the timer of ``s``'s wait, firing at ``when``.  Requires ``pd.lock``."""
         timers = self.sched.timers
         with timers.lock:
-            e = timers.add_locked(when, _expire, (self, pd, bit, s))
-        if bit == READ:
-            pd.rt = e
-        else:
-            pd.wt = e
+            e = timers.add_locked(when, self._deadline_impl, (pd, bit, s))
+        pd.timer[DIR[bit]] = e
         timers.poke_if_earlier(e)
+
+    def _deadline_impl(self, arg: tuple[PollDesc, int, Sudog]) -> None:
+        """Timer callback (Go's ``netpolldeadlineimpl``): the timeout or deadline of
+        ``s``'s wait passed.  Wins the claim or does nothing.  Must not hold ``pd.lock``."""
+        pd, bit, s = arg
+        with pd.lock:
+            if pd.waiter[DIR[bit]] is not s or not s.try_claim():
+                return
+            self._clear_waiter_locked(pd, bit)
+        ready(s, None, IOTimeout("i/o timeout"))
 
     def _take_locked(self, pd: PollDesc, bit: int) -> tuple[Sudog | None, TimerEntry | None]:
         """Empty ``bit``'s waiter slot; return what was in it and its timer.  Requires ``pd.lock``."""
-        if bit == READ:
-            s, e = pd.rg, pd.rt
-            pd.rg = pd.rt = None
-        else:
-            s, e = pd.wg, pd.wt
-            pd.wg = pd.wt = None
+        i = DIR[bit]
+        s, e = pd.waiter[i], pd.timer[i]
+        pd.waiter[i] = pd.timer[i] = None
         return s, e
 
     def _drop_locked(self, pd: PollDesc, bits: int) -> None:
@@ -358,7 +366,7 @@ class NetPoll:
                 for bit in (READ, WRITE):
                     if not ev & bit:
                         continue
-                    s = pd.rg if bit == READ else pd.wg
+                    s = pd.waiter[DIR[bit]]
                     if s is not None and s.try_claim():
                         e = self._take_locked(pd, bit)[1]
                         out.append(s)  # interest stays: the reader will most likely wait again
@@ -420,16 +428,6 @@ def stop_timers(sched: Sched, entries: list[TimerEntry]) -> None:
         sched.timers.stop(e)
 
 
-def _expire(arg: tuple[NetPoll, PollDesc, int, Sudog]) -> None:
-    """Timer callback: a wait's timeout or deadline passed.  Wins the claim or does nothing."""
-    np, pd, bit, s = arg
-    with pd.lock:
-        if (pd.rg if bit == READ else pd.wg) is not s or not s.try_claim():
-            return
-        np._clear_waiter_locked(pd, bit)
-    ready(s, None, IOTimeout("i/o timeout"))
-
-
 # ---------------------------------------------------------------- the wait
 
 
@@ -451,18 +449,19 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         )
     s = Sudog(g)
     s.reason = reason
+    i = DIR[bit]
     lock = pd.lock
     lock.acquire()
     try:
         if pd.closing:
             raise NetClosed("use of closed network connection")
-        cur = pd.rg if bit == READ else pd.wg
+        cur = pd.waiter[i]
         if cur is not None and not cur.claim.locked():
             raise FdBusy(
                 f"fd {pd.fd}: another goroutine already waits to {'read' if bit == READ else 'write'}; "
                 "one waiter per fd and direction (serialise the waits, or use ragged.net, which queues them)"
             )
-        deadline = pd.rd if bit == READ else pd.wd
+        deadline = pd.deadline[i]
         if timeout is not None:
             t = _monotonic() + timeout
             if not deadline or t < deadline:
@@ -474,10 +473,7 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         stale = np._take_locked(pd, bit)[1] if cur is not None else None
         if stale is not None:
             np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
-        if bit == READ:
-            pd.rg = s
-        else:
-            pd.wg = s
+        pd.waiter[i] = s
         if deadline:
             np._arm_locked(pd, bit, s, deadline)
     except BaseException:
@@ -490,7 +486,7 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         # with an error by a claimer that already cleared the slot: either
         # way make sure the slot, its timer and its interest are gone now.
         with lock:
-            e = np._clear_waiter_locked(pd, bit) if (pd.rg if bit == READ else pd.wg) is s else None
+            e = np._clear_waiter_locked(pd, bit) if pd.waiter[i] is s else None
         if e is not None:
             np.sched.timers.stop(e)
         raise

@@ -23,10 +23,10 @@ through an eventfd (a pipe elsewhere) registered in the selector
 10ms.  A P whose goroutines all wait on the network is idle, so barriers and
 stop-the-world serve it at once.
 
-Locks.  ``_init_lock`` makes a runtime's poller once, and ``close`` reads
-``sched.netpoll`` under it: ``netpoll_of`` refuses once the runtime is closing
-(``sched.shutdown`` is set before ``close`` runs), so a poller is either made
-before ``close`` looks for it or never.  Only
+Locks.  ``sched.netpoll_init_lock`` (one per runtime) makes its poller once,
+and ``close`` reads ``sched.netpoll`` under it: ``netpoll_of`` refuses once the
+runtime is closing (``sched.shutdown`` is set before ``close`` runs), so a
+poller is either made before ``close`` looks for it or never.  Only
 the M in :func:`block` waits for ``NetPoll.poll_lock``; every other poll
 (:func:`poll_ready`) tries it and skips when some M is polling already (Go
 skips its non-blocking polls while an M blocks in netpoll).
@@ -37,7 +37,6 @@ puts the rest on its own P's queue (:func:`findrunnable_poll`).
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -55,18 +54,16 @@ _monotonic = time.monotonic
 SYSMON_POLL = 10e-3  # sysmon polls when nobody has polled for this long (Go's 10ms)
 _IO_REASONS = frozenset(REASONS.values())
 
-_init_lock = threading.Lock()
-
 
 def netpoll_of(sched: Sched) -> NetPoll:
     """``sched``'s poller, made on first use (Go's ``netpollGenericInit``)."""
     np = sched.netpoll
     if np is not None:
         return np
-    with _init_lock:
+    with sched.netpoll_init_lock:
         np = sched.netpoll
         if np is None:
-            if sched.shutdown or sched.runtime._closing:
+            if sched.shutdown or sched.runtime.closed:
                 raise RuntimeClosed("the ragged Runtime is closed; no network waits on it any more")
             np = sched.netpoll = NetPoll(sched)
             # A timer waiter asleep on its note must move into the poll.
@@ -194,7 +191,7 @@ def waits_on_network(sched: Sched) -> bool:
 
 def close(sched: Sched) -> None:
     """Runtime close, once the Ms have stopped: close the poller and every fd ``ragged.net`` owns."""
-    with _init_lock:
+    with sched.netpoll_init_lock:
         np = sched.netpoll
     if np is not None:
         np.close()

@@ -97,6 +97,7 @@ class Sched:
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
         self.netpoll: NetPoll | None = None  # the network poller, made on first use (_netpoll_sched.netpoll_of)
+        self.netpoll_init_lock = threading.Lock()  # Go's netpollInitLock: netpoll is made once, under it
         self.allgs: dict[int, Goroutine] = {}
         self.ngcreated = 0
         self.shutdown = False

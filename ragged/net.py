@@ -171,7 +171,7 @@ class _NetFD:
             pd = self._pd
             if pd is None:
                 pd = np.open(self._fd, self)
-                pd.rd, pd.wd = self._rd, self._wd
+                pd.deadline = [self._rd, self._wd]  # DIR[READ], DIR[WRITE]
                 self._np = np
                 self._pd = pd
         return pd
