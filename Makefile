@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test bench lint test-all soak clean
+.PHONY: docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +19,25 @@ install: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
+# The API reference, from the docstrings, with the README as its front page:
+# build/docs/index.html.  Nitpicky, warnings are errors: a broken cross-reference fails.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf build/docs
+	$(PY) -m sphinx -n -W --keep-going -q -b html docs build/docs
+	@echo "docs: build/docs/index.html"
+
 bench: $(STAMP)
 	$(PY) -m ragged.bench
 
 lint: $(STAMP)
 	$(PY) -m ruff check ragged tests benchmarks
 	$(PY) -m ruff format --check ragged tests benchmarks
+	$(PY) -m mypy
 
 # Run the suite on every supported interpreter found on this machine.
 test-all:

@@ -41,12 +41,8 @@ Run it (a full run takes about 45 s on a 2-core machine)::
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -57,6 +53,7 @@ from typing import Any
 
 import ragged
 from ragged._trace import DEFAULT_LIMIT
+from ragged.bench.cli import conditions_main, interleaved, meta_line, run_meta
 
 perf = time.perf_counter
 CONDITIONS = ("none", "off", "on", "full")
@@ -175,27 +172,14 @@ def _hook_check_ns(n: int) -> float:
 
 def run(cfg: Config, log: Any = lambda _msg: None) -> dict[str, Any]:
     """Every condition ``cfg.runs`` times, interleaved; return the report."""
-    samples: dict[str, list[dict[str, float]]] = {c: [] for c in CONDITIONS}
-    order = list(CONDITIONS)
     t_start = perf()
     with tempfile.TemporaryDirectory(prefix="ragged-bench-trace-") as d:
-        for rep in range(cfg.runs):
-            for cond in order:
-                log(f"rep {rep + 1}/{cfg.runs}: {cond}")
-                samples[cond].append(_condition(cond, cfg, Path(d)))
-            order = order[1:] + order[:1]
+        samples = interleaved(CONDITIONS, cfg.runs, lambda cond: _condition(cond, cfg, Path(d)), log)
     med = {c: {k: statistics.median(s[k] for s in samples[c]) for k, _, _ in METRICS} for c in CONDITIONS}
     best = {c: {k: min(s[k] for s in samples[c]) for k, _, _ in METRICS} for c in CONDITIONS}
     on = samples["on"]
     report = {
-        "meta": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "switchinterval": sys.getswitchinterval(),
-            "config": cfg.__dict__,
-            "seconds": 0.0,
-        },
+        "meta": run_meta(cfg),
         "median": med,
         "best": best,
         "ratios": {c: {k: med[c][k] / med["none"][k] for k, _, _ in METRICS} for c in ("off", "on", "full")},
@@ -224,38 +208,19 @@ def table(rep: dict[str, Any]) -> str:
             r = ratios
             lines.append(f"  {label:26}{cells}   {r['on'][key]:7.2f}x {r['off'][key]:8.2f}x {r['full'][key]:9.2f}x")
         lines.append("")
-    m, med = rep["meta"], rep["median"]
+    med = rep["median"]
     lines += [
         f"writing the JSON: {rep['write_ns_per_event']:.0f} ns per event "
         f"({rep['events_per_run']:.0f} events per traced run), once, when the trace block ends",
         f"one hook check with tracing off: {rep['hook_check_ns']:.1f} ns net "
         f"({100 * rep['hook_check_ns'] / med['none']['switch_ns']:.1f}% of a median switch)",
-        f"{m['config']['runs']} interleaved runs per condition; Python {m['python']}, {m['cpus']} CPUs, "
-        f"switch interval {m['switchinterval'] * 1000:g} ms; {m['seconds']:.1f} s",
+        meta_line(rep["meta"]),
     ]
     return "\n".join(lines)
 
 
-def _runs(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"needs at least 1 run, not {n}")
-    return n
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, 3 runs: a smoke run of a few seconds")
-    ap.add_argument("--runs", type=_runs, metavar="N", help="runs per condition (default 9, quick 3)")
-    ap.add_argument("--json", metavar="PATH", help="also write the report (all samples) as JSON")
-    args = ap.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    cfg = dataclasses.replace(sizes, runs=args.runs or sizes.runs)
-    rep = run(cfg, lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(table(rep))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
-    return 0
+    return conditions_main(argv, __doc__, FULL, QUICK, run, table)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import copy_context
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from ._barrier import foreachp
 from ._errors import NotInGoroutine
@@ -24,6 +24,7 @@ from ._stw import StopTheWorld
 from ._traps import gopark, gosched, syscall_trap
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 _monotonic = time.monotonic
 
 
@@ -35,25 +36,55 @@ def _runtime(what: str) -> Runtime:
 
 
 def current_runtime() -> Runtime:
-    """The runtime running the calling goroutine."""
+    """The :class:`Runtime` running the calling goroutine.
+
+    :raises NotInGoroutine: on a plain thread.
+    :Called from: inside a goroutine (also from its ``ragged.syscall`` calls).
+    """
     return _runtime("ragged.current_runtime()")
 
 
-def current_goroutine() -> Goroutine:
-    """The handle of the calling goroutine."""
+def current_goroutine() -> Goroutine[Any]:
+    """The :class:`Goroutine` handle of the calling goroutine.
+
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine.
+    """
     return current_g("ragged.current_goroutine()")
 
 
 def current_p() -> P:
-    """The P running this goroutine now: valid until the goroutine's next await."""
+    """The :class:`P` running this goroutine now: valid until the goroutine's next await.
+
+    :raises NotInGoroutine: outside a goroutine, and inside ``ragged.syscall`` (no P is held there).
+    :Called from: inside a goroutine.
+    """
     m = getattr(tls, "m", None)
     if m is None or m.curg is None or m.p is None:
         raise NotInGoroutine("ragged.current_p() must be called inside a goroutine (and not inside a syscall)")
     return m.p
 
 
-def go(fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None) -> Goroutine:
-    """Spawn ``fn(*args)`` as a goroutine on the current runtime (Go's ``go`` statement)."""
+def go(
+    fn: Callable[[*Ts], Awaitable[T]] | Coroutine[Any, Any, T],
+    *args: *Ts,
+    name: str | None = None,
+    labels: dict[str, Any] | None = None,
+) -> Goroutine[T]:
+    """Spawn ``fn(*args)`` as a goroutine on the current runtime (Go's ``go`` statement).
+
+    ``fn`` is an async function (or a coroutine object, with no ``args``); the
+    new goroutine runs in a copy of the caller's ``contextvars`` context.
+    ``name`` and ``labels`` show in dumps, traces and logs.  Returns its
+    :class:`Goroutine` handle at once; ``await`` it to join.
+
+    :raises TypeError: if ``fn`` is not an async function, or ``name`` /
+        ``labels`` are not a str / a dict of str keys to str, int, float or bool.
+    :raises ValueError: for an empty label key.
+    :raises RuntimeClosed: while the runtime is shutting down.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine; from a plain thread use :meth:`Runtime.go`.
+    """
     m = getattr(tls, "m", None)
     if m is None:
         raise NotInGoroutine("ragged.go() must be called inside a goroutine; from a plain thread use Runtime.go()")
@@ -68,7 +99,17 @@ def _wake_sleeper(s: Sudog) -> None:
 
 
 async def sleep(seconds: float) -> None:
-    """Park the goroutine for ``seconds`` (it holds no P meanwhile).  ``sleep(0)`` yields."""
+    """Park the goroutine for ``seconds`` (it holds no P meanwhile).  ``sleep(0)`` yields.
+
+    A safe point.
+
+    :raises TypeError: if ``seconds`` is not a number.
+    :raises ValueError: if ``seconds`` is negative or NaN.
+    :raises Cancelled: if the goroutine is cancelled while it sleeps.
+    :raises RaggedError: inside a stop-the-world section (nothing could wake it).
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine; a plain thread uses ``time.sleep``.
+    """
     seconds = check_seconds(seconds, "ragged.sleep()")
     if seconds == 0:
         await gosched()
@@ -95,11 +136,19 @@ async def sleep(seconds: float) -> None:
         raise
 
 
-async def syscall(fn: Callable[..., T], *args: Any) -> T:
+async def syscall(fn: Callable[[*Ts], T], *args: *Ts) -> T:
     """Run the blocking call ``fn(*args)`` with this goroutine's P released.
 
-    Other goroutines keep running on other threads while it blocks.  Returns
-    ``fn``'s result or raises its exception.
+    Other goroutines keep running on other threads while it blocks (the P is
+    handed to another M if they need it).  Returns ``fn``'s result or raises
+    its exception.  Use it for every call that may block: file and socket
+    I/O, ``time.sleep``, locks of other libraries, long C computations that
+    release the GIL.
+
+    :raises TypeError: if ``fn`` is not callable or is an async function.
+    :raises NotInGoroutine: outside a goroutine.
+    :raises BaseException: whatever ``fn`` raises.
+    :Called from: inside a goroutine; a plain thread just calls ``fn``.
     """
     if not callable(fn):
         raise TypeError(f"ragged.syscall() needs a callable, not {type(fn).__name__}")
@@ -114,7 +163,19 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
 
     This goroutine's own P runs ``fn`` right here; the others run it at their
     next safe point while their goroutines keep running.  Returns when every
-    P has run it.  See ``Runtime.for_each_p`` for errors.
+    P has run it.  ``fn`` runs on scheduler threads, some of them while the
+    scheduler's lock is held: it must be short and must not block or start
+    another barrier.  Barriers and stop-the-worlds take turns (this goroutine
+    parks while another holds the world).
+
+    :raises TypeError: if ``fn`` is not a plain callable (an async function is refused).
+    :raises BaseException: what ``fn`` raised, after the barrier completed on every P
+        (an ``ExceptionGroup`` when several Ps raised).
+    :raises BarrierError: from inside a ``for_each_p`` callback, or while this
+        goroutine holds the world.
+    :raises RuntimeClosed: if the runtime is closed.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine; from a plain thread use :meth:`Runtime.for_each_p`.
     """
     check_fn(fn)
     g = current_g("ragged.for_each_p()")
@@ -129,12 +190,35 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
 
 
 def stop_the_world(reason: str = "user") -> StopTheWorld:
-    """``async with ragged.stop_the_world("why"):`` stops every other goroutine."""
+    """``async with ragged.stop_the_world("why"):`` stops every other goroutine.
+
+    Returns a :class:`~ragged._stw.StopTheWorld`; entering it waits until
+    every other P has stopped, and leaving it restarts them.  Inside the
+    section this goroutine must not park or yield (nothing else could run to
+    wake it): ``sleep``, channel waits and ``gosched`` raise there.
+
+    :raises TypeError: if ``reason`` is not a str.
+    :raises NotInGoroutine: outside a goroutine.
+    :raises BarrierError: on entry, from inside a ``for_each_p`` callback or while
+        this goroutine already holds the world.
+    :raises RuntimeClosed: on entry, if the runtime is closed.
+    :Called from: inside a goroutine (``async with``); from a plain thread use
+        :meth:`Runtime.stop_the_world` (``with``).
+    """
     return StopTheWorld(_runtime("ragged.stop_the_world()"), reason)
 
 
 async def set_procs(n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | None = None) -> int:
-    """Change the number of Ps from inside a goroutine; see ``Runtime.set_procs``."""
+    """Change the number of Ps (GOMAXPROCS) from inside a goroutine; return the old number.
+
+    Works as :meth:`Runtime.set_procs` does, under a stop-the-world.
+
+    :raises TypeError: if ``n`` is not an int or ``on_retire`` is not callable.
+    :raises ValueError: if ``n`` is not positive.
+    :raises NotInGoroutine: outside a goroutine.
+    :raises BarrierError: while this goroutine holds the world.
+    :Called from: inside a goroutine; from a plain thread use :meth:`Runtime.set_procs`.
+    """
     from ._procresize import check_on_retire, hand_over
     from ._runtime import check_procs_value
 
@@ -147,12 +231,20 @@ async def set_procs(n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | No
 
 
 def dump() -> str:
-    """The current runtime's goroutine dump (see ``Runtime.dump``)."""
+    """The current runtime's goroutine dump (see :meth:`Runtime.dump`).
+
+    :raises NotInGoroutine: on a plain thread (use ``rt.dump()`` there).
+    :Called from: inside a goroutine.
+    """
     return _runtime("ragged.dump()").dump()
 
 
 def metrics() -> dict[str, Any]:
-    """The current runtime's metrics (see ``Runtime.metrics``)."""
+    """The current runtime's metrics (see :meth:`Runtime.metrics`).
+
+    :raises NotInGoroutine: on a plain thread (use ``rt.metrics()`` there).
+    :Called from: inside a goroutine.
+    """
     return _runtime("ragged.metrics()").metrics()
 
 
@@ -172,6 +264,9 @@ class PerP(Generic[T]):
         buf.get().append(item)
         ...  # collect everything appended so far, on every P:
         await ragged.for_each_p(lambda p: out.extend(buf.take(p)))
+
+    :raises TypeError: if ``factory`` is not callable.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ("factory", "__weakref__")
@@ -182,7 +277,12 @@ class PerP(Generic[T]):
         self.factory = factory
 
     def get(self) -> T:
-        """This P's value (inside a goroutine)."""
+        """The value of the P running the caller, made with ``factory()`` on first use.
+
+        :raises NotInGoroutine: outside a goroutine, and inside ``ragged.syscall``.
+        :raises BaseException: what ``factory()`` raises.
+        :Called from: inside a goroutine.
+        """
         local = current_p().local
         try:
             return local[self]
@@ -191,7 +291,12 @@ class PerP(Generic[T]):
             return v
 
     def of(self, p: P) -> T:
-        """``p``'s value, created if needed (for barrier callbacks)."""
+        """``p``'s value, made with ``factory()`` if it has none (for barrier callbacks).
+
+        :raises BaseException: what ``factory()`` raises.
+        :Called from: a ``for_each_p`` callback or a stop-the-world section (where
+            ``p``'s goroutines are not running), or the goroutine running on ``p``.
+        """
         local = p.local
         try:
             return local[self]
@@ -200,7 +305,11 @@ class PerP(Generic[T]):
             return v
 
     def take(self, p: P) -> T:
-        """Remove and return ``p``'s value; the next ``get`` on ``p`` makes a fresh one."""
+        """Remove and return ``p``'s value; the next ``get`` on ``p`` makes a fresh one.
+
+        :raises BaseException: what ``factory()`` raises (when ``p`` had no value).
+        :Called from: a ``for_each_p`` callback or a stop-the-world section, like :meth:`of`.
+        """
         v = p.local.pop(self, None)
         return v if v is not None else self.factory()
 

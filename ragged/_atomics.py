@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from typing import Any
 
 import atomics
 
@@ -55,7 +56,9 @@ def _bind_op_table() -> tuple | None:
             fps = [core.get_op_func(op) for op in ops]
         if any(fp is None for fp in fps):
             return None
-        addr = [ctypes.cast(fp, ctypes.c_void_p).value for fp in fps]
+        addr = [a for a in (ctypes.cast(fp, ctypes.c_void_p).value for fp in fps) if a]
+        if len(addr) != len(fps):  # a null function pointer
+            return None
         vp, ci = ctypes.c_void_p, ctypes.c_int
         load = ctypes.PYFUNCTYPE(None, vp, ci, vp)(addr[0])
         store = ctypes.PYFUNCTYPE(None, vp, vp, ci)(addr[1])
@@ -91,8 +94,8 @@ class AtomicWords:
         offset = (-start) % 64
         self._addrs = [start + offset + 4 * i for i in range(n)]
         self.plain = memoryview(self._raw).cast("B")[offset : offset + 4 * n].cast("I")
-        self._views = None
-        self._ctxs = None
+        self._views: list[Any] = []  # the public-API fallback only
+        self._ctxs: list[Any] = []
         if _OPS is None:  # pragma: no cover - fallback path
             self._ctxs = [
                 atomics.atomicview(buffer=self.plain.cast("B")[4 * i : 4 * i + 4], atype=atomics.UINT) for i in range(n)

@@ -44,6 +44,12 @@ if TYPE_CHECKING:  # pragma: no cover
 _monotonic = time.monotonic
 
 
+class BarrierDone(threading.Event):
+    """``sched.barrier_done``: set when the barrier in flight ends, at time ``at``."""
+
+    at = math.inf
+
+
 def call_safe_point_fn(sched: Sched, p: P) -> None:
     """Call ``sched.safe_point_fn(p)``; record its error and its timing on ``p``.
 
@@ -52,6 +58,7 @@ def call_safe_point_fn(sched: Sched, p: P) -> None:
     Nothing here is shared between Ms.  May be called with ``sched.lock`` held.
     """
     fn = sched.safe_point_fn
+    assert fn is not None  # the caller won p's flag: a barrier is in flight
     prev = getattr(tls, "in_fn", False)
     tls.in_fn = True
     tr = sched.trace
@@ -210,7 +217,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 window = step_aside_window(sched)
                 if window > 0:
                     sched.barrier_aside_until = t0 + window
-                    sched.barrier_done = threading.Event()
+                    sched.barrier_done = BarrierDone()
                 else:
                     sched.barrier_yield = yields_cores(sched)
         published = True

@@ -48,6 +48,9 @@ class Case:
     A receive case yields the value received, or ``None`` once the channel is
     closed and drained; with ``with_ok=True`` it yields ``(value, ok)`` as
     Go's ``v, ok := <-ch`` does.
+
+    :raises: nothing (make cases with :meth:`Chan.recv_case` / :meth:`Chan.send_case`).
+    :Called from: anywhere; a case is used by :func:`select`, inside a goroutine.
     """
 
     __slots__ = ("chan", "send", "value", "with_ok")
@@ -75,7 +78,12 @@ class Chan(Generic[T]):
     Waiting senders and receivers are served first-in first-out.  After
     ``close()``, receivers drain the buffer and then get ``ChanClosed``
     (``recv``) or ``(None, False)`` (``recv_ok``); sends and a second close
-    raise ``ChanClosed``.
+    raise ``ChanClosed``.  ``Chan[int]()`` types the values for type checkers.
+
+    :raises TypeError: if ``cap`` is not an int.
+    :raises ValueError: if ``cap`` is negative.
+    :Called from: anywhere; a channel may be shared by goroutines of any
+        runtime and plain threads.
     """
 
     __slots__ = ("_lock", "_buf", "_cap", "_closed", "_recvq", "_sendq", "_sched", "__weakref__")
@@ -99,7 +107,11 @@ class Chan(Generic[T]):
         return self._cap
 
     def __len__(self) -> int:
-        """The number of values buffered right now."""
+        """``len(ch)``: the number of values buffered right now.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return len(self._buf)
 
     def __repr__(self) -> str:
@@ -213,8 +225,13 @@ class Chan(Generic[T]):
     async def send(self, v: T) -> None:
         """Send ``v``, parking until a receiver takes it (or the buffer has room).
 
-        Raises ``ChanClosed`` if the channel is closed, also while waiting.  A
-        safe point.  If cancelled while parked, the value was not sent.
+        A safe point.  If cancelled while parked, the value was not sent.
+
+        :raises ChanClosed: if the channel is closed, also while waiting.
+        :raises Cancelled: if the goroutine is cancelled (the value was not sent).
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine; from a plain thread use :meth:`send_blocking`
+            (or :meth:`try_send` from anywhere).
         """
         g = current_g("Chan.send()")
         await checkpoint()
@@ -226,28 +243,43 @@ class Chan(Generic[T]):
     async def recv_ok(self) -> tuple[T | None, bool]:
         """Receive: ``(value, True)``, or ``(None, False)`` once closed and drained.
 
-        Parks while the channel is empty and open.  A safe point.  If
-        cancelled while parked, nothing was received.
+        Parks while the channel is empty and open.  A safe point.
+
+        :raises Cancelled: if the goroutine is cancelled (nothing was received).
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine; from a plain thread use :meth:`recv_blocking`
+            (or :meth:`try_recv` from anywhere).
         """
         g = current_g("Chan.recv()")
         await checkpoint()
         r = self._start_recv(g)
-        if type(r) is tuple:
+        if isinstance(r, tuple):
             return r
         await park_op(self._recvq, self._lock, "chan receive", r)
         return r.elem, r.ok
 
     async def recv(self) -> T:
-        """Receive a value, parking while the channel is empty.
+        """Receive a value, parking while the channel is empty.  A safe point.
 
-        Raises ``ChanClosed`` once the channel is closed and drained.
+        :raises ChanClosed: once the channel is closed and drained.
+        :raises Cancelled: if the goroutine is cancelled (nothing was received).
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine; from a plain thread use :meth:`recv_blocking`.
         """
         v, ok = await self.recv_ok()
         if not ok:
             raise ChanClosed("receive on closed channel")
-        return v
+        return v  # type: ignore[return-value]  # ok: v was sent on this channel, a T (not the None of closed)
 
     def __aiter__(self) -> Chan[T]:
+        """``async for v in ch``: receive until the channel is closed and drained.
+
+        Each step is a :meth:`recv_ok`; the loop ends when it reports closed.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises NotInGoroutine: outside a goroutine (at the first step).
+        :Called from: inside a goroutine.
+        """
         return self
 
     async def __anext__(self) -> T:
@@ -255,14 +287,22 @@ class Chan(Generic[T]):
         v, ok = await self.recv_ok()
         if not ok:
             raise StopAsyncIteration
-        return v
+        return v  # type: ignore[return-value]  # ok: v was sent on this channel, a T (not the None of closed)
 
     def recv_case(self, with_ok: bool = False) -> Case:
-        """A receive case for :func:`ragged.select` (value, or ``(value, ok)`` with ``with_ok``)."""
+        """A receive case for :func:`select` (it yields the value, or ``(value, ok)`` with ``with_ok``).
+
+        :raises: nothing.
+        :Called from: anywhere (the select itself runs inside a goroutine).
+        """
         return Case(self, False, None, bool(with_ok))
 
     def send_case(self, v: T) -> Case:
-        """A send case for :func:`ragged.select`: send ``v`` if this case is chosen."""
+        """A send case for :func:`select`: send ``v`` if this case is chosen.
+
+        :raises: nothing (a closed channel raises when the select runs).
+        :Called from: anywhere (the select itself runs inside a goroutine).
+        """
         return Case(self, True, v)
 
     # ------------------------------------------------------------ anywhere
@@ -272,7 +312,10 @@ class Chan(Generic[T]):
 
         Waiting receivers get "closed" (after the buffer is drained there is
         nothing more to get), waiting senders raise ``ChanClosed``.  Never
-        blocks; callable from any thread and from timer callbacks.
+        blocks.
+
+        :raises ChanClosed: if the channel is already closed.
+        :Called from: anywhere, timer and barrier callbacks included.
         """
         with self._lock:
             if self._closed:
@@ -291,8 +334,10 @@ class Chan(Generic[T]):
     def try_send(self, v: T) -> bool:
         """Send ``v`` only if that needs no waiting; True if sent.  Never blocks.
 
-        Raises ``ChanClosed`` on a closed channel.  Safe from any thread and
-        from timer callbacks (Go's ``select`` with ``default``).
+        Go's ``select`` with ``default``.
+
+        :raises ChanClosed: on a closed channel.
+        :Called from: anywhere, timer and barrier callbacks included.
         """
         self._lock.acquire()
         if self._send_locked(v):
@@ -305,7 +350,10 @@ class Chan(Generic[T]):
 
         ``(None, False)`` means empty, or closed and drained; use ``select``
         with ``default=True`` and ``recv_case(with_ok=True)`` to tell which.
-        Never blocks; safe from any thread.
+        Never blocks.
+
+        :raises: nothing.
+        :Called from: anywhere, timer and barrier callbacks included.
         """
         self._lock.acquire()
         r = self._recv_locked()
@@ -319,9 +367,14 @@ class Chan(Generic[T]):
     def send_blocking(self, v: T, timeout: float | None = None) -> None:
         """From a plain thread: send ``v``, blocking until it is taken or buffered.
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (the value was then
-        not sent), ``ChanClosed`` if the channel is or gets closed, and
-        ``NotInPlainThread`` inside a goroutine (use ``await ch.send(v)``).
+        :raises TimeoutError: after ``timeout`` seconds (the value was then not sent).
+        :raises ChanClosed: if the channel is or gets closed.
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises Deadlock: if the runtime finds that nothing can ever take the value.
+        :raises RuntimeClosed: if the runtime using the channel is closed while waiting.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ch.send(v)``.
         """
         check_plain_thread("Chan.send_blocking()")
         timeout = check_timeout(timeout)
@@ -333,14 +386,19 @@ class Chan(Generic[T]):
     def recv_blocking(self, timeout: float | None = None) -> T:
         """From a plain thread: receive a value, blocking while the channel is empty.
 
-        Raises ``ChanClosed`` once the channel is closed and drained,
-        ``TimeoutError`` after ``timeout`` seconds (nothing was received), and
-        ``NotInPlainThread`` inside a goroutine (use ``await ch.recv()``).
+        :raises ChanClosed: once the channel is closed and drained.
+        :raises TimeoutError: after ``timeout`` seconds (nothing was received).
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises Deadlock: if the runtime finds that nothing can ever send.
+        :raises RuntimeClosed: if the runtime using the channel is closed while waiting.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ch.recv()``.
         """
         check_plain_thread("Chan.recv_blocking()")
         timeout = check_timeout(timeout)
         r = self._start_recv(None)
-        if type(r) is not tuple:
+        if not isinstance(r, tuple):
             block_on(self._recvq, self._lock, "chan receive", timeout, r, registry=self._sched)
             r = r.elem, r.ok
         if not r[1]:

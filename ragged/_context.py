@@ -48,6 +48,9 @@ class Context:
     ``done()`` -- channel closed on cancellation; ``err()`` -- None, or the
     reason; ``deadline()`` -- the ``time.monotonic()`` deadline or None;
     ``value(key)`` -- the value stored by the nearest ``with_value``.
+
+    :raises: nothing (make contexts with :func:`background` and the ``with_*`` functions).
+    :Called from: anywhere; contexts may be shared by goroutines and threads.
     """
 
     __slots__ = ("_parent", "_src", "_lock", "_done", "_err", "_children", "_deadline", "_timer", "_key", "_val")
@@ -69,26 +72,41 @@ class Context:
         inherited = parent._deadline if parent is not None else None
         if deadline is None or (inherited is not None and inherited <= deadline):
             deadline = inherited
-        self._deadline = deadline
+        self._deadline: float | None = deadline
 
     def done(self) -> Chan[None]:
         """A channel closed when this context is cancelled (never, for ``background()``).
 
         Receive from it, or use ``ctx.done().recv_case()`` in a ``select``.
         Do not close it yourself.
+
+        :raises: nothing.
+        :Called from: anywhere.
         """
         return self._src._done
 
     def err(self) -> BaseException | None:
-        """None while not cancelled; then ``Cancelled`` or ``DeadlineExceeded``."""
+        """None while not cancelled; then ``Cancelled`` or ``DeadlineExceeded`` (returned, not raised).
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._src._err
 
     def deadline(self) -> float | None:
-        """When this context will be cancelled by a deadline (``time.monotonic()`` seconds), or None."""
+        """When this context will be cancelled by a deadline (``time.monotonic()`` seconds), or None.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._deadline
 
     def value(self, key: Any) -> Any:
-        """The value for ``key`` from the nearest ``with_value`` ancestor, else None."""
+        """The value for ``key`` from the nearest ``with_value`` ancestor, else None.
+
+        :raises: nothing (but an exception from ``key.__eq__``).
+        :Called from: anywhere.
+        """
         ctx: Context | None = self
         while ctx is not None:
             if ctx._key is not None and ctx._key == key:
@@ -105,6 +123,7 @@ class Context:
 
     def _attach(self) -> None:
         """Register this new source with the nearest cancellable ancestor (or cancel it at once)."""
+        assert self._parent is not None  # only a child attaches
         src = self._parent._src
         if src._children is None:
             return  # background: never cancelled
@@ -136,7 +155,7 @@ class Context:
         if timer is not None:
             timers, entry = timer
             timers.stop(entry)
-        if detach:
+        if detach and self._parent is not None:  # background has no parent
             parent = self._parent._src
             if parent._children is not None:
                 with parent._lock:
@@ -151,7 +170,11 @@ _BACKGROUND = Context(None, cancellable=True)
 
 
 def background() -> Context:
-    """The root context: never cancelled, no deadline, no values (Go's ``context.Background``)."""
+    """The root context: never cancelled, no deadline, no values (Go's ``context.Background``).
+
+    :raises: nothing.
+    :Called from: anywhere.
+    """
     return _BACKGROUND
 
 
@@ -176,7 +199,11 @@ def with_cancel(parent: Context) -> tuple[Context, Callable[[], None]]:
     """A child of ``parent`` and the function that cancels it (Go's ``context.WithCancel``).
 
     The child is also cancelled when ``parent`` is.  Call ``cancel()`` when
-    the work is done, so the parent stops tracking the child.
+    the work is done, so the parent stops tracking the child; ``cancel`` is
+    idempotent, never blocks and may be called from anywhere.
+
+    :raises TypeError: if ``parent`` is not a :class:`Context`.
+    :Called from: anywhere.
     """
     parent = _check_parent(parent, "with_cancel()")
     ctx = Context(parent, cancellable=True)
@@ -192,6 +219,12 @@ def with_deadline(
     ``deadline`` is in ``time.monotonic()`` seconds.  A parent deadline that
     comes first wins.  Inside a goroutine the timer uses the current runtime;
     from a plain thread pass ``runtime=``.
+
+    :raises TypeError: if ``parent`` is not a :class:`Context`, ``deadline`` not a
+        number, or ``runtime`` not a :class:`Runtime`.
+    :raises NotInGoroutine: on a plain thread without ``runtime=`` (when a timer is needed).
+    :raises RuntimeClosed: if the runtime is closed.
+    :Called from: anywhere (with ``runtime=`` outside a goroutine).
     """
     parent = _check_parent(parent, "with_deadline()")
     if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline != deadline:
@@ -208,12 +241,12 @@ def with_deadline(
         if delay <= 0:
             ctx._expire()
         return ctx, cancel  # else the parent's earlier deadline will cancel it
-    entry: TimerEntry | None = timers.add(delay, ctx._expire, None)
+    entry = timers.add(delay, ctx._expire, None)
     with ctx._lock:
-        if ctx._err is None:
+        kept = ctx._err is None
+        if kept:
             ctx._timer = (timers, entry)
-            entry = None
-    if entry is not None:
+    if not kept:
         timers.stop(entry)  # cancelled meanwhile
     return ctx, cancel
 
@@ -221,7 +254,14 @@ def with_deadline(
 def with_timeout(
     parent: Context, seconds: float, *, runtime: Runtime | None = None
 ) -> tuple[Context, Callable[[], None]]:
-    """``with_deadline(parent, time.monotonic() + seconds)`` (Go's ``context.WithTimeout``)."""
+    """``with_deadline(parent, time.monotonic() + seconds)`` (Go's ``context.WithTimeout``).
+
+    :raises TypeError: if ``seconds`` is not a number, or as :func:`with_deadline`.
+    :raises ValueError: for negative or NaN ``seconds``.
+    :raises NotInGoroutine: on a plain thread without ``runtime=``.
+    :raises RuntimeClosed: if the runtime is closed.
+    :Called from: anywhere (with ``runtime=`` outside a goroutine).
+    """
     seconds = check_seconds(seconds, "with_timeout()")
     return with_deadline(parent, _monotonic() + seconds, runtime=runtime)
 
@@ -231,6 +271,9 @@ def with_value(parent: Context, key: Any, value: Any) -> Context:
 
     It shares the parent's cancellation.  ``key`` must not be None; use a
     private object or class as the key to avoid collisions.
+
+    :raises TypeError: if ``parent`` is not a :class:`Context` or ``key`` is None.
+    :Called from: anywhere.
     """
     parent = _check_parent(parent, "with_value()")
     if key is None:

@@ -122,6 +122,7 @@ def combine(excs: list[BaseException], message: str) -> BaseException:
     """One exception for several: itself when alone, else an (Base)ExceptionGroup."""
     if len(excs) == 1:
         return excs[0]
-    if all(isinstance(e, Exception) for e in excs):
-        return ExceptionGroup(message, excs)  # type: ignore[arg-type]
+    errs = [e for e in excs if isinstance(e, Exception)]
+    if len(errs) == len(excs):
+        return ExceptionGroup(message, errs)
     return BaseExceptionGroup(message, excs)

@@ -28,7 +28,7 @@ import threading
 import traceback
 from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import Cancelled
 from ._park import WaitQueue, block_on, check_plain_thread, check_timeout, park_on, ready
@@ -40,15 +40,23 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
 
 RUNNABLE, RUNNING, WAITING, SYSCALL, DEAD = range(5)
+
+# What an M drives with send/throw/close: a coroutine, or a generator-based one.
+Coro = Coroutine[Any, Any, Any] | Generator[Any, Any, Any]
+T_co = TypeVar("T_co", covariant=True)  # what the goroutine returns
 G_STATUS_NAMES = ("runnable", "running", "waiting", "syscall", "dead")
 
 
-class Goroutine:
-    """A goroutine handle.
+class Goroutine(Generic[T_co]):
+    """A goroutine handle, returned by :func:`go`, :meth:`Runtime.go` and :func:`current_goroutine`.
 
-    Attributes: ``id`` (unique per process), ``name``, ``labels`` (a dict shown in
-    dumps, traces and logs).  ``status`` is one of runnable, running, waiting,
-    syscall, dead.
+    Attributes: ``id`` (an int, unique per process), :attr:`name`, ``labels``
+    (a dict shown in dumps, traces and logs; change them from inside with
+    :func:`set_labels`) and :attr:`status`.  Join with ``await g`` inside a
+    goroutine or :meth:`result` from a plain thread.
+
+    :raises: nothing (handles are made by the runtime, not by users).
+    :Called from: anywhere; each method says where it may be called.
     """
 
     __slots__ = (
@@ -81,9 +89,7 @@ class Goroutine:
         "__weakref__",
     )
 
-    def __init__(
-        self, gid: int, sched: Sched, coro: Coroutine, ctx: Context, name: str | None, labels: dict | None
-    ) -> None:
+    def __init__(self, gid: int, sched: Sched, coro: Coro, ctx: Context, name: str | None, labels: dict | None) -> None:
         self.id = gid
         self._name = name
         self.labels: dict[str, Any] = dict(labels) if labels else {}
@@ -108,14 +114,14 @@ class Goroutine:
         self._result: Any = None
         self._exc: BaseException | None = None
         self._joiners: WaitQueue | None = None  # made by the first joiner
-        self._callbacks: list[Callable[[Goroutine], Any]] | None = None
+        self._callbacks: list[Callable[[Goroutine[T_co]], Any]] | None = None
         self._retrieved = False
 
     # ------------------------------------------------------------ inspection
 
     @property
     def name(self) -> str:
-        """The name given at spawn, or ``g<id>``."""
+        """The name given at spawn, or ``g<id>``.  Assigning a non-str raises ``TypeError``."""
         return self._name or f"g{self.id}"
 
     @name.setter
@@ -126,10 +132,15 @@ class Goroutine:
 
     @property
     def status(self) -> str:
+        """``"runnable"``, ``"running"``, ``"waiting"``, ``"syscall"`` or ``"dead"`` (a snapshot)."""
         return G_STATUS_NAMES[self.st]
 
     def done(self) -> bool:
-        """True once the goroutine has returned or raised."""
+        """True once the goroutine has returned or raised.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._done
 
     def __repr__(self) -> str:
@@ -140,7 +151,11 @@ class Goroutine:
         """The coroutine stack, innermost last, as formatted lines (for dumps).
 
         Only meaningful while the goroutine is suspended (runnable or waiting);
-        a running goroutine's frames belong to the M executing it.
+        a running goroutine's frames belong to the M executing it (see
+        :meth:`Runtime.dump`).
+
+        :raises: nothing.
+        :Called from: anywhere.
         """
         lines: list[str] = []
         coro: Any = self.coro
@@ -154,17 +169,23 @@ class Goroutine:
 
     # ------------------------------------------------------------ outcome
 
-    def _outcome(self) -> Any:
+    def _outcome(self) -> T_co:
         self._retrieved = True
         if self._exc is not None:
             raise self._exc
         return self._result
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T_co:
         """From a plain thread: wait for the goroutine, return its result or raise its exception.
 
-        Raises ``TimeoutError`` if ``timeout`` seconds pass first.  Inside a
-        goroutine use ``await g`` instead.
+        :raises TimeoutError: if ``timeout`` seconds pass first.
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises BaseException: what the goroutine raised (:class:`Cancelled` if it was cancelled).
+        :raises Deadlock: if the runtime finds that nothing can ever finish it.
+        :raises RuntimeClosed: if the runtime is closed while waiting.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await g``.
         """
         self._wait(timeout)
         return self._outcome()
@@ -172,8 +193,15 @@ class Goroutine:
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """From a plain thread: wait, then return the goroutine's exception (or None).
 
-        Anything the wait itself raises (``TimeoutError``, a KeyboardInterrupt,
-        ``Deadlock``...) propagates; the goroutine's own exception is returned.
+        The goroutine's own exception is returned, not raised.
+
+        :raises TimeoutError: if ``timeout`` seconds pass first.
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises Deadlock: if the runtime finds that nothing can ever finish it.
+        :raises RuntimeClosed: if the runtime is closed while waiting.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await g`` in a ``try``.
         """
         self._wait(timeout)
         self._retrieved = True
@@ -195,8 +223,17 @@ class Goroutine:
             else:
                 self._lock.release()
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        """Join: wait for the goroutine to finish; return its result or raise its exception."""
+    def __await__(self) -> Generator[Any, Any, T_co]:
+        """``await g``: wait for the goroutine to finish; return its result or raise its exception.
+
+        A safe point; the waiting goroutine parks (holds no P).
+
+        :raises BaseException: what the goroutine raised (:class:`Cancelled` if it was cancelled).
+        :raises Cancelled: if the *waiting* goroutine is cancelled meanwhile.
+        :raises NotInGoroutine: outside a goroutine (when it has to wait).
+        :raises RaggedError: inside a stop-the-world section (when it has to wait).
+        :Called from: inside a goroutine; from a plain thread use :meth:`result`.
+        """
         if self._done:
             yield from checkpoint()
             return self._outcome()
@@ -214,11 +251,15 @@ class Goroutine:
             q = self._joiners = WaitQueue()
         return q
 
-    def add_done_callback(self, fn: Callable[[Goroutine], Any]) -> None:
+    def add_done_callback(self, fn: Callable[[Goroutine[T_co]], Any]) -> None:
         """Call ``fn(g)`` when the goroutine finishes (at once if it has).
 
         The callback runs on whichever thread finishes the goroutine; keep it
         short and non-blocking.  A callback counts as retrieving the outcome.
+        An exception it raises is logged, not propagated.
+
+        :raises: nothing.
+        :Called from: anywhere.
         """
         with self._lock:
             if not self._done:
@@ -236,8 +277,13 @@ class Goroutine:
     def cancel(self) -> bool:
         """Ask the goroutine to stop: ``Cancelled`` is raised at its current or next await.
 
-        Returns False if it has already finished.  Safe from any thread.  A
-        goroutine may catch ``Cancelled``; the request is delivered once.
+        Returns False if it has already finished.  A goroutine may catch
+        ``Cancelled``; the request is delivered once.  A wait that a waker
+        completed just before (a value received, a lock handed over) is not
+        undone: the cancel then arrives at the goroutine's next await.
+
+        :raises: nothing.
+        :Called from: anywhere.
         """
         # Under _lock, which _finish takes to mark the goroutine done: a request
         # is either armed before the exiting M drops the goroutine's arm (goexit
@@ -259,7 +305,7 @@ class Goroutine:
 
     # ------------------------------------------------------------ exit
 
-    def _finish(self, result: Any, exc: BaseException | None) -> list[Callable[[Goroutine], Any]]:
+    def _finish(self, result: Any, exc: BaseException | None) -> list[Callable[[Goroutine[T_co]], Any]]:
         """Record the outcome and wake joiners.  Called once, by the M that ran it."""
         with self._lock:
             self._result = result

@@ -60,6 +60,12 @@ def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> di
     The change shows at once in ``ragged.dump()`` and log records; in an
     execution trace each slice carries the labels the goroutine had when the
     slice ended.
+
+    :raises TypeError: for a key that is not a str, a value of another type, or a
+        ``mapping`` that is not a mapping.
+    :raises ValueError: for an empty key.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine (a goroutine sets only its own labels).
     """
     g = current_g("ragged.set_labels()")
     if mapping is not None and not isinstance(mapping, Mapping):
@@ -76,7 +82,11 @@ def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> di
 
 
 def labels() -> dict[str, Any]:
-    """A copy of the calling goroutine's labels."""
+    """A copy of the calling goroutine's labels.
+
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine.
+    """
     return dict(current_g("ragged.labels()").labels)
 
 
@@ -99,9 +109,17 @@ class GoroutineLogFilter(logging.Filter):
     Attach it to the *handler* (``handler.addFilter(ragged.GoroutineLogFilter())``)
     so that records from every logger that reach the handler are tagged; a
     filter on a logger only sees records logged on that very logger.
+
+    :raises: nothing.
+    :Called from: anywhere; logging calls it on the logging thread.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Tag ``record`` with the calling goroutine (empty outside goroutines); keep it.
+
+        :raises: nothing.
+        :Called from: anywhere (logging calls it).
+        """
         m = getattr(tls, "m", None)
         g = m.curg if m is not None else None
         if g is None:

@@ -90,6 +90,7 @@ class Metrics:
             "syscall_handoffs": 0,
             "syscall_slowpath": 0,
             "stragglers_reported": 0,
+            "blocking_reports": 0,
             "threads_started": 0,
         }
         self.hist: dict[str, Histogram] = {name: Histogram() for name in _HISTOGRAMS}

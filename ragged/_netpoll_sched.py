@@ -92,6 +92,7 @@ def mark_ready(sched: Sched, sudogs: list[Sudog]) -> list[Goroutine]:
     gs = []
     for s in sudogs:
         g = s.g
+        assert g is not None  # only goroutines wait on the poller
         sched.markready(g, None, None)
         gs.append(g)
     return gs
@@ -124,6 +125,7 @@ def block(sched: Sched, m: M, timeout: float | None) -> None:
     (the next timer) or a break; readies what it found.  From ``_proc.stopm``.
     """
     np = sched.netpoll
+    assert np is not None  # stopm blocks here only once a poller exists
     with np.poll_lock:
         np.lastpoll = 0.0
         try:
@@ -158,6 +160,7 @@ def findrunnable_poll(sched: Sched, m: M) -> Goroutine | None:
     if not gs:
         return None
     p = m.p
+    assert p is not None  # findrunnable runs with m.p set
     for g in gs[1:]:
         sched.runqput(p, g)
     if len(gs) > 1 and sched.pidle and not sched.nmspinning:

@@ -71,7 +71,8 @@ class P:
 
     ``local`` is a plain dict of per-P storage: a ``for_each_p`` callback and
     the goroutines running on this P may use it without locks, because only
-    one of them runs on a P at a time (see :class:`ragged.PerP`).
+    one of them runs on a P at a time (see :class:`ragged.PerP`).  ``id`` is
+    the P's number, from 0 to ``procs - 1``.
 
     Who writes what (no field relies on the GIL; DESIGN.md).  ``words`` are
     atomic.  ``runq`` is a deque whose single appends and pops are atomic on
@@ -86,6 +87,11 @@ class P:
     by the coordinator before it publishes the flag and cleared by the flag's
     winner.  ``sysmon_*`` belong to sysmon.  Other threads read all of these
     as hints (metrics, dumps, sysmon) and decide nothing on them.
+
+    :raises: nothing (Ps are made by the runtime; :func:`current_p` and
+        ``for_each_p`` callbacks hand them out).
+    :Called from: anywhere, but ``local`` only from the P's own goroutine or a
+        callback running for the P.
     """
 
     __slots__ = (
@@ -100,6 +106,7 @@ class P:
         "local",
         "sysmon_schedtick",
         "sysmon_schedwhen",
+        "sysmon_blockdue",
         "sysmon_syscalltick",
         "sysmon_syscallwhen",
         "sp_requested",
@@ -123,6 +130,7 @@ class P:
         self.local: dict[Any, Any] = {}
         self.sysmon_schedtick = 0
         self.sysmon_schedwhen = 0.0
+        self.sysmon_blockdue = float("inf")  # sysmon: when this slice is due a block report
         self.sysmon_syscalltick = 0
         self.sysmon_syscallwhen = 0.0
         self.sp_requested = 0.0  # when the current barrier asked this P (metrics)
@@ -140,6 +148,7 @@ class P:
 
     @property
     def status_name(self) -> str:
+        """``"idle"``, ``"running"``, ``"syscall"``, ``"gcstop"`` or ``"dead"`` (a snapshot)."""
         return STATUS_NAMES[self.plain[W_STATUS]]
 
     def setstatus(self, new: int) -> None:

@@ -90,6 +90,7 @@ def ready(s: Sudog, value: Any = None, exc: BaseException | None = None) -> None
     """Wake the waiter ``s`` with ``value`` (or ``exc``).  Caller has won ``s``'s claim."""
     g = s.g
     if g is None:
+        assert s.note is not None  # a thread's sudog always has its note
         s.value = value
         s.exc = exc
         s.done = True
@@ -287,6 +288,7 @@ def _sleep_until_done(s: Sudog, timeout: float | None) -> bool:
     KeyboardInterrupt, as asyncio's event loop does.
     """
     note = s.note
+    assert note is not None  # a thread's sudog always has its note
     main = threading.current_thread() is _main_thread
     end = None if timeout is None else time.monotonic() + timeout
     while not s.done:

@@ -16,6 +16,7 @@ import platform
 import sys
 import sysconfig
 import warnings
+from typing import Any
 
 FREE_THREADED_BUILD: bool = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
@@ -64,6 +65,8 @@ def warn_if_gil_reenabled(free_threaded: bool | None = None, enabled: bool | Non
     on = gil_enabled() if enabled is None else enabled
     if not (ft and on):
         return False
-    kw = {"skip_file_prefixes": (os.path.dirname(__file__),)} if sys.version_info >= (3, 12) else {"stacklevel": 2}
+    kw: dict[str, Any] = (
+        {"skip_file_prefixes": (os.path.dirname(__file__),)} if sys.version_info >= (3, 12) else {"stacklevel": 2}
+    )
     warnings.warn(GIL_REENABLED_MESSAGE, GILEnabledWarning, **kw)
     return True

@@ -40,6 +40,7 @@ def mstart(sched: Sched, m: M) -> None:
     m.ident = m.thread.ident if m.thread is not None else None
     try:
         p = m.nextp
+        assert p is not None  # startm hands every new M its P
         m.nextp = None
         sched.acquirep(m, p)
         schedule(sched, m)
@@ -63,6 +64,7 @@ def schedule(sched: Sched, m: M) -> None:
     timers = sched.timers
     while True:
         p = m.p
+        assert p is not None  # the scheduler runs with m.p set
         if sched.gcwaiting or p.plain[W_SAFEPOINT] or timers.timer0:
             p = safe_point(sched, m)
         g = None
@@ -91,6 +93,7 @@ def safe_point(sched: Sched, m: M) -> P:
     while sched.gcwaiting:
         gcstopm(sched, m)
     p = m.p
+    assert p is not None  # the scheduler runs with m.p set
     if p.plain[W_SAFEPOINT]:
         run_safe_point_fn(sched, p)
     t0 = sched.timers.timer0
@@ -278,6 +281,7 @@ def gcstopm(sched: Sched, m: M) -> None:
             m.spinning = False
             sched.nmspinning -= 1
         p = m.p
+        assert p is not None  # only an M holding a P stops for the world
         p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
         sched.releasep(m, GCSTOP)
         queued = not sched.shutdown
@@ -341,6 +345,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
     Interprets the requests from ``_traps``.  Runs with ``m.p`` set.
     """
     p = m.p
+    assert p is not None  # execute runs with m.p set
     m.curg = g
     g.m = m
     g.st = RUNNING
@@ -386,6 +391,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
         # The goroutine may have moved this M to another P (set_procs retiring
         # its P), so never trust a P read before it ran.
         p = m.p
+        assert p is not None  # the goroutine ran on this M, which holds a P
         try:
             kind = req[0]
         except (TypeError, IndexError, KeyError):

@@ -16,8 +16,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, TypeVarTuple
 
 from ._barrier import foreachp
 from ._debug import dump as _dump
@@ -29,7 +29,7 @@ from ._errors import (
     RuntimeClosed,
     combine,
 )
-from ._g import DEAD, WAITING, Goroutine
+from ._g import DEAD, WAITING, Coro, Goroutine
 from ._labels import check_labels
 from ._m import tls
 from ._metrics import Metrics
@@ -39,7 +39,7 @@ from ._note import new_note
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
-from ._settings import Settings, env_flag, env_int
+from ._settings import DEBUG_BLOCK_REPORT, Settings, env_flag, env_int
 from ._stw import StopTheWorld
 from ._sysmon import sysmon
 from ._trace import register as register_trace
@@ -47,6 +47,8 @@ from ._trace import unregister as unregister_trace
 from ._traps import disarm_g
 from ._world import WorldSema, check_not_in_fn
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 _log = logging.getLogger("ragged")
 _CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 _CO_COROUTINE = inspect.CO_COROUTINE
@@ -71,7 +73,7 @@ def check_procs(procs: Any) -> int:
     return procs
 
 
-def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
+def make_coro(fn: Any, args: tuple, what: str) -> Coro:
     """Turn ``go``'s arguments into a coroutine, or raise TypeError saying why not."""
     code = getattr(fn, "__code__", None)
     if code is not None and code.co_flags & _CO_COROUTINE:
@@ -92,7 +94,7 @@ def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
             "Run blocking plain functions with `await ragged.syscall(fn, *args)` instead"
         )
     coro = fn(*args)
-    if not inspect.isawaitable(coro):
+    if not (inspect.iscoroutine(coro) or inspect.isgenerator(coro)):
         raise TypeError(f"{what}: {fn!r} did not return a coroutine")
     return coro
 
@@ -100,10 +102,15 @@ def make_coro(fn: Any, args: tuple, what: str) -> Coroutine:
 class Runtime:
     """A ragged runtime: ``procs`` Ps, a pool of Ms (OS threads) and sysmon.
 
-    Use as a context manager, or call :meth:`close`.  Keyword settings are
-    described in :class:`ragged._settings.Settings` (``syscall_retake``,
-    ``preempt_after``, ``straggler_timeout``, ``max_threads``,
-    ``shutdown_timeout``, ``barrier_step_aside``, ``detect_deadlock``, ``debug``).
+    Use as a context manager (``with ragged.Runtime(procs=4) as rt:``), or
+    call :meth:`close`.  ``procs`` defaults to the CPU count.  The keyword
+    settings (``preempt_after``, ``block_report``, ``straggler_timeout``,
+    ``detect_deadlock``, ...) are described in :class:`~ragged._settings.Settings`.
+
+    :raises TypeError: for an unknown setting or a value of the wrong type.
+    :raises ValueError: for a value out of range (``procs`` <= 0, negative or NaN
+        times, ``block_report`` not above ``preempt_after``).
+    :Called from: anywhere; its methods say where each may be called.
     """
 
     def __init__(self, procs: int | None = None, **settings: Any) -> None:
@@ -118,6 +125,8 @@ class Runtime:
             if "unexpected keyword" in str(err):
                 raise TypeError(f"Runtime(): {err}") from None
             raise
+        if "block_report" not in settings and self._settings.debug:
+            self._settings.block_report = max(DEBUG_BLOCK_REPORT, 2 * self._settings.preempt_after)
         self._metrics = Metrics()
         self._sched = Sched(self, procs, self._settings, self._metrics)
         self._sched.worldsema = WorldSema(self._sched)
@@ -140,15 +149,17 @@ class Runtime:
 
     @property
     def procs(self) -> int:
-        """The number of Ps (GOMAXPROCS)."""
+        """The number of Ps (GOMAXPROCS) now."""
         return self._sched.procs
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` has begun."""
         return self._closed or self._closing
 
     @property
     def settings(self) -> Settings:
+        """The validated settings (attributes named as the keyword settings above)."""
         return self._settings
 
     def __repr__(self) -> str:
@@ -162,12 +173,24 @@ class Runtime:
     # ------------------------------------------------------------ goroutines
 
     def go(
-        self, fn: Callable[..., Any], *args: Any, name: str | None = None, labels: dict[str, Any] | None = None
-    ) -> Goroutine:
-        """Start ``fn(*args)`` as a goroutine (from any thread); return its handle.
+        self,
+        fn: Callable[[*Ts], Awaitable[T]] | Coroutine[Any, Any, T],
+        *args: *Ts,
+        name: str | None = None,
+        labels: dict[str, Any] | None = None,
+    ) -> Goroutine[T]:
+        """Start ``fn(*args)`` as a goroutine; return its :class:`Goroutine` handle.
 
         ``fn`` is an async function (or a coroutine object with no args).  The
         goroutine runs in a copy of the caller's ``contextvars`` context.
+        ``name`` and ``labels`` show in dumps, traces and logs.
+
+        :raises TypeError: if ``fn`` is not an async function, or ``name`` /
+            ``labels`` are not a str / a dict of str keys to str, int, float or bool.
+        :raises ValueError: for an empty label key.
+        :raises RuntimeClosed: if the runtime is closed.
+        :Called from: anywhere: plain threads, goroutines of this or another
+            runtime, callbacks.
         """
         if self._closing:
             self._check_open()
@@ -178,13 +201,25 @@ class Runtime:
         coro = make_coro(fn, args, "go()")
         return self._sched.newproc(coro, name, labels, contextvars.copy_context())
 
-    def submit(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> concurrent.futures.Future:
-        """Like :meth:`go`, but return a ``concurrent.futures.Future`` of the result."""
+    def submit(
+        self, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts, name: str | None = None
+    ) -> concurrent.futures.Future[T]:
+        """Like :meth:`go`, but return a ``concurrent.futures.Future`` of the result.
+
+        The future completes with the goroutine's result or exception; it is
+        already running, so ``cancel()`` on it does nothing (cancel the
+        goroutine through :meth:`go` instead).
+
+        :raises TypeError: as :meth:`go`.
+        :raises RuntimeClosed: if the runtime is closed.
+        :Called from: anywhere; wait on the future from a plain thread (or an
+            asyncio loop with ``asyncio.wrap_future``).
+        """
         g = self.go(fn, *args, name=name)
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         fut.set_running_or_notify_cancel()
 
-        def _done(g: Goroutine) -> None:
+        def _done(g: Goroutine[T]) -> None:
             if g._exc is not None:
                 fut.set_exception(g._exc)
             else:
@@ -205,6 +240,16 @@ class Runtime:
         barrier (see ``_barrier.foreachp``).  Errors raised by ``fn`` are
         re-raised here after the barrier completes (an ExceptionGroup when
         several Ps raised).
+
+        :raises TypeError: if ``fn`` is not a plain callable, or ``timeout`` not a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises BarrierTimeout: when ``timeout`` passes first (``missing`` lists the Ps).
+        :raises BaseException: what ``fn`` raised.
+        :raises BarrierError: from inside a ``for_each_p`` callback, or while this
+            thread holds the world.
+        :raises RuntimeClosed: if the runtime is closed.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ragged.for_each_p(fn)``.
         """
         self._check_open()
         check_fn(fn)
@@ -229,7 +274,19 @@ class Runtime:
             sched.worldsema.release()
 
     def stop_the_world(self, reason: str = "user") -> StopTheWorld:
-        """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread."""
+        """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread.
+
+        Returns a :class:`~ragged._stw.StopTheWorld`; entering it waits until
+        every P has stopped (no goroutine runs until the block ends).
+
+        :raises TypeError: if ``reason`` is not a str.
+        :raises RuntimeClosed: on entry, if the runtime is closed.
+        :raises BarrierError: on entry, from inside a ``for_each_p`` callback or
+            while this thread already holds the world.
+        :raises NotInPlainThread: on entry, inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use
+            ``async with ragged.stop_the_world(reason)``.
+        """
         return StopTheWorld(self, reason)
 
     def set_procs(self, n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | None = None) -> int:
@@ -238,8 +295,13 @@ class Runtime:
         Goroutines queued on retired Ps move to the global queue.  Each retired
         P's per-P storage (``p.local``) is handed to ``on_retire(p_id, local)``
         after the world restarts; without a callback it stays with the dead P
-        and returns if ``procs`` grows again.  From a goroutine use
-        ``await ragged.set_procs(n)``.
+        and returns if ``procs`` grows again.
+
+        :raises TypeError: if ``n`` is not an int or ``on_retire`` is not callable.
+        :raises ValueError: if ``n`` is not positive.
+        :raises RuntimeClosed: if the runtime is closed.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ragged.set_procs(n)``.
         """
         n = check_procs_value(n)
         check_on_retire(on_retire)
@@ -251,11 +313,32 @@ class Runtime:
     # ------------------------------------------------------------ diagnostics
 
     def dump(self) -> str:
-        """Every goroutine (id, name, status, wait reason, stack) and every P and M."""
+        """Every goroutine (id, name, labels, status, wait reason, stack) and every P and M, as text.
+
+        Go's SIGQUIT dump.  Takes no scheduler lock, so it works on a wedged
+        runtime too; the picture may be slightly inconsistent.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return _dump(self._sched)
 
     def metrics(self) -> dict[str, Any]:
-        """A snapshot of counters and latency histograms (see ``ragged._metrics``)."""
+        """A snapshot of counters and latency histograms, as a dict.
+
+        Counters: ``barriers``, ``barrier_timeouts``, ``barrier_fn_errors``,
+        ``stws``, ``preemptions``, ``syscall_handoffs``, ``syscall_slowpath``,
+        ``stragglers_reported``, ``blocking_reports``, ``threads_started``,
+        ``goroutines_created``, ``context_switches``, ``syscalls``; gauges
+        ``procs``, ``goroutines``, ``threads``; ``per_p_pause_seconds``.
+        Histograms (dicts of count, sum, min, max, mean, p50, p90, p99 and
+        ``buckets_ns``): ``barrier_latency``, ``barrier_p_wait``,
+        ``barrier_pause``, ``barrier_rounds``, ``stw_latency``, ``stw_pause``,
+        ``stw_p_wait``, ``stw_rounds``.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         sched = self._sched
         out = self._metrics.snapshot()
         out["procs"] = sched.procs
@@ -277,6 +360,9 @@ class Runtime:
         ``RuntimeClosed`` from a ``go()`` during it, anything they raise while
         unwinding or in the moment before they are stopped -- is not an error of
         the program: it is neither reported nor fails ``run``.
+
+        :raises: nothing.
+        :Called from: anywhere.
         """
         main = self._main
         return self._closing or (main is not None and main._done)
@@ -302,14 +388,18 @@ class Runtime:
             "ragged: goroutine %d (%s) raised and nobody joined it",
             g.id,
             g.name,
-            exc_info=(type(g._exc), g._exc, g._exc.__traceback__),
+            exc_info=g._exc,
         )
 
     def unjoined_errors(self) -> list[tuple[Goroutine, BaseException]]:
-        """Goroutines that raised and that nobody has joined yet."""
+        """Goroutines that raised and that nobody has joined yet, with their exceptions.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         with self._unjoined_lock:
             gs = [g for g in self._unjoined.values() if not g._retrieved]
-        return [(g, g._exc) for g in gs]
+        return [(g, g._exc) for g in gs if g._exc is not None]
 
     def _on_deadlock(self) -> None:
         """sysmon found that no goroutine can ever run again."""
@@ -336,6 +426,12 @@ class Runtime:
         interpreter alive, and are named in a warning.  Goroutines that raised
         before ``close()`` began and were never joined are logged; what the
         teardown itself makes them raise is not (see :meth:`tearing_down`).
+        Plain threads still blocked on this runtime's objects get
+        :class:`RuntimeClosed`.
+
+        :raises NotInPlainThread: inside a goroutine (it would wait for itself).
+        :raises RaggedError: inside a ``for_each_p`` callback or a stop-the-world section.
+        :Called from: a plain thread.
         """
         self._close(report=True)
 
@@ -467,11 +563,16 @@ def check_fn(fn: Any) -> None:
 
 
 def run(
-    main: Callable[..., Any], *args: Any, procs: int | None = None, check_unjoined: bool = True, **settings: Any
-) -> Any:
+    main: Callable[[*Ts], Awaitable[T]],
+    *args: *Ts,
+    procs: int | None = None,
+    check_unjoined: bool = True,
+    **settings: Any,
+) -> T:
     """Start a runtime, run ``main(*args)`` as a goroutine, return its result, shut down.
 
-    Like ``asyncio.run``.  Deadlock detection is on (pass
+    Like ``asyncio.run``.  ``procs`` and the keyword settings are
+    :class:`Runtime`'s.  Deadlock detection is on (pass
     ``detect_deadlock=False`` to turn it off).  If some goroutine raised and
     nobody joined it, ``run`` raises that error after ``main`` returns (an
     ExceptionGroup when several) unless ``check_unjoined=False``.  As in Go,
@@ -479,6 +580,13 @@ def run(
     that count: the teardown's ``Cancelled``, a ``RuntimeClosed`` from a
     ``go()`` made during it, or anything else raised after ``main`` returned
     is not an error of the program.
+
+    :raises TypeError: if ``main`` is not an async function, or for a bad setting.
+    :raises ValueError: for a setting out of range.
+    :raises Deadlock: when every goroutine is asleep and none can wake (with the dump).
+    :raises BaseException: what ``main`` raised, or the unjoined goroutines' errors.
+    :raises NotInPlainThread: inside a goroutine (start a goroutine with :func:`go` instead).
+    :Called from: a plain thread.
     """
     check_plain_thread("ragged.run()")  # before anything exists that would need closing
     settings.setdefault("detect_deadlock", True)

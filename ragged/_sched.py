@@ -39,14 +39,14 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
 from ._atomics import AtomicWords
-from ._barrier import call_safe_point_fn
+from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
-from ._g import RUNNABLE, RUNNING, Goroutine
+from ._g import RUNNABLE, RUNNING, Coro, Goroutine
 from ._m import M, tls
 from ._netpoll_sched import wakem
 from ._note import new_note
@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._netpoll import NetPoll
     from ._park import Sudog
     from ._settings import Settings
+    from ._world import WorldSema
 
 _log = logging.getLogger("ragged")
 
@@ -76,6 +77,8 @@ class _MExit(BaseException):
 
 class Sched:
     """The scheduler of one runtime.  See the module docstring for locking."""
+
+    worldsema: WorldSema  # set by Runtime right after construction
 
     def __init__(self, runtime: Any, procs: int, settings: Settings, metrics: Metrics) -> None:
         self.runtime = runtime
@@ -100,7 +103,7 @@ class Sched:
         self.gcwaiting = False
         self._stopwait = AtomicWords(1)  # see the stopwait property
         self.safe_point_fn: Callable[[P], Any] | None = None
-        self.barrier_done: threading.Event | None = None  # set when the barrier in flight ends
+        self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
         self.barrier_yield = False  # Ms that ran fn yield their core (see _barrier.yields_cores)
         self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
         self.cpus = usable_cpus()  # CPUs this process may use, read once at start
@@ -269,6 +272,7 @@ class Sched:
     def releasep(self, m: M, status: int = IDLE) -> P:
         """Disassociate ``m`` from its P, leaving the P in ``status``.  Own M only."""
         p = m.p
+        assert p is not None  # only an M that holds a P releases it
         p.setstatus(status)
         p.m = None
         m.p = None
@@ -397,9 +401,7 @@ class Sched:
 
     # ------------------------------------------------------------- goroutines
 
-    def newproc(
-        self, coro: Coroutine, name: str | None, labels: dict | None, ctx: Context, main: bool = False
-    ) -> Goroutine:
+    def newproc(self, coro: Coro, name: str | None, labels: dict | None, ctx: Context, main: bool = False) -> Goroutine:
         """Create a goroutine for ``coro`` and queue it (Go's ``newproc``).
 
         Registration in ``allgs`` and the runtime's closing flag are read under
@@ -409,7 +411,7 @@ class Sched:
         once ``main`` has returned.  ``main`` marks ``ragged.run``'s main
         goroutine, recorded before it can run (and so before it can return).
         """
-        g = Goroutine(0, self, coro, ctx, name, labels)
+        g: Goroutine[Any] = Goroutine(0, self, coro, ctx, name, labels)
         rt = self.runtime
         with _allglock:
             g.id = gid = next(_gids)
@@ -468,7 +470,7 @@ class Sched:
         """Ask the goroutine running on ``p`` to yield at its next safe point."""
         m = p.m
         g = m.curg if m is not None else None
-        if g is None:
+        if m is None or g is None:
             return False
         g.preempt = True
         arm_g(g)

@@ -136,7 +136,9 @@ def _dequeue(chans: list[Chan[Any]], cases: tuple[Case | None, ...], sudogs: lis
     try:
         for s in sudogs:
             ch = s.c
-            (ch._sendq if cases[s.case].send else ch._recvq).discard(s)
+            c = cases[s.case]
+            assert c is not None  # sudogs are made for real cases only
+            (ch._sendq if c.send else ch._recvq).discard(s)
     finally:
         _unlock_all(chans)
 
@@ -149,8 +151,16 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
     closed, drained channel; ``(value, ok)`` with ``recv_case(with_ok=True)``).
     Among ready cases one is picked uniformly at random.  With
     ``default=True`` it returns ``(-1, None)`` at once if none is ready.
-    Raises ``ChanClosed`` if a chosen send case's channel is closed.  A safe
-    point; if cancelled while parked, no case happened.
+    A safe point.  A ``None`` case is never ready (Go's nil channel).
+
+    :raises ChanClosed: if a chosen send case's channel is closed.
+    :raises TypeError: if a case is not a :class:`Case` or None, or ``default`` not a bool.
+    :raises ValueError: with no cases and ``default=False`` (it would wait forever).
+    :raises Cancelled: if the goroutine is cancelled while parked (no case happened).
+    :raises RaggedError: inside a stop-the-world section, when it would have to wait.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine; a plain thread can poll with
+        :meth:`Chan.try_recv` / :meth:`Chan.try_send`.
     """
     g = current_g("ragged.select()")
     _check_cases(cases, default)
@@ -191,6 +201,7 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
     _dequeue(chans, cases, sudogs)
     i = w.case
     c = cases[i]
+    assert c is not None  # sudogs are made for real cases only
     if c.send:
         if not w.ok:
             raise ChanClosed("send on closed channel (in select)")

@@ -24,23 +24,42 @@ def env_int(name: str) -> int | None:
 
 @dataclass
 class Settings:
-    """Runtime knobs.  Times are in seconds.
+    """A runtime's settings: the keyword arguments of :class:`~ragged.Runtime` and :func:`~ragged.run`.
 
-    ``syscall_retake``      sysmon retakes a P stuck in a syscall this long (Go: 20µs).
-    ``preempt_after``       sysmon asks a goroutine running this long to yield (Go: 10ms).
-    ``straggler_timeout``   a barrier or stop-the-world waiting this long logs the stragglers.
-    ``max_threads``         most Ms (OS threads) the runtime may start (Go: 10000).
-    ``shutdown_timeout``    how long ``close()`` lets cancelled goroutines finish.
-    ``barrier_step_aside``  for this long after a barrier starts, an M whose P has
-                            run ``fn`` waits for the barrier to end instead of taking the
-                            GIL (or its core) back from the Ms still to reach their safe
-                            point (0: never; see ``_barrier.step_aside``).  None (the
-                            default): 20ms where the GIL is on; on a free-threaded build
-                            without it an M never waits, and with more Ps than usable CPUs
-                            it yields its core at each safe point instead.
-    ``detect_deadlock``     fail with ``Deadlock`` when no goroutine can ever run again.
-    ``debug``               check every P status transition (``RAGGED_DEBUG=1``).
-    ``chaos``               a seed: inject random yields at racy points (``RAGGED_CHAOS``).
+    Times are in seconds; ``rt.settings`` holds the validated values.
+
+    ``syscall_retake`` (20µs, as Go)
+        sysmon hands a P stuck in a syscall this long to another M.
+    ``preempt_after`` (10ms, as Go)
+        sysmon asks a goroutine that has run this long to yield at its next checkpoint.
+    ``straggler_timeout`` (1s)
+        a barrier or stop-the-world waiting this long logs the Ps it waits for.
+    ``max_threads`` (10000, as Go)
+        most Ms (OS threads) the runtime may start.
+    ``shutdown_timeout`` (5s)
+        how long ``close()`` lets cancelled goroutines finish.
+    ``barrier_step_aside`` (None: automatic)
+        for this long after a barrier starts, an M whose P has run ``fn`` waits
+        for the barrier to end instead of taking the GIL (or its core) back
+        from the Ms still to reach their safe point (0: never; see
+        ``_barrier.step_aside``).  None (the default): 20ms where the GIL is
+        on; on a free-threaded build without it an M never waits, and with
+        more Ps than usable CPUs it yields its core at each safe point instead.
+    ``block_report`` (off; :data:`DEBUG_BLOCK_REPORT` with ``debug``)
+        sysmon logs a goroutine that has held its P this long without reaching
+        a safe point, once per slice, with its stack (see ``_blockreport``);
+        None or 0: off.  Must exceed ``preempt_after``.
+    ``detect_deadlock`` (False; True in ``ragged.run``)
+        fail with ``Deadlock`` when no goroutine can ever run again.
+    ``debug`` (``RAGGED_DEBUG=1``)
+        check every P status transition (and turn ``block_report`` on).
+    ``chaos`` (``RAGGED_CHAOS=<seed>``)
+        a seed: inject random yields at the scheduler's racy points.
+
+    :raises TypeError: for a value of the wrong type.
+    :raises ValueError: for a value out of range (negative or NaN times,
+        ``max_threads`` <= 0, ``block_report`` not above ``preempt_after``).
+    :Called from: anywhere (``Runtime`` makes it; read it as ``rt.settings``).
     """
 
     syscall_retake: float = 20e-6
@@ -49,6 +68,7 @@ class Settings:
     max_threads: int = 10000
     shutdown_timeout: float = 5.0
     barrier_step_aside: float | None = None
+    block_report: float | None = None
     detect_deadlock: bool = False
     debug: bool = False
     chaos: int | None = None
@@ -80,6 +100,20 @@ class Settings:
             elif f.type in ("int | None",):
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise TypeError(f"{f.name} must be None or an int, not {type(v).__name__}")
+        if self.block_report == 0:
+            self.block_report = None  # 0 means off, as None does
+        br = self.block_report
+        if br is not None and br <= self.preempt_after:
+            raise ValueError(
+                f"block_report ({br}s) must exceed preempt_after ({self.preempt_after}s): a goroutine "
+                "that awaits ragged.checkpoint() is preempted only preempt_after into its slice, so a "
+                "shorter block_report would report it too; raise block_report or lower preempt_after"
+            )
+
+
+DEBUG_BLOCK_REPORT = 0.1
+"""``block_report`` under ``RAGGED_DEBUG=1`` (or ``debug=True``) when not given: 100ms,
+or twice ``preempt_after`` if that is longer (set by ``Runtime``)."""
 
 
 SETTING_NAMES = tuple(f.name for f in fields(Settings))

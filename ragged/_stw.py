@@ -64,13 +64,13 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
                 if tr is not None:
                     tr.stopped(p)
         while True:
-            p = sched.pidleget()
-            if p is None:
+            idle = sched.pidleget()
+            if idle is None:
                 break
-            p.setstatus(GCSTOP)
+            idle.setstatus(GCSTOP)
             sched.stopwait_done()
             if tr is not None:
-                tr.stopped(p)
+                tr.stopped(idle)
         wait = sched.stopwait > 0
     rounds = 0
     if wait:
@@ -161,6 +161,9 @@ class StopTheWorld:
     ``with rt.stop_the_world(...)`` from a plain thread, ``async with
     ragged.stop_the_world(...)`` inside a goroutine.  While the body runs no
     other goroutine runs anywhere in the runtime.
+
+    :raises: see :meth:`ragged.Runtime.stop_the_world` and :func:`ragged.stop_the_world`.
+    :Called from: ``with`` on a plain thread, ``async with`` inside a goroutine.
     """
 
     def __init__(self, rt: Runtime, reason: str) -> None:
@@ -226,6 +229,7 @@ class StopTheWorld:
     async def __aexit__(self, *exc: Any) -> None:
         sched = self.rt._sched
         g = self._g
+        assert g is not None  # set by __aenter__
         g.holds_world = False
         try:
             startworld(sched, self._callerp, self._t0)

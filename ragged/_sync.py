@@ -33,14 +33,27 @@ from ._traps import checkpoint
 
 
 class Locker(Protocol):
-    """What ``Cond`` needs of its lock (Go's ``sync.Locker``)."""
+    """What :class:`~ragged.Cond` needs of its lock (Go's ``sync.Locker``): a
+    :class:`~ragged.Mutex`, an :class:`~ragged.RWMutex`, or ``rw.rlocker()``.
+
+    :raises: nothing (a protocol: a type to annotate with, not to construct).
+    :Called from: anywhere.
+    """
 
     async def lock(self) -> None:
-        """Acquire, parking if need be."""
+        """Acquire, parking if need be.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :Called from: inside a goroutine.
+        """
         ...
 
     def unlock(self) -> None:
-        """Release; never blocks."""
+        """Release; never blocks.
+
+        :raises RaggedError: if it is not locked.
+        :Called from: anywhere.
+        """
         ...
 
 
@@ -126,6 +139,9 @@ class Mutex(_Sema):
 
     ``await mu.lock()`` / ``mu.unlock()``, or ``async with mu:``.  FIFO: the
     lock is handed to the longest waiter.  Not reentrant.
+
+    :raises: nothing.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ()
@@ -140,19 +156,37 @@ class Mutex(_Sema):
         return RaggedError("sync: unlock of unlocked mutex")
 
     async def lock(self) -> None:
-        """Lock, parking until the mutex is handed over.  A safe point."""
+        """Lock, parking until the mutex is handed over.  A safe point.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting (it then does not hold the lock).
+        :raises RaggedError: inside a stop-the-world section, when it would have to wait.
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine (plain threads can only :meth:`try_lock`).
+        """
         await self._acquire()
 
     def try_lock(self) -> bool:
-        """Lock if that needs no waiting; True if locked.  Never blocks."""
+        """Lock if that needs no waiting; True if locked.  Never blocks.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._try_acquire()
 
     def unlock(self) -> None:
-        """Unlock (from any goroutine or thread); raises ``RaggedError`` if not locked."""
+        """Unlock, handing the mutex to the longest waiter.  Never blocks.
+
+        :raises RaggedError: if the mutex is not locked (Go's "unlock of unlocked mutex").
+        :Called from: anywhere (any goroutine or thread may unlock, as in Go).
+        """
         self._release()
 
     def locked(self) -> bool:
-        """True while some goroutine holds the mutex (a snapshot)."""
+        """True while some goroutine holds the mutex (a snapshot).
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._value == 0
 
 
@@ -162,6 +196,10 @@ class Semaphore(_Sema):
     ``await sem.acquire()`` / ``sem.release()``, or ``async with sem:``.
     Releasing more permits than were acquired raises ``ValueError`` (like
     ``threading.BoundedSemaphore``; Go's ``semaphore.Weighted`` panics).
+
+    :raises TypeError: if ``value`` is not an int.
+    :raises ValueError: if ``value`` is negative.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ()
@@ -180,15 +218,29 @@ class Semaphore(_Sema):
         return self._value
 
     async def acquire(self) -> None:
-        """Take one permit, parking until one is handed over.  A safe point."""
+        """Take one permit, parking until one is handed over.  A safe point.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting (no permit taken).
+        :raises RaggedError: inside a stop-the-world section, when it would have to wait.
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine (plain threads can only :meth:`try_acquire`).
+        """
         await self._acquire()
 
     def try_acquire(self) -> bool:
-        """Take a permit if one is free; True if taken.  Never blocks."""
+        """Take a permit if one is free; True if taken.  Never blocks.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._try_acquire()
 
     def release(self) -> None:
-        """Return one permit (from any goroutine or thread)."""
+        """Return one permit, straight to the longest waiter if any.  Never blocks.
+
+        :raises ValueError: if every permit is already free.
+        :Called from: anywhere.
+        """
         self._release()
 
 
@@ -200,6 +252,9 @@ class RWMutex:
     As in Go, a waiting writer keeps new readers out, so writers are not
     starved; when a writer unlocks, the readers that queued meanwhile go
     first, then the next writer.  ``_lock`` guards every field.
+
+    :raises: nothing.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ("_lock", "_readers", "_writer", "_rq", "_wq")
@@ -212,7 +267,13 @@ class RWMutex:
         self._wq = WaitQueue()
 
     async def rlock(self) -> None:
-        """Lock for reading; parks while a writer holds or waits.  A safe point."""
+        """Lock for reading; parks while a writer holds or waits.  A safe point.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting (no lock taken).
+        :raises RaggedError: inside a stop-the-world section, when it would have to wait.
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine.
+        """
         g = current_g("RWMutex.rlock()")
         await checkpoint()
         lock = self._lock
@@ -224,7 +285,11 @@ class RWMutex:
         await park_op(self._rq, lock, "sync.RWMutex.RLock", Sudog(g))
 
     def runlock(self) -> None:
-        """Undo one ``rlock``; the last reader out hands the lock to a waiting writer."""
+        """Undo one ``rlock``; the last reader out hands the lock to a waiting writer.
+
+        :raises RaggedError: if no read lock is held.
+        :Called from: anywhere.
+        """
         with self._lock:
             if self._readers <= 0:
                 raise RaggedError("sync: RUnlock of unlocked RWMutex")
@@ -234,7 +299,13 @@ class RWMutex:
             complete(s)
 
     async def lock(self) -> None:
-        """Lock for writing; parks while anyone holds it.  A safe point."""
+        """Lock for writing; parks while anyone holds it.  A safe point.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting (no lock taken).
+        :raises RaggedError: inside a stop-the-world section, when it would have to wait.
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine.
+        """
         g = current_g("RWMutex.lock()")
         await checkpoint()
         lock = self._lock
@@ -246,7 +317,11 @@ class RWMutex:
         await park_op(self._wq, lock, "sync.RWMutex.Lock", Sudog(g), on_cancel=self._writer_left)
 
     def unlock(self) -> None:
-        """Undo ``lock``: admit the waiting readers, else the next writer."""
+        """Undo ``lock``: admit the waiting readers, else the next writer.
+
+        :raises RaggedError: if the write lock is not held.
+        :Called from: anywhere.
+        """
         with self._lock:
             if not self._writer:
                 raise RaggedError("sync: Unlock of unlocked RWMutex")
@@ -288,8 +363,14 @@ class RWMutex:
             for r in self._admit_readers_locked():
                 complete(r)
 
-    def rlocker(self) -> _ReadLocker:
-        """A lock object whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``."""
+    def rlocker(self) -> Locker:
+        """A :class:`~ragged._sync.Locker` whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``.
+
+        For a :class:`Cond` over the read side; ``async with rw.rlocker():`` holds a read lock.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return _ReadLocker(self)
 
     async def __aenter__(self) -> RWMutex:
@@ -331,6 +412,9 @@ class WaitGroup:
     ``await wg.wait()`` (goroutines) or ``wg.wait_blocking(timeout)`` (plain
     threads) until the counter is back to zero.  A counter that would go
     negative raises ``ValueError`` and is left unchanged.
+
+    :raises: nothing.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ("_lock", "_n", "_q", "_sched")
@@ -342,7 +426,12 @@ class WaitGroup:
         self._sched: Any = None  # for plain-thread waiters: the runtime whose goroutines use it
 
     def add(self, delta: int = 1) -> None:
-        """Add ``delta`` (may be negative) to the counter; at zero, wake every waiter."""
+        """Add ``delta`` (may be negative) to the counter; at zero, wake every waiter.
+
+        :raises TypeError: if ``delta`` is not an int.
+        :raises ValueError: if the counter would go negative (it is left unchanged).
+        :Called from: anywhere.
+        """
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise TypeError(f"WaitGroup.add() takes an int, not {type(delta).__name__} {delta!r}")
         with self._lock:
@@ -357,11 +446,21 @@ class WaitGroup:
             complete(s)
 
     def done(self) -> None:
-        """``add(-1)``."""
+        """``add(-1)``: one piece of work is done.
+
+        :raises ValueError: if the counter would go negative.
+        :Called from: anywhere.
+        """
         self.add(-1)
 
     async def wait(self) -> None:
-        """Park until the counter is zero.  A safe point."""
+        """Park until the counter is zero.  A safe point.
+
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises RaggedError: inside a stop-the-world section, when it would have to wait.
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine; from a plain thread use :meth:`wait_blocking`.
+        """
         g = current_g("WaitGroup.wait()")
         await checkpoint()
         lock = self._lock
@@ -374,8 +473,13 @@ class WaitGroup:
     def wait_blocking(self, timeout: float | None = None) -> None:
         """From a plain thread: block until the counter is zero.
 
-        Raises ``TimeoutError`` after ``timeout`` seconds and
-        ``NotInPlainThread`` inside a goroutine (use ``await wg.wait()``).
+        :raises TimeoutError: after ``timeout`` seconds.
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises Deadlock: if the runtime finds that nothing can ever finish the work.
+        :raises RuntimeClosed: if the runtime is closed while waiting.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await wg.wait()``.
         """
         check_plain_thread("WaitGroup.wait_blocking()")
         timeout = check_timeout(timeout)
@@ -398,6 +502,9 @@ class Once:
     then returns.  If ``fn`` raises, the first caller gets the exception and
     ``fn`` still counts as done (as in Go).  Calling ``do`` from inside ``fn``
     raises ``RaggedError`` (in Go it deadlocks).
+
+    :raises: nothing.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ("_lock", "_done", "_runner", "_q")
@@ -409,11 +516,25 @@ class Once:
         self._q = WaitQueue()
 
     def done(self) -> bool:
-        """True once ``fn`` has run to completion (or raised)."""
+        """True once ``fn`` has run to completion (or raised).
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return self._done
 
     async def do(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` if no call has yet; else wait for that call to finish."""
+        """Run ``fn(*args)`` if no call has yet; else wait for that call to finish.
+
+        ``fn`` may be a plain or an async function.
+
+        :raises TypeError: if ``fn`` is not callable.
+        :raises BaseException: what ``fn`` raised (to the first caller only).
+        :raises RaggedError: if called from inside ``fn`` itself.
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine.
+        """
         if not callable(fn):
             raise TypeError(f"Once.do() needs a callable, not {type(fn).__name__}")
         g = current_g("Once.do()")
@@ -450,7 +571,10 @@ class Cond:
     Hold ``L`` and ``await cond.wait()`` in a loop on your predicate;
     ``cond.signal()`` wakes one waiter, ``cond.broadcast()`` all (callable
     from anywhere, with or without ``L``).  ``async with cond:`` holds ``L``.
-    ``_lock`` guards the waiter queue.
+    ``_lock`` guards the waiter queue.  ``L`` defaults to a new :class:`Mutex`.
+
+    :raises TypeError: if ``L`` has no ``lock()`` and ``unlock()``.
+    :Called from: anywhere (construction); see each method.
     """
 
     __slots__ = ("L", "_lock", "_q")
@@ -470,6 +594,11 @@ class Cond:
         released ``L`` is never missed.  ``L`` is held again when this
         returns or raises (also on ``Cancelled``).  Wake-ups may be spurious
         in the sense that the predicate may be false again: loop on it.
+
+        :raises RaggedError: if ``L`` is not held (from its ``unlock``).
+        :raises Cancelled: if the goroutine is cancelled while waiting (``L`` is held again).
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine.
         """
         g = current_g("Cond.wait()")
         await checkpoint()
@@ -486,14 +615,22 @@ class Cond:
             await _relock(self.L)
 
     def signal(self) -> None:
-        """Wake the longest-waiting goroutine, if any."""
+        """Wake the longest-waiting goroutine, if any.  Never blocks.
+
+        :raises: nothing.
+        :Called from: anywhere, with or without ``L``.
+        """
         with self._lock:
             s = self._q.pop_claimed()
         if s is not None:
             complete(s)
 
     def broadcast(self) -> None:
-        """Wake every waiting goroutine."""
+        """Wake every waiting goroutine.  Never blocks.
+
+        :raises: nothing.
+        :Called from: anywhere, with or without ``L``.
+        """
         with self._lock:
             waiters = self._q.drain_claimed()
         for s in waiters:

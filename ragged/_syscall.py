@@ -37,6 +37,7 @@ def entersyscall(sched: Sched, m: M, g: Goroutine) -> None:
     or stop-the-world that saw the P running just before must not be missed.
     """
     p = m.p
+    assert p is not None  # a goroutine enters a syscall from its P
     g.st = SYSCALL
     p.nsyscall += 1
     p.syscalltick += 1
@@ -93,6 +94,7 @@ def exitsyscall(sched: Sched, m: M, g: Goroutine) -> bool:
     from ._proc import stopm
 
     oldp = m.oldp
+    assert oldp is not None  # set by entersyscall
     m.oldp = None
     if sched.chaos is not None:
         sched.chaos.point("exitsyscall")

@@ -5,7 +5,9 @@ Each round it:
 * retakes Ps that have sat in SYSCALL longer than ``syscall_retake`` when
   other work could use them, and hands them to another M (``retake``);
 * asks a goroutine that has run longer than ``preempt_after`` without
-  passing through the scheduler to yield at its next checkpoint;
+  passing through the scheduler to yield at its next checkpoint, and, with
+  ``block_report`` on, logs one that has held its P longer than that
+  (``_blockreport``; once per slice);
 * fires overdue timers nobody else fired, and wakes an idle P for queued work
   if a wakeup was lost;
 * polls the network if nobody has for 10ms, and queues what is ready;
@@ -21,6 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ._blockreport import report_blocking
 from ._netpoll_sched import sysmon_poll
 from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
@@ -34,6 +37,7 @@ _monotonic = time.monotonic
 MIN_DELAY = 20e-6
 MAX_DELAY = 10e-3
 FORCE_RETAKE = 10e-3  # Go retakes any P in a syscall this long, work or not
+_INF = float("inf")
 
 
 def sysmon(sched: Sched, note: Note) -> None:
@@ -77,16 +81,26 @@ def retake(sched: Sched, now: float) -> int:
     Ps) or is a request the P's own M honours (preemption).
     """
     settings = sched.settings
+    block = settings.block_report
     n = 0
     stw = sched.gcwaiting
     for p in sched.allp[: sched.procs]:
         s = p.plain[W_STATUS]
         if s == RUNNING and not stw:
-            t = p.schedtick
+            # The slice (_blockreport.slice_tick, inlined): a syscall ends it too.
+            t = p.schedtick + p.nsyscall
             if p.sysmon_schedtick != t:
                 p.sysmon_schedtick = t
                 p.sysmon_schedwhen = now
+                p.sysmon_blockdue = now + block if block else _INF
             elif now - p.sysmon_schedwhen >= settings.preempt_after:
+                # Blocking: its slice is due a report, and it has ignored our
+                # last request to yield (made after the slice began) this long.
+                asked = p.sysmon_schedwhen
+                if block is not None and now >= p.sysmon_blockdue and asked > p.sysmon_blockdue - block:
+                    ran = now - p.sysmon_blockdue + block
+                    p.sysmon_blockdue = _INF  # once per slice
+                    report_blocking(sched, p, t, ran)
                 if sched.preemptone(p):
                     p.sysmon_schedwhen = now  # ask again only after another slice
         elif s == SYSCALL:

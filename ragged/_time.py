@@ -105,7 +105,14 @@ class _ChanTimer:
         return pending or drained
 
     def stop(self) -> bool:
-        """Stop the timer.  True if a value was still to come (and now never will)."""
+        """Stop the timer.  True if a value was still to come (and now never will).
+
+        A value already waiting in ``c`` is drained, so once this returns no
+        value from before the call is received (Go 1.23).
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         with self._lock:
             return self._stop_locked()
 
@@ -115,7 +122,15 @@ class Timer(_ChanTimer):
 
     ``t.stop()`` cancels it; ``t.reset(seconds)`` re-arms it.  Both return
     True if the timer had been due to deliver (and no longer will from that
-    arming).
+    arming).  ``t.c`` is a :class:`Chan` of capacity 1 receiving the
+    ``time.monotonic()`` time it fired at.  Inside a goroutine it uses the
+    current runtime; from a plain thread pass ``runtime=``.
+
+    :raises TypeError: if ``seconds`` is not a number, or ``runtime`` not a Runtime.
+    :raises ValueError: for negative or NaN ``seconds``.
+    :raises NotInGoroutine: on a plain thread without ``runtime=``.
+    :raises RuntimeClosed: if the runtime is closed.
+    :Called from: anywhere (with ``runtime=`` outside a goroutine).
     """
 
     __slots__ = ()
@@ -124,7 +139,12 @@ class Timer(_ChanTimer):
         super().__init__(check_seconds(seconds, "ragged.Timer()"), 0.0, runtime, "ragged.Timer()")
 
     def reset(self, seconds: float) -> bool:
-        """Re-arm to fire ``seconds`` from now; returns what ``stop()`` would have."""
+        """Re-arm to fire ``seconds`` from now; returns what ``stop()`` would have.
+
+        :raises TypeError: if ``seconds`` is not a number.
+        :raises ValueError: for negative or NaN ``seconds``.
+        :Called from: anywhere.
+        """
         seconds = check_seconds(seconds, "Timer.reset()")
         with self._lock:
             was = self._stop_locked()
@@ -143,8 +163,16 @@ def _check_period(period: Any, what: str) -> float:
 class Ticker(_ChanTimer):
     """Sends the time on ``t.c`` every ``period`` seconds (Go's ``time.NewTicker``).
 
-    A reader that falls behind misses ticks (the channel holds one).  Call
-    ``stop()`` when done: a running ticker keeps a timer alive.
+    ``t.c`` is a :class:`Chan` of capacity 1 receiving the ``time.monotonic()``
+    time of each tick.  A reader that falls behind misses ticks.  Call
+    ``stop()`` when done: a running ticker keeps a timer alive.  Inside a
+    goroutine it uses the current runtime; from a plain thread pass ``runtime=``.
+
+    :raises TypeError: if ``period`` is not a number, or ``runtime`` not a Runtime.
+    :raises ValueError: if ``period`` is not above 0.
+    :raises NotInGoroutine: on a plain thread without ``runtime=``.
+    :raises RuntimeClosed: if the runtime is closed.
+    :Called from: anywhere (with ``runtime=`` outside a goroutine).
     """
 
     __slots__ = ()
@@ -154,7 +182,12 @@ class Ticker(_ChanTimer):
         super().__init__(period, period, runtime, "ragged.Ticker()")
 
     def reset(self, period: float) -> None:
-        """Stop, then tick every ``period`` seconds from now."""
+        """Stop, then tick every ``period`` seconds from now.
+
+        :raises TypeError: if ``period`` is not a number.
+        :raises ValueError: if ``period`` is not above 0.
+        :Called from: anywhere.
+        """
         period = _check_period(period, "Ticker.reset()")
         with self._lock:
             self._stop_locked()
@@ -165,6 +198,13 @@ def after(seconds: float, *, runtime: Runtime | None = None) -> Chan[float]:
     """A channel that receives the time once, ``seconds`` from now (Go's ``time.After``).
 
     Typical use: ``await ragged.select(ch.recv_case(), ragged.after(1.0).recv_case())``.
+    Inside a goroutine it uses the current runtime; from a plain thread pass ``runtime=``.
+
+    :raises TypeError: if ``seconds`` is not a number, or ``runtime`` not a Runtime.
+    :raises ValueError: for negative or NaN ``seconds``.
+    :raises NotInGoroutine: on a plain thread without ``runtime=``.
+    :raises RuntimeClosed: if the runtime is closed.
+    :Called from: anywhere (with ``runtime=`` outside a goroutine).
     """
     return Timer(check_seconds(seconds, "ragged.after()"), runtime=runtime).c
 

@@ -59,7 +59,11 @@ _active: Tracer | None = None
 
 
 class Tracer:
-    """Records events of every runtime it is attached to."""
+    """What :func:`ragged.trace` yields: records events of every runtime it is attached to.
+
+    :raises: nothing (made by :func:`ragged.trace`).
+    :Called from: anywhere.
+    """
 
     def __init__(self, path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
@@ -67,7 +71,7 @@ class Tracer:
         self.path = os.fspath(path)
         self.limit = limit
         self.t0 = _now()
-        self.dropped = 0
+        self.dropped = 0  #: events not recorded because a P's buffer held ``limit`` already
         self._lock = threading.Lock()
         self._p_bufs: dict[P, list[tuple]] = {}
         self._world: list[tuple] = []
@@ -295,7 +299,16 @@ def unregister(sched: Sched) -> None:
 def trace(path: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> Iterator[Tracer]:
     """Record an execution trace of every runtime while the block runs; write it to ``path``.
 
-    Runtimes created inside the block are traced too.  One trace at a time.
+    ``with ragged.trace("out.json") as tracer:``.  Runtimes created inside
+    the block are traced too.  One trace at a time.  The file (Chrome
+    trace-event JSON, one track per P) is written when the block ends; open it
+    in Perfetto or read it with ``python -m ragged.trace``.  Each P keeps at
+    most ``limit`` events; the rest are counted in ``tracer.dropped``.
+
+    :raises ValueError: if ``limit`` is not a positive int.
+    :raises RaggedError: if a trace is already being recorded.
+    :raises OSError: when the file cannot be written (at the end of the block).
+    :Called from: anywhere (it records every runtime of the process).
     """
     global _active
     tracer = Tracer(path, limit)

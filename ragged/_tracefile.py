@@ -122,8 +122,9 @@ class TraceFile:
                     lo, hi = min(lo, ev.ts), max(hi, ev.ts + ev.dur)
             for inst in tr.instants:
                 lo, hi = min(lo, inst.ts), max(hi, inst.ts)
-        for ev in (*self.barriers, *self.stws):
-            lo, hi = min(lo, ev.ts), max(hi, ev.ts + ev.dur)
+        world: list[Barrier | StopTheWorld] = [*self.barriers, *self.stws]
+        for w in world:
+            lo, hi = min(lo, w.ts), max(hi, w.ts + w.dur)
         for pc in self.procs_changes:
             lo, hi = min(lo, pc.ts), max(hi, pc.ts)
         return (lo, hi) if lo <= hi else (0.0, 0.0)
@@ -135,7 +136,8 @@ class TraceFile:
         already been closed) has only metadata: the summary leaves it out.
         """
         pids = {pid for pid, _ in self.tracks}
-        pids.update(ev.pid for ev in (*self.barriers, *self.stws, *self.procs_changes))
+        world: list[Barrier | StopTheWorld | ProcsChange] = [*self.barriers, *self.stws, *self.procs_changes]
+        pids.update(ev.pid for ev in world)
         return sorted(pids)
 
     def p_tracks(self, pid: int) -> list[Track]:

@@ -107,7 +107,8 @@ def runtimes_in(tf: TraceFile, window: Window) -> list[int]:
             window.start <= i.ts <= window.end for i in tr.instants
         ):
             found.add(pid)
-    for ev in (*tf.barriers, *tf.stws):
+    world: list[Barrier | StopTheWorld] = [*tf.barriers, *tf.stws]
+    for ev in world:
         if _overlaps(ev.ts, ev.dur, window):
             found.add(ev.pid)
     return sorted(found)
@@ -295,8 +296,8 @@ def _panel(ax: Any, tf: TraceFile, rows: list[Row], win: Window, px: float) -> d
         if pts:
             m, c = style[kind]
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=m, s=14, c=c, zorder=4, lw=0)
-    for x, y, text in names[:MAX_NAMES]:
-        ax.text(x, y + 0.5, text, fontsize=6, va="center", clip_on=True, zorder=3)
+    for x, name_y, text in names[:MAX_NAMES]:
+        ax.text(x, name_y + 0.5, text, fontsize=6, va="center", clip_on=True, zorder=3)
 
     ax.set_xlim(win.start, win.end)
     ax.set_ylim(0, n)

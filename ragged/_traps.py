@@ -52,6 +52,11 @@ def gosched() -> Generator[Any, Any, None]:
     """Yield the P: the goroutine goes to the back of the run queue and others run.
 
     A safe point.  Like Go's ``runtime.Gosched``.
+
+    :raises NotInGoroutine: outside a goroutine.
+    :raises Cancelled: if the goroutine was cancelled.
+    :raises RaggedError: inside a stop-the-world section (no other goroutine may run).
+    :Called from: inside a goroutine.
     """
     m = getattr(tls, "m", None)
     if m is None or m.curg is None:
@@ -123,7 +128,12 @@ def checkpoint() -> Any:
     the goroutine.  When a barrier, a stop-the-world, a preemption request or
     a cancellation is pending, it traps to the M, which honours the request.
     Call it every so often in long computations: a goroutine that never awaits
-    the runtime cannot be preempted.  Outside a goroutine it does nothing.
+    the runtime cannot be preempted (and ``block_report`` reports it).
+
+    :raises Cancelled: when the goroutine has been cancelled (delivered here).
+    :Called from: inside a goroutine.  Elsewhere it does nothing while nothing
+        is pending (and an event loop other than ragged's refuses it while
+        something is).
     """
     return _slot[0]
 
@@ -134,7 +144,7 @@ def checkpoint() -> Any:
 # free-threaded 3.13, which does not specialize calls); a partial of the list's
 # own ``__getitem__`` makes none (1.7-1.8x).  ``update_wrapper`` keeps the
 # function above as its name, docstring and signature.
-checkpoint = functools.update_wrapper(functools.partial(_slot.__getitem__, 0), checkpoint)  # type: ignore[assignment]
+checkpoint = functools.update_wrapper(functools.partial(_slot.__getitem__, 0), checkpoint)
 
 
 def pending() -> bool:

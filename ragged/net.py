@@ -15,7 +15,7 @@ connections cost 10,000 parked goroutines and no extra OS thread.
 Behaviour to rely on:
 
 * ``read(n)`` returns what is there (at most ``n`` bytes), ``b""`` at end of
-  stream; ``read_exactly(n)`` raises :class:`UnexpectedEOF` (with
+  stream; ``read_exactly(n)`` raises :class:`~ragged.UnexpectedEOF` (with
   ``partial``) if the stream ends first; ``write(data)`` writes everything.
 * Reads are served one at a time and so are writes (Go's ``fdMutex``): two
   goroutines reading one connection take turns instead of failing.  Every
@@ -23,17 +23,17 @@ Behaviour to rely on:
   ``HOT_READS`` times in a row yields its P, so one busy connection cannot
   starve the others.
 * ``close()`` from anywhere ends every wait on the connection at once with
-  :class:`NetClosed` ("use of closed network connection", as in Go); the fd
+  :class:`~ragged.NetClosed` ("use of closed network connection", as in Go); the fd
   itself is closed when the last call in progress on it has returned.
 * ``set_deadline(t)`` (``time.monotonic()`` seconds, None to clear), and the
-  read / write variants: a wait past it raises :class:`IOTimeout`, also a wait
+  read / write variants: a wait past it raises :class:`~ragged.IOTimeout`, also a wait
   already parked when the deadline is moved into the past.  For a
   ``ragged.Context`` use ``c.set_deadline(ctx.deadline())``.
 * ``g.cancel()`` of a waiting goroutine raises ``Cancelled`` in it at once and
   drops the fd's interest.  Errors the OS reports about the connection
   (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionRefusedError``)
   pass through unchanged; ``accept`` out of descriptors raises
-  :class:`TooManyOpenFiles` and keeps working once some are free.
+  :class:`~ragged.TooManyOpenFiles` and keeps working once some are free.
 * A connection belongs to the runtime whose goroutine first waits on it;
   closing that runtime closes every connection and listener still open on it.
 """
@@ -148,11 +148,15 @@ class _NetFD:
 
     @property
     def closed(self) -> bool:
-        """True once ``close()`` was called."""
+        """True once ``close()`` was called (anywhere)."""
         return self._mu.closed
 
     def fileno(self) -> int:
-        """The fd (-1 once closed)."""
+        """The fd (-1 once closed).
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         return -1 if self._mu.closed else self._fd
 
     def _poll_desc(self) -> PollDesc:
@@ -175,6 +179,7 @@ class _NetFD:
     async def _wait(self, bit: int, timeout: float | None = None) -> None:
         """Park until the fd is ready for ``bit`` (see ``_netpoll.pollwait``)."""
         pd = self._poll_desc()
+        assert self._np is not None  # set together with _pd
         await pollwait(self._np, pd, bit, timeout)
 
     def _release(self, i: int) -> None:
@@ -183,7 +188,11 @@ class _NetFD:
 
     def close(self) -> None:
         """Close: every wait on it ends at once with NetClosed; the fd closes when the
-        last call in progress returns.  Idempotent; callable from any thread."""
+        last call in progress returns.  Idempotent.
+
+        :raises: nothing.
+        :Called from: anywhere.
+        """
         mu = self._mu
         err = NetClosed(_CLOSED)
         with mu.lock:
@@ -193,6 +202,7 @@ class _NetFD:
             waiters = mu.q[_R].drain_claimed() + mu.q[_W].drain_claimed()
             pd = self._pd
             if pd is not None:
+                assert self._np is not None  # set together with _pd
                 self._np.evict(pd, err)  # before the fd can close: never a closed fd in the selector
             last = mu.refs == 0
         for s in waiters:
@@ -210,15 +220,29 @@ class _NetFD:
 
         ``t`` is in ``time.monotonic()`` seconds (e.g. ``time.monotonic() + 5`` or
         ``ctx.deadline()``); None clears it.  Applies to waits already parked.
+
+        :raises TypeError: if ``t`` is not a number or None.
+        :raises NetClosed: if it is closed.
+        :Called from: anywhere.
         """
         self._set_deadline(READ | WRITE, t, "set_deadline")
 
     def set_read_deadline(self, t: float | None) -> None:
-        """Like :meth:`set_deadline`, for reads (and accepts) only."""
+        """Like :meth:`set_deadline`, for reads (and accepts) only.
+
+        :raises TypeError: if ``t`` is not a number or None.
+        :raises NetClosed: if it is closed.
+        :Called from: anywhere.
+        """
         self._set_deadline(READ, t, "set_read_deadline")
 
     def set_write_deadline(self, t: float | None) -> None:
-        """Like :meth:`set_deadline`, for writes only."""
+        """Like :meth:`set_deadline`, for writes only.
+
+        :raises TypeError: if ``t`` is not a number or None.
+        :raises NetClosed: if it is closed.
+        :Called from: anywhere.
+        """
         self._set_deadline(WRITE, t, "set_write_deadline")
 
     def _set_deadline(self, bits: int, t: Any, what: str) -> None:
@@ -234,6 +258,7 @@ class _NetFD:
                 self._wd = d
             pd = self._pd
             if pd is not None:
+                assert self._np is not None  # set together with _pd
                 self._np.set_deadline(pd, bits, d)
 
     async def __aenter__(self) -> Self:
@@ -245,7 +270,15 @@ class _NetFD:
 
 class Conn(_NetFD):
     """A stream connection (Go's ``net.Conn``): from :func:`dial`, :meth:`Listener.accept`,
-    or ``Conn(sock)`` around any connected stream socket (made non-blocking)."""
+    or ``Conn(sock)`` around any connected stream socket (made non-blocking).
+
+    ``local_addr`` and ``remote_addr`` are the socket's addresses;
+    ``async with conn:`` closes it at the end.
+
+    :raises TypeError: if ``sock`` is not a ``socket.socket``.
+    :raises NetClosed: if the socket is closed already.
+    :Called from: anywhere; its reads and writes are awaited in goroutines.
+    """
 
     __slots__ = ("local_addr", "remote_addr", "_hot")
 
@@ -265,7 +298,19 @@ class Conn(_NetFD):
         return f"<ragged.net.Conn {self.local_addr} -> {self.remote_addr}{state}>"
 
     async def read(self, n: int = 65536) -> bytes:
-        """Read what is there, up to ``n`` bytes, parking until something is; ``b""`` at end of stream."""
+        """Read what is there, up to ``n`` bytes, parking until something is; ``b""`` at end of stream.
+
+        A safe point; reads of one connection take turns.
+
+        :raises TypeError: if ``n`` is not an int.
+        :raises ValueError: if ``n`` is not positive.
+        :raises NetClosed: if the connection is or gets closed.
+        :raises IOTimeout: past the read deadline.
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises OSError: what the OS reports about the connection (``ConnectionResetError``...).
+        :raises NotInGoroutine: outside a goroutine, when it has to wait.
+        :Called from: inside a goroutine.
+        """
         _check_n(n, "Conn.read()")
         if self._hot >= HOT_READS:
             self._hot = 0
@@ -291,7 +336,18 @@ class Conn(_NetFD):
             self._release(_R)
 
     async def read_exactly(self, n: int) -> bytes:
-        """Read exactly ``n`` bytes; :class:`UnexpectedEOF` (with ``partial``) if the stream ends first."""
+        """Read exactly ``n`` bytes, parking as needed.
+
+        :raises UnexpectedEOF: if the stream ends first (``partial`` holds what was read).
+        :raises TypeError: if ``n`` is not an int.
+        :raises ValueError: if ``n`` is not positive.
+        :raises NetClosed: if the connection is or gets closed.
+        :raises IOTimeout: past the read deadline.
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises OSError: what the OS reports about the connection.
+        :raises NotInGoroutine: outside a goroutine, when it has to wait.
+        :Called from: inside a goroutine.
+        """
         _check_n(n, "Conn.read_exactly()")
         await checkpoint()
         mu = self._mu
@@ -316,7 +372,18 @@ class Conn(_NetFD):
             self._release(_R)
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Write all of ``data``, parking while the socket buffer is full; returns ``len(data)``."""
+        """Write all of ``data``, parking while the socket buffer is full; returns ``len(data)``.
+
+        A safe point; writes of one connection take turns.
+
+        :raises TypeError: if ``data`` is not bytes-like.
+        :raises NetClosed: if the connection is or gets closed.
+        :raises IOTimeout: past the write deadline.
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises OSError: what the OS reports about the connection (``BrokenPipeError``...).
+        :raises NotInGoroutine: outside a goroutine, when it has to wait.
+        :Called from: inside a goroutine.
+        """
         try:
             view = memoryview(data).cast("B")
         except TypeError:
@@ -339,7 +406,12 @@ class Conn(_NetFD):
             self._release(_W)
 
     def close_write(self) -> None:
-        """Half-close: the peer reads end of stream; this side can still read (Go's ``CloseWrite``)."""
+        """Half-close: the peer reads end of stream; this side can still read (Go's ``CloseWrite``).
+
+        :raises NetClosed: if the connection is closed.
+        :raises OSError: what the OS reports (``shutdown``).
+        :Called from: anywhere.
+        """
         with self._mu.lock:
             if self._mu.closed:
                 raise NetClosed(_CLOSED)
@@ -347,7 +419,14 @@ class Conn(_NetFD):
 
 
 class Listener(_NetFD):
-    """A listening TCP socket (Go's ``net.Listener``), from :func:`listen`."""
+    """A listening TCP socket (Go's ``net.Listener``), from :func:`listen`.
+
+    ``addr`` is the address it listens on; ``async with ln:`` closes it.
+
+    :raises TypeError: if ``sock`` is not a ``socket.socket``.
+    :raises NetClosed: if the socket is closed already.
+    :Called from: anywhere; ``accept`` is awaited in a goroutine.
+    """
 
     __slots__ = ("addr",)
 
@@ -361,9 +440,13 @@ class Listener(_NetFD):
     async def accept(self) -> Conn:
         """Wait for the next connection and return it.
 
-        Raises :class:`TooManyOpenFiles` when the process is out of
-        descriptors (the connection stays queued; accept again once some are
-        closed), :class:`NetClosed` once the listener is closed.
+        :raises TooManyOpenFiles: when the process is out of descriptors (the
+            connection stays queued; accept again once some are closed).
+        :raises NetClosed: once the listener is closed.
+        :raises IOTimeout: past the read deadline.
+        :raises Cancelled: if the goroutine is cancelled while waiting.
+        :raises NotInGoroutine: outside a goroutine, when it has to wait.
+        :Called from: inside a goroutine.
         """
         await checkpoint()
         mu = self._mu
@@ -416,8 +499,12 @@ def _numeric(host: str) -> bool:
 def listen(host: str, port: int, backlog: int = 128) -> Listener:
     """Listen for TCP connections on ``host:port`` (port 0: any free port; see ``ln.addr``).
 
-    Callable from anywhere; ``accept()`` is awaited in a goroutine.  The host
-    is resolved here, synchronously (use an address or ``localhost``).
+    The host is resolved here, synchronously (use an address or ``localhost``).
+
+    :raises TypeError: if ``host`` is not a str or ``port`` not an int.
+    :raises ValueError: for a port outside 0..65535 or a negative ``backlog``.
+    :raises OSError: what binding reports (``OSError`` EADDRINUSE, ``socket.gaierror``).
+    :Called from: anywhere; ``accept()`` is awaited in a goroutine.
     """
     _check_addr(host, port, "listen()")
     if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
@@ -437,10 +524,18 @@ def listen(host: str, port: int, backlog: int = 128) -> Listener:
 async def dial(host: str, port: int, timeout: float | None = None) -> Conn:
     """Connect to ``host:port`` over TCP (Go's ``net.Dial``); the connect waits on the poller.
 
-    ``timeout`` bounds the whole dial (:class:`IOTimeout`).  A host name that
+    ``timeout`` bounds the whole dial (:class:`~ragged.IOTimeout`).  A host name that
     is not an address is resolved with ``ragged.syscall`` (the P is released
     meanwhile).  Each address is tried in turn; the last error is raised
     (``ConnectionRefusedError`` and friends).
+
+    :raises TypeError: if ``host`` is not a str or ``port`` not an int, or for a bad ``timeout``.
+    :raises ValueError: for a port outside 0..65535, or a negative or NaN ``timeout``.
+    :raises IOTimeout: when ``timeout`` passes first.
+    :raises OSError: the last connection error (``ConnectionRefusedError``...), or a resolver error.
+    :raises Cancelled: if the goroutine is cancelled while waiting.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine.
     """
     _check_addr(host, port, "dial()")
     timeout = check_timeout(timeout)
@@ -491,16 +586,32 @@ async def wait_readable(fileobj: Any, timeout: float | None = None) -> None:
 
     For non-blocking fds: try the operation, and on ``BlockingIOError`` wait
     here and try again (a wake-up may be spurious).  Holds no thread while
-    waiting.  Raises :class:`IOTimeout` after ``timeout`` seconds,
-    :class:`NotPollable` for a closed fd or a regular file, :class:`FdBusy` if
-    another goroutine already waits to read the same fd, ``Cancelled`` if
-    cancelled.  Close the fd only once nobody waits on it.
+    waiting.  Close the fd only once nobody waits on it.
+
+    :raises IOTimeout: after ``timeout`` seconds.
+    :raises NotPollable: for a closed fd or a regular file.
+    :raises FdBusy: if another goroutine already waits to read the same fd.
+    :raises TypeError: if ``fileobj`` is neither an int nor has ``fileno()``, or for a bad ``timeout``.
+    :raises ValueError: for a negative fd, or a negative or NaN ``timeout``.
+    :raises Cancelled: if the goroutine is cancelled while waiting.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine.
     """
     await _wait_fd(fileobj, READ, timeout, "ragged.wait_readable()")
 
 
 async def wait_writable(fileobj: Any, timeout: float | None = None) -> None:
-    """Park the goroutine until ``fileobj`` is writable; see :func:`wait_readable`."""
+    """Park the goroutine until ``fileobj`` is writable; see :func:`wait_readable`.
+
+    :raises IOTimeout: after ``timeout`` seconds.
+    :raises NotPollable: for a closed fd or a regular file.
+    :raises FdBusy: if another goroutine already waits to write the same fd.
+    :raises TypeError: if ``fileobj`` is neither an int nor has ``fileno()``, or for a bad ``timeout``.
+    :raises ValueError: for a negative fd, or a negative or NaN ``timeout``.
+    :raises Cancelled: if the goroutine is cancelled while waiting.
+    :raises NotInGoroutine: outside a goroutine.
+    :Called from: inside a goroutine.
+    """
     await _wait_fd(fileobj, WRITE, timeout, "ragged.wait_writable()")
 
 

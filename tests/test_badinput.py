@@ -265,6 +265,12 @@ ROWS: list[Row] = [
     Row("Runtime-debug-str", T, lambda e: ragged.Runtime(procs=1, debug="yes"), TypeError),
     Row("Runtime-chaos-str", T, lambda e: ragged.Runtime(procs=1, chaos="7"), TypeError),
     Row("Runtime-chaos-float", T, lambda e: ragged.Runtime(procs=1, chaos=7.5), TypeError),
+    Row("Runtime-block_report-negative", T, lambda e: ragged.Runtime(procs=1, block_report=-0.1), ValueError),
+    Row("Runtime-block_report-nan", T, lambda e: ragged.Runtime(procs=1, block_report=NAN), ValueError),
+    Row("Runtime-block_report-str", T, lambda e: ragged.Runtime(procs=1, block_report="0.1"), TypeError),
+    Row("Runtime-block_report-bool", T, lambda e: ragged.Runtime(procs=1, block_report=True), TypeError),
+    Row("Runtime-block_report-below-preempt", T, lambda e: ragged.Runtime(procs=1, block_report=0.001), ValueError),
+    Row("run-block_report-str", T, lambda e: ragged.run(async_fn, block_report="1"), TypeError),
     # rt.go / rt.submit
     Row("rt.go-sync-fn", T, lambda e: e.rt.go(sync_fn), TypeError),
     Row("rt.go-non-callable", T, lambda e: e.rt.go(42), TypeError),

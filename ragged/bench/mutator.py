@@ -48,7 +48,7 @@ from typing import Any
 import ragged
 
 from .scaling import own_int
-from .stats import fmt_time, percentile, ratio, spread, summary, table
+from .stats import fmt_time, p_recorder, percentile, ratio, spread, summary, table
 from .stress import work
 
 MODES = ("none", "foreach", "stw")
@@ -127,7 +127,7 @@ def _operate(rt: ragged.Runtime, mode: str, errors: list[str]) -> tuple[int, int
     if mode == "foreach":
         seen: list[int] = []  # list.append is atomic on both builds (a per-object lock when free-threaded)
         s = clock()
-        rt.for_each_p(lambda p, seen=seen: seen.append(p.id))
+        rt.for_each_p(p_recorder(seen))
         e = clock()
         if sorted(seen) != list(range(rt.procs)):
             errors.append(

@@ -90,12 +90,14 @@ def proc_status(pid: int) -> tuple[int, float]:
 def _read_port(p: subprocess.Popen, timeout: float) -> int:
     """The port a server prints first; kills it and raises if it does not come."""
     box: list[str] = []
-    t = threading.Thread(target=lambda: box.append(p.stdout.readline()), daemon=True)
+    out = p.stdout
+    assert out is not None  # started with stdout=PIPE
+    t = threading.Thread(target=lambda: box.append(out.readline()), daemon=True)
     t.start()
     t.join(timeout)
     if not box or not box[0].strip().isdigit():
         p.kill()
-        raise RuntimeError(f"server {p.args} did not start: {box[:1]!r}")
+        raise RuntimeError(f"server {p.args!r} did not start: {box[:1]!r}")
     return int(box[0])
 
 
@@ -112,6 +114,7 @@ def run_one(kind: str, procs: int, conns: int, warmup: float, seconds: float, go
         measuring = threading.Event()
 
         def watch() -> None:
+            assert ld.stderr is not None  # started with stderr=PIPE
             for line in ld.stderr:
                 if line.startswith("measuring"):
                     measuring.set()

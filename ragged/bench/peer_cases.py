@@ -85,7 +85,7 @@ try:  # gevent is optional: the `peers` extra
     import gevent.queue
     import gevent.threadpool
 except ImportError:  # pragma: no cover - depends on the environment
-    gevent = None  # type: ignore[assignment]
+    gevent = None
 
 perf = time.perf_counter
 

@@ -43,7 +43,7 @@ from ragged._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
 
 from . import build, stress
 from .cli import positive
-from .stats import fmt_time, percentile
+from .stats import fmt_time, p_recorder, percentile
 
 LIVE_STATUSES = frozenset({IDLE, RUNNING, SYSCALL, GCSTOP})
 STUCK_AFTER = 60.0  # an operation (barrier, stop-the-world) running this long is a hang
@@ -235,7 +235,7 @@ class Soak:
             if r < 0.05:
                 seen: list[int] = []
                 t = time.perf_counter()
-                await ragged.for_each_p(lambda p, seen=seen: seen.append(p.id))
+                await ragged.for_each_p(p_recorder(seen))
                 self.count("g_barrier", "g_barrier", time.perf_counter() - t)
                 self.check_once_per_p(seen, f"goroutine-side barrier (churn {k})")
             elif r < 0.07:
@@ -268,7 +268,7 @@ class Soak:
                     seen: list[int] = []
                     self.op_name, self.op_started = "barrier", time.monotonic()
                     t = time.perf_counter()
-                    rt.for_each_p(lambda p, seen=seen: seen.append(p.id))
+                    rt.for_each_p(p_recorder(seen))
                     dt = time.perf_counter() - t
                     self.check_once_per_p(seen, "barrier")
                     self.count("barrier", "barrier", dt)

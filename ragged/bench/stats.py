@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ragged import P
+
+
+def p_recorder(seen: list[int]) -> Callable[[P], None]:
+    """A barrier ``fn`` that appends the id of each P it runs on to ``seen``."""
+    return lambda p: seen.append(p.id)
 
 
 def percentile(xs: Sequence[float], q: float) -> float:

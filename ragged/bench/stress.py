@@ -32,7 +32,7 @@ from typing import Any
 import ragged
 
 from . import build
-from .stats import summary
+from .stats import p_recorder, summary
 
 MODES = ("none", "foreach", "stw")
 
@@ -177,7 +177,7 @@ def run_slice(rt: ragged.Runtime, load: Load, mode: str, seconds: float, interva
             if mode == "foreach":
                 seen: list[int] = []
                 t = time.perf_counter()
-                rt.for_each_p(lambda p, seen=seen: seen.append(p.id))
+                rt.for_each_p(p_recorder(seen))
                 latencies.append(time.perf_counter() - t)
                 if sorted(seen) != list(range(procs)):
                     errors.append(f"barrier ran fn on Ps {sorted(seen)}, expected each of 0..{procs - 1} once")

@@ -1,0 +1,115 @@
+"""sysmon's blocking-call report: a goroutine that holds its P too long.
+
+A goroutine that calls ``time.sleep``, a blocking socket call or a long
+computation without awaiting the runtime keeps its P, and every goroutine
+queued on that P waits behind it, silently.  With the ``block_report`` setting
+on, sysmon logs such a goroutine once per slice (asyncio's debug mode does the
+same: "Executing <Task ...> took 0.2 seconds"), with its id, name, labels,
+its current Python stack and what to do about it, and counts it in
+``metrics()["blocking_reports"]``.
+
+What "reaching a safe point" means here.  sysmon already follows each running
+P's *slice*: the time since the P's ``schedtick`` (bumped each time a
+goroutine starts running on it) or its syscall count last moved.  A slice ends
+whenever the goroutine gives its P back -- it parks (channel, lock, sleep,
+join), yields (``gosched``), enters ``ragged.syscall``, exits -- or honours a
+preemption request at a checkpoint.  ``await ragged.checkpoint()`` with
+nothing pending does not reach the scheduler, so it does not end the slice by
+itself; but sysmon asks every goroutine that has run ``preempt_after`` (10ms)
+to yield, and the goroutine's next checkpoint then traps and ends the slice.
+So a goroutine is reported when its slice has lasted ``block_report`` seconds
+*and* it has left sysmon's last request to yield unanswered for
+``preempt_after``: a goroutine that checkpoints often is never reported, not
+even when sysmon itself was held up (starved of the CPU or the GIL) and
+comes back to a long slice it had not yet asked to end.  Hence
+``block_report`` must exceed ``preempt_after``.  A goroutine coordinating a
+barrier or a stop-the-world (it waits for the other Ps at a safe point of
+its own) is not reported; while the world is stopped nothing is.  On an
+overloaded machine a goroutine whose thread gets no CPU (or, with the GIL, no
+GIL) for about ``block_report`` is reported too: its stack then shows it in
+ordinary code between two checkpoints.
+
+The report reads the goroutine's state without locks (as the goroutine dump
+does) and drops it if the slice ended while it was being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
+    from ._p import P
+    from ._sched import Sched
+
+_log = logging.getLogger("ragged")
+
+ADVICE = (
+    "A blocking call belongs in `await ragged.syscall(fn, *args)`, which hands the P to other "
+    "goroutines while it blocks; a long computation should `await ragged.checkpoint()` in its loop "
+    "so that sysmon can preempt it."
+)
+
+
+def slice_tick(p: P) -> int:
+    """The P's slice fingerprint: moves when a goroutine starts running on it or enters a syscall."""
+    return p.schedtick + p.nsyscall
+
+
+def goroutine_frames(g: Goroutine, frame: FrameType | None) -> list[str]:
+    """The running goroutine's frames from its M's innermost ``frame``, innermost last.
+
+    Walks out to the goroutine's outermost coroutine frame and stops there, so
+    the M's scheduler frames below it are left out (all frames if it is not
+    found, e.g. when the goroutine moved meanwhile).
+    """
+    outer: Any = g.coro
+    outer_frame = getattr(outer, "cr_frame", None) or getattr(outer, "gi_frame", None)
+    chain: list[FrameType] = []
+    f = frame
+    while f is not None:
+        chain.append(f)
+        if f is outer_frame:
+            break
+        f = f.f_back
+    summary = traceback.StackSummary.extract((fr, fr.f_lineno) for fr in reversed(chain))
+    return summary.format()
+
+
+def report_blocking(sched: Sched, p: P, tick: int, ran: float) -> bool:
+    """Log the goroutine that has held ``p`` for ``ran`` seconds in the slice ``tick``.
+
+    Called by sysmon without locks.  Returns False, logging nothing, when there
+    is nobody to blame: no goroutine on the P, the world's coordinator, or a
+    slice that ended meanwhile.
+    """
+    m = p.m
+    g = m.curg if m is not None else None
+    if m is None or g is None or m.ident is None or sched.worldsema.owner is g:
+        return False
+    frames = sys._current_frames()
+    if slice_tick(p) != tick or m.curg is not g:
+        return False
+    stack = goroutine_frames(g, frames.get(m.ident))
+    del frames
+    labels = f" labels={g.labels}" if g.labels else ""
+    queued = len(p.runq)
+    sched.metrics.incr("blocking_reports")
+    _log.warning(
+        "ragged: goroutine %d %r%s has held P%d for %.3fs without reaching a safe point; "
+        "%d goroutine(s) wait in that P's run queue.\n%s\nIts stack on M%d, innermost last:\n%s",
+        g.id,
+        g.name,
+        labels,
+        p.id,
+        ran,
+        queued,
+        ADVICE,
+        m.id,
+        "".join(stack).rstrip("\n"),
+    )
+    return True
