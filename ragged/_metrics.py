@@ -18,29 +18,87 @@ class Histogram:
 
     ``buckets`` maps an upper bound in nanoseconds (a power of two) to a count.
     Percentiles come from the most recent ``keep`` samples.
+
+    Recording is one list append: the coordinator of a barrier records about
+    ``procs + 3`` samples inside the operation it times, and every cost there
+    is taken from the mutators.  Samples wait in ``_pending`` and are folded
+    into the all-time figures and ``recent`` when one of them is read, or
+    once ``_FOLD_AT`` have piled up.  Every method, the properties included,
+    requires the owning :class:`Metrics` lock.
     """
 
+    _FOLD_AT = 4096
+
     def __init__(self, keep: int = 100_000) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = 0.0
-        self.buckets: dict[int, int] = {}
-        self.recent: deque[float] = deque(maxlen=keep)
+        self._count = 0
+        self._total = 0.0
+        self._min = math.inf
+        self._max = 0.0
+        self._buckets: dict[int, int] = {}
+        self._recent: deque[float] = deque(maxlen=keep)
+        self._pending: list[float] = []
 
     def record(self, seconds: float) -> None:
-        """Add one sample.  Caller holds the owning Metrics lock."""
-        self.count += 1
-        self.total += seconds
-        if seconds < self.min:
-            self.min = seconds
-        if seconds > self.max:
-            self.max = seconds
-        ns = int(seconds * 1e9)
-        bound = 1 << (ns - 1).bit_length() if ns > 1 else 1
-        b = self.buckets
-        b[bound] = b.get(bound, 0) + 1
-        self.recent.append(seconds)
+        """Add one sample."""
+        pending = self._pending
+        pending.append(seconds)
+        if len(pending) >= self._FOLD_AT:
+            self._fold()
+
+    def extend(self, samples: list[float]) -> None:
+        """Add several samples."""
+        pending = self._pending
+        pending.extend(samples)
+        if len(pending) >= self._FOLD_AT:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the pending samples into the all-time figures and ``recent``."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        b = self._buckets
+        for seconds in pending:
+            ns = int(seconds * 1e9)
+            bound = 1 << (ns - 1).bit_length() if ns > 1 else 1
+            b[bound] = b.get(bound, 0) + 1
+        self._count += len(pending)
+        self._total += sum(pending)
+        self._min = min(self._min, min(pending))
+        self._max = max(self._max, max(pending))
+        self._recent.extend(pending)
+
+    @property
+    def count(self) -> int:
+        self._fold()
+        return self._count
+
+    @property
+    def total(self) -> float:
+        self._fold()
+        return self._total
+
+    @property
+    def min(self) -> float:
+        self._fold()
+        return self._min
+
+    @property
+    def max(self) -> float:
+        self._fold()
+        return self._max
+
+    @property
+    def buckets(self) -> dict[int, int]:
+        self._fold()
+        return self._buckets
+
+    @property
+    def recent(self) -> deque[float]:
+        """The most recent ``keep`` samples, oldest first."""
+        self._fold()
+        return self._recent
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0..100) of recent samples, in seconds (0.0 if none)."""
@@ -105,9 +163,7 @@ class Metrics:
 
     def observe_many(self, name: str, values: list[float]) -> None:
         with self.lock:
-            h = self.hist[name]
-            for v in values:
-                h.record(v)
+            self.hist[name].extend(values)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
