@@ -207,11 +207,14 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
             armed = True
             # Any P entering idle or syscall from now on sees its flag set.
             # Step 2: idle Ps cannot leave the idle list while we hold the lock.
+            # They are counted down together: stopwait counts every P, so it
+            # cannot reach 0 before this one atomic add.
+            served = 0
             for p in sched.pidle:
                 if p.words.cas(W_SAFEPOINT, 1, 0):
                     call_safe_point_fn(sched, p)
-                    sched.stopwait_done()
-            wait = sched.stopwait > 0
+                    served += 1
+            wait = sched.stopwait_done(served, wake=False) > 0
             if wait:
                 # Some P is running or in a syscall: Ms that finish may make room.
                 window = step_aside_window(sched)
@@ -276,8 +279,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
         metrics.hist["barrier_latency"].record(latency)
         metrics.hist["barrier_pause"].record(pause)
         metrics.hist["barrier_rounds"].record(rounds)
-        for w in waits:
-            metrics.hist["barrier_p_wait"].record(w)
+        metrics.hist["barrier_p_wait"].extend(waits)
         if missing:
             metrics.counters["barrier_timeouts"] += 1
         if errs:

@@ -231,17 +231,21 @@ class Sched:
     def stopwait(self, n: int) -> None:
         self._stopwait.store(0, n)
 
-    def stopwait_done(self) -> None:
-        """Count one P as done for the barrier or stop-the-world in flight.
+    def stopwait_done(self, n: int = 1, wake: bool = True) -> int:
+        """Count ``n`` Ps as done for the barrier or stop-the-world in flight; return what is left.
 
         No lock needed: an M that has just run a barrier's ``fn`` must not queue
         on ``lock`` (on the free-threaded build a contended lock spins and yields
         the core away; see ``_note``).  Whoever brings ``stopwait`` to 0 wakes
         the coordinator, which loops on ``stopwait == 0``
         (``_world.wait_stopwait``), so an early or left-over wakeup is harmless.
+        The coordinator counts the Ps it serves itself with ``wake=False``: it
+        reads the result instead.
         """
-        if self._stopwait.add(0, -1) == 0:
+        left = self._stopwait.add(0, -n)
+        if left == 0 and wake:
             self.stopnote.wakeup()
+        return left
 
     # ------------------------------------------------------------- idle lists
 

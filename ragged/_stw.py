@@ -53,14 +53,17 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
         arm()  # preemptall
         for p in allp:
             p.sp_requested = t0
+        # The Ps stopped here are counted down together, as the barrier's idle
+        # Ps are: stopwait counts every P, so it cannot reach 0 before that.
+        stopped = 0
         if callerp is not None:
             callerp.setstatus(GCSTOP)
-            sched.stopwait_done()
+            stopped += 1
         tr = sched.trace
         for p in allp:
             if p.plain[W_STATUS] == SYSCALL and p.casstatus(SYSCALL, GCSTOP):
                 p.syscalltick += 1
-                sched.stopwait_done()
+                stopped += 1
                 if tr is not None:
                     tr.stopped(p)
         while True:
@@ -68,10 +71,10 @@ def stopworld(sched: Sched, callerp: P | None, reason: str) -> float:
             if idle is None:
                 break
             idle.setstatus(GCSTOP)
-            sched.stopwait_done()
+            stopped += 1
             if tr is not None:
                 tr.stopped(idle)
-        wait = sched.stopwait > 0
+        wait = sched.stopwait_done(stopped, wake=False) > 0
     rounds = 0
     if wait:
         try:
@@ -151,8 +154,7 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
     metrics = sched.metrics
     with metrics.lock:
         metrics.hist["stw_pause"].record(pause)
-        for w in waits:
-            metrics.hist["stw_p_wait"].record(w)
+        metrics.hist["stw_p_wait"].extend(waits)
 
 
 class StopTheWorld:
