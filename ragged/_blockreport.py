@@ -60,15 +60,18 @@ def slice_tick(p: P) -> int:
     return p.schedtick + p.nsyscall
 
 
-def goroutine_frames(g: Goroutine, frame: FrameType | None) -> list[str]:
-    """The running goroutine's frames from its M's innermost ``frame``, innermost last.
-
-    Walks out to the goroutine's outermost coroutine frame and stops there, so
-    the M's scheduler frames below it are left out (all frames if it is not
-    found, e.g. when the goroutine moved meanwhile).
-    """
+def _outer_frame(g: Goroutine) -> FrameType | None:
     outer: Any = g.coro
-    outer_frame = getattr(outer, "cr_frame", None) or getattr(outer, "gi_frame", None)
+    return getattr(outer, "cr_frame", None) or getattr(outer, "gi_frame", None)
+
+
+def _frame_chain(g: Goroutine, frame: FrameType | None) -> list[FrameType]:
+    """``frame`` and its callers out to ``g``'s outermost coroutine frame, innermost first.
+
+    The M's scheduler frames below the goroutine are left out (all frames are
+    kept if the goroutine's frame is not found, e.g. when it moved meanwhile).
+    """
+    outer_frame = _outer_frame(g)
     chain: list[FrameType] = []
     f = frame
     while f is not None:
@@ -76,8 +79,31 @@ def goroutine_frames(g: Goroutine, frame: FrameType | None) -> list[str]:
         if f is outer_frame:
             break
         f = f.f_back
-    summary = traceback.StackSummary.extract((fr, fr.f_lineno) for fr in reversed(chain))
-    return summary.format()
+    return chain
+
+
+_STACK_TRIES = 20
+
+
+def running_stack(g: Goroutine, ident: int) -> list[str]:
+    """The current Python stack of ``g``, running on the thread ``ident``, innermost last.
+
+    The thread runs on while its frames are read.  When the innermost frame
+    returns just then, its link to its caller can read as None for an instant
+    (the frame hands the link from the thread's stack over to its frame
+    object), and the walk would stop at that one frame: seen on the
+    free-threaded build, where the goroutine keeps running in parallel.  So a
+    walk that falls short of the goroutine's outermost coroutine frame is
+    taken again from a new snapshot, a few times; the last one is used (the
+    goroutine may have moved to another M meanwhile).
+    """
+    outer_frame = _outer_frame(g)
+    chain: list[FrameType] = []
+    for _ in range(_STACK_TRIES):
+        chain = _frame_chain(g, sys._current_frames().get(ident))
+        if not chain or chain[-1] is outer_frame:
+            break
+    return traceback.StackSummary.extract((fr, fr.f_lineno) for fr in reversed(chain)).format()
 
 
 def report_blocking(sched: Sched, p: P, tick: int, ran: float) -> bool:
@@ -91,11 +117,9 @@ def report_blocking(sched: Sched, p: P, tick: int, ran: float) -> bool:
     g = m.curg if m is not None else None
     if m is None or g is None or m.ident is None or sched.worldsema.owner is g:
         return False
-    frames = sys._current_frames()
+    stack = running_stack(g, m.ident)
     if slice_tick(p) != tick or m.curg is not g:
         return False
-    stack = goroutine_frames(g, frames.get(m.ident))
-    del frames
     labels = f" labels={g.labels}" if g.labels else ""
     queued = len(p.runq)
     sched.metrics.incr("blocking_reports")

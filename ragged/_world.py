@@ -18,13 +18,12 @@ milliseconds to notice the last P.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._blockreport import running_stack
 from ._errors import BarrierError
 from ._m import tls
 from ._park import WaitQueue, block_on, park_on, ready
@@ -151,10 +150,9 @@ def describe_p(p: P) -> str:
     head = f"P{p.id} ({p.status_name})"
     if g is not None:
         head += f" running goroutine {g.id} ({g.name!r})"
-    if m is not None and m.ident is not None:
-        frame = sys._current_frames().get(m.ident)
-        if frame is not None:
-            stack = "".join(traceback.format_stack(frame))
+    if g is not None and m is not None and m.ident is not None:
+        stack = "".join(running_stack(g, m.ident))
+        if stack:
             head += f" on M{m.id}; its stack:\n{stack}"
     return head
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
+from conftest import spin, wait_until
 
 import ragged
-from ragged._blockreport import ADVICE
+from ragged._blockreport import ADVICE, running_stack
 
 BLOCK = 0.1  # block_report used by these tests (preempt_after stays at its 10ms default)
 # For tests that must see no report: a goroutine is reported only if its thread
@@ -213,3 +215,35 @@ def test_reported_only_after_ignoring_a_request_to_yield(monkeypatch: pytest.Mon
     assert len(reported) == 1
     _sysmon.retake(sched, t0 + 1.106)
     assert reported[1] == (0, pytest.approx(0.106))
+
+
+@pytest.mark.timeout(60)
+def test_stack_of_a_running_goroutine_reaches_its_outermost_frame() -> None:
+    """A goroutine's stack is read while it runs on: it calls a short function over and
+    over, and a read that catches that function as it returns must not stop at it (on the
+    free-threaded build the caller link read as None and the report showed one frame)."""
+    stop = threading.Event()
+
+    def inner_short_call() -> int:
+        return spin(5)
+
+    async def outermost_goroutine_frame() -> None:
+        while not stop.is_set():
+            inner_short_call()
+
+    with ragged.Runtime(procs=1) as rt:
+        g = rt.go(outermost_goroutine_frame)
+        try:
+            p = rt._sched.allp[0]
+            wait_until(lambda: p.m is not None and p.m.curg is g, what="the goroutine to run")
+            m = p.m
+            assert m is not None and m.ident is not None
+            short = 0
+            for _ in range(400):
+                stack = "".join(running_stack(g, m.ident))
+                assert "outermost_goroutine_frame" in stack, f"stack cut short:\n{stack}"
+                short += "inner_short_call" not in stack
+        finally:
+            stop.set()
+        g.result(timeout=30)
+    assert short < 400, "the stack never showed the inner call"
