@@ -20,8 +20,10 @@ timer-waiter M (``_proc.stopm``) blocks in the poll with a timeout at the next
 timer (:func:`block`); anything that makes work breaks that poll at once
 through an eventfd (a pipe elsewhere) registered in the selector
 (:meth:`NetPoll.brk`, Go's ``netpollBreak``); sysmon polls when nobody has for
-10ms.  A P whose goroutines all wait on the network is idle, so barriers and
-stop-the-world serve it at once.
+10ms and a P is idle to run what it finds, and a busy P polls itself at its
+61st schedule when nobody has for 10ms (:func:`schedtick_poll`).  A P whose
+goroutines all wait on the network is idle, so barriers and stop-the-world
+serve it at once.
 
 Locks.  ``sched.netpoll_init_lock`` (one per runtime) makes its poller once,
 and ``close`` reads ``sched.netpoll`` under it: ``netpoll_of`` refuses once the
@@ -46,12 +48,14 @@ from ._netpoll import REASONS, NetPoll
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
     from ._m import M
+    from ._p import P
     from ._park import Sudog
     from ._sched import Sched
 
 _monotonic = time.monotonic
 
-SYSMON_POLL = 10e-3  # sysmon polls when nobody has polled for this long (Go's 10ms)
+SYSMON_POLL = 10e-3  # sysmon or a busy P polls when nobody has polled for this long (Go's 10ms)
+SYSMON_BACKSTOP = 0.1  # sysmon polls after this long without a poll even when no P is idle
 _IO_REASONS = frozenset(REASONS.values())
 
 
@@ -168,13 +172,43 @@ def findrunnable_poll(sched: Sched, m: M) -> Goroutine | None:
     return gs[0]
 
 
+def schedtick_poll(sched: Sched, p: P) -> None:
+    """A busy P, at every 61st schedule: poll if nobody has for ``SYSMON_POLL``; queue what is ready on ``p``.
+
+    Go's sysmon polls for this case -- every P busy, so no M reaches the poll
+    in ``findrunnable`` -- and injects onto the global queue.  Here that poll
+    would run on the sysmon thread: under the GIL it takes the GIL from the
+    running M for the whole poll, and the goroutines it readies wait on the
+    global queue for a P to look there.  The busy M polls itself instead and
+    queues them on its own P behind the work already queued (Go's
+    ``injectglist`` called with a P).  Called by ``_proc.schedule`` with
+    ``m.p`` set to ``p`` and no locks held.
+    """
+    np = sched.netpoll
+    if np is None or not np.nregistered:
+        return
+    last = np.lastpoll
+    if not last or _monotonic() - last < SYSMON_POLL:
+        return
+    gs = poll_ready(sched, np)
+    for g in gs:
+        sched.runqput(p, g)
+    if gs and sched.pidle and not sched.nmspinning:
+        sched.wakep()
+
+
 def sysmon_poll(sched: Sched, now: float) -> int:
-    """sysmon: poll if nobody has for ``SYSMON_POLL`` seconds; inject what is ready."""
+    """sysmon: poll if nobody has for ``SYSMON_POLL`` and a P is idle to run what it finds.
+
+    With every P busy, their Ms poll themselves (:func:`schedtick_poll`);
+    sysmon still polls after ``SYSMON_BACKSTOP`` without any poll, whatever
+    the Ps do.
+    """
     np = sched.netpoll
     if np is None or not np.nregistered:
         return 0
     last = np.lastpoll
-    if not last or now - last < SYSMON_POLL:
+    if not last or now - last < SYSMON_POLL or (not sched.pidle and now - last < SYSMON_BACKSTOP):
         return 0
     gs = poll_ready(sched, np)
     if gs:

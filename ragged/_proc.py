@@ -24,7 +24,7 @@ from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
 from ._m import M, tls
 from ._netpoll_sched import block as netpoll_block
-from ._netpoll_sched import findrunnable_poll
+from ._netpoll_sched import findrunnable_poll, schedtick_poll
 from ._p import GCSTOP, W_SAFEPOINT, P
 from ._sched import Sched, _MExit
 from ._syscall import syscall
@@ -69,8 +69,11 @@ def schedule(sched: Sched, m: M) -> None:
             p = safe_point(sched, m)
         g = None
         runq = p.runq
-        if p.schedtick % 61 == 0 and sched.globrunq:
-            g = sched.globrunqget(p, 1)  # so the global queue cannot starve
+        if p.schedtick % 61 == 0:
+            if sched.netpoll is not None:
+                schedtick_poll(sched, p)  # nor the network, when this P never runs dry
+            if sched.globrunq:
+                g = sched.globrunqget(p, 1)  # so the global queue cannot starve
         if g is None and runq:
             try:
                 g = runq.popleft()
