@@ -165,8 +165,7 @@ def findrunnable_poll(sched: Sched, m: M) -> Goroutine | None:
         return None
     p = m.p
     assert p is not None  # findrunnable runs with m.p set
-    for g in gs[1:]:
-        sched.runqput(p, g)
+    sched.runqputbatch(p, gs[1:])
     if len(gs) > 1 and sched.pidle and not sched.nmspinning:
         sched.wakep()
     return gs[0]
@@ -191,8 +190,7 @@ def schedtick_poll(sched: Sched, p: P) -> None:
     if not last or _monotonic() - last < SYSMON_POLL:
         return
     gs = poll_ready(sched, np)
-    for g in gs:
-        sched.runqput(p, g)
+    sched.runqputbatch(p, gs)
     if gs and sched.pidle and not sched.nmspinning:
         sched.wakep()
 

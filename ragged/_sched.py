@@ -65,7 +65,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _log = logging.getLogger("ragged")
 
-RUNQ_SIZE = 256  # Go's local run queue capacity
+# The local run queue's capacity before half of it spills to the global queue.
+# Go's is 256, the size of its fixed ring.  Ours is a deque: a bigger cap costs
+# nothing, and every spill moves the oldest half of the queue behind the global
+# queue, so goroutines readied later run first.  With 256, an echo server on
+# one P at 1,000 connections (most readied at once by each poll) had a p99
+# latency 2.5-4x asyncio's at the same throughput; with 4096, 1.5x.  Idle Ps
+# still get work by stealing half of a busy P's queue.
+RUNQ_SIZE = 4096
 
 _allglock = threading.Lock()
 _gids = itertools.count(1)
@@ -144,6 +151,26 @@ class Sched:
             except IndexError:
                 break
         self.globrunq.extend(batch)
+
+    def runqputbatch(self, p: P, gs: list[Goroutine]) -> None:
+        """Queue ``gs``, in order, on ``p``'s local run queue as far as it has room, the rest on the global queue.
+
+        Only ``p``'s own M may call this (Go's ``runqputbatch`` with
+        ``globrunqputbatch``).  For a poll's batch: one at a time, ``runqput``
+        would move the oldest half of the queue to the global queue at each
+        overflow, so goroutines readied later would run before ones readied
+        earlier.  No lock for the global part, as ``globrunqput``.
+        """
+        q = p.runq
+        room = RUNQ_SIZE - len(q)
+        if room >= len(gs):
+            q.extend(gs)
+            return
+        if room > 0:
+            q.extend(gs[:room])
+        else:
+            room = 0
+        self.globrunq.extend(gs[room:])
 
     def globrunqput(self, g: Goroutine) -> None:
         """Put ``g`` on the global queue from an M that holds a P (gosched, preempt).
