@@ -106,8 +106,9 @@ def step_aside_window(sched: Sched) -> float:
 
     The ``barrier_step_aside`` setting when given; else ``STEP_ASIDE_WINDOW``
     where the GIL is on, and 0 on a free-threaded interpreter running without
-    it: there an M never parks for a barrier (its goroutine keeps running),
-    and with more Ps than CPUs it yields its core instead (``yields_cores``).
+    it: there an M that has run ``fn`` goes back to its goroutine, which keeps
+    running in parallel; with more Ps than CPUs it yields its core instead,
+    then parks (``yields_cores``).
     """
     window = sched.settings.barrier_step_aside
     if window is not None:
@@ -122,13 +123,22 @@ def yields_cores(sched: Sched) -> bool:
     when the Ps cannot all run at once (more Ps than CPUs this process may
     use): the Ms the barrier waits for are then queued behind busy ones for a
     scheduler slice each.  A yielding M stays runnable and its goroutine goes
-    on after the yield -- no P is parked -- while the core goes to a waiting
-    M, so the Ms take turns a chunk at a time until every P has run ``fn``.
+    on after the yield while the core goes to a waiting M, so the Ms take
+    turns a chunk at a time until every P has run ``fn``.  That is not always
+    enough: with 8 busy Ps on 2 cores the barrier still took 70ms at p50
+    (3.13t), so a barrier that lasts ``YIELD_FIRST`` (1ms) has its Ms park at
+    their checkpoints until it ends (``park_aside``).  Parking costs no
+    parallelism there: every core is busy with the other Ms.  Measured
+    (``benchmarks/bench_barrier.py``, 3.13t, 2 cores), for_each_p p50 / p99
+    and the compute kept while barriers run: procs 8, yield only 67-71ms /
+    85ms, 0.87; yield then park 174-185µs / 17-20ms, 0.82-0.83; procs 4,
+    yield only 136-144µs / 18-19ms, 0.85-0.89; yield then park 170-176µs /
+    3.4-6.5ms, 0.88.
     """
     return sched.settings.barrier_step_aside is None and not gil_enabled() and sched.procs > sched.cpus
 
 
-def step_aside(sched: Sched, p: P) -> None:
+def step_aside(sched: Sched, p: P, at_checkpoint: bool = False) -> None:
     """Make room for the Ms a barrier still waits for: park until it ends, or yield the core.
 
     Called on an M whose P has run ``fn`` while the barrier is in flight,
@@ -141,12 +151,18 @@ def step_aside(sched: Sched, p: P) -> None:
     barrier held up by a straggler that never reaches a safe point must not
     stall everyone else, so after that window the M goes straight back to its
     goroutine (pure ragged behaviour).  The wait counts as this P's pause.
-    On a free-threaded build with more Ps than CPUs the M only yields its
-    core (``yields_cores``), once per safe point while the barrier is in
-    flight.
+    On a free-threaded build with more Ps than CPUs the M yields its core
+    (``yields_cores``) at each safe point; at a goroutine's checkpoint
+    (``at_checkpoint``, where it would go back to the goroutine) it parks
+    instead once the barrier has lasted ``YIELD_FIRST`` (:func:`park_aside`).
+    Elsewhere -- entering a syscall, going idle -- the M is about to block
+    or sleep anyway, and must not hold its P asleep.
     """
     if sched.barrier_yield:
-        os.sched_yield()
+        if at_checkpoint and _monotonic() - sched.barrier_t0 >= YIELD_FIRST:
+            park_aside(sched, p)
+        else:
+            os.sched_yield()
         return
     done = sched.barrier_done
     if done is None:
@@ -159,6 +175,41 @@ def step_aside(sched: Sched, p: P) -> None:
     done.wait(left)
     # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
     end = min(_monotonic(), t + left, max(getattr(done, "at", math.inf), t))
+    p.pause_ns += int((end - t) * 1e9)
+    if sched.trace is not None:
+        sched.trace.step_aside(p, t_ns, t_ns + int((end - t) * 1e9))
+
+
+YIELD_FIRST = 1e-3  # oversubscribed free-threaded build: yield this long into a barrier, then park
+
+
+def park_aside(sched: Sched, p: P) -> None:
+    """Sleep on this M's note until the barrier in flight ends (at most to its step-aside window).
+
+    For a free-threaded build with more Ps than CPUs, once a barrier has
+    lasted ``YIELD_FIRST``: yielding hands the core to whichever thread the
+    kernel picks next, and with 8 busy Ps on 2 cores the Ms still to reach
+    their safe point got it so rarely that the barrier took 70ms at p50
+    (105ms with neither yield nor park).  Asleep, the M leaves the core to
+    them.  It sleeps on its own note (a kernel wait: a lock-based wait such
+    as the GIL build's ``BarrierDone`` wakes tens of milliseconds late here),
+    listed in ``sched.barrier_parked``, which the coordinator wakes as its
+    last act (``_finish_done``).  An M that lists itself after that sweep
+    sees ``barrier_yield`` cleared and does not sleep; one whose P has a new
+    barrier's flag set goes to serve it.  The sleep counts as this P's pause.
+    """
+    m = p.m
+    assert m is not None  # at a goroutine's checkpoint, on p's own M
+    t = _monotonic()
+    left = sched.barrier_aside_until - t
+    if left <= 0:
+        return
+    sched.barrier_parked.append(m)
+    if not sched.barrier_yield or p.plain[W_SAFEPOINT]:
+        return
+    t_ns = perf_counter_ns()
+    m.park.sleep(left)
+    end = _monotonic()
     p.pause_ns += int((end - t) * 1e9)
     if sched.trace is not None:
         sched.trace.step_aside(p, t_ns, t_ns + int((end - t) * 1e9))
@@ -221,8 +272,10 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                 if window > 0:
                     sched.barrier_aside_until = t0 + window
                     sched.barrier_done = BarrierDone()
-                else:
-                    sched.barrier_yield = yields_cores(sched)
+                elif yields_cores(sched):
+                    sched.barrier_t0 = t0
+                    sched.barrier_aside_until = t0 + STEP_ASIDE_WINDOW
+                    sched.barrier_yield = True
         published = True
         sched.run_deferred_wakep()
 
@@ -300,7 +353,11 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
 
 def _finish_done(sched: Sched) -> None:
     """Release the Ms stepping aside for the barrier (the coordinator's last act)."""
-    sched.barrier_yield = False
+    if sched.barrier_yield:
+        sched.barrier_yield = False  # before the sweep: an M listing itself later will not sleep
+        parked, sched.barrier_parked = sched.barrier_parked, []
+        for m in parked:
+            m.park.wakeup()
     done = sched.barrier_done
     if done is not None:
         sched.barrier_done = None

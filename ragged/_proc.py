@@ -317,9 +317,9 @@ def serve_barriers(sched: Sched, p: P) -> None:
     aside = True
     while True:
         if p.plain[W_SAFEPOINT]:
-            run_safe_point_fn(sched, p, aside)
-        elif aside and (sched.barrier_done is not None or sched.barrier_yield):
-            step_aside(sched, p)
+            run_safe_point_fn(sched, p, aside=False)
+        if aside and (sched.barrier_done is not None or sched.barrier_yield):
+            step_aside(sched, p, at_checkpoint=True)
         if not aside or not p.plain[W_SAFEPOINT]:
             return
         aside = _monotonic() - t0 < HOLD_AT_CHECKPOINT

@@ -113,6 +113,8 @@ class Sched:
         self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
         self.barrier_yield = False  # Ms that ran fn yield their core (see _barrier.yields_cores)
         self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
+        self.barrier_t0 = 0.0  # when the barrier in flight began
+        self.barrier_parked: list[M] = []  # Ms asleep on their notes until it ends (_barrier.park_aside)
         self.cpus = usable_cpus()  # CPUs this process may use, read once at start
         self.wakep_deferred = False
         self.timers = Timers(self)

@@ -1,9 +1,11 @@
 """How an M that has run a barrier's fn makes room for the Ms the barrier waits for.
 
 Under the GIL it parks until the barrier ends, within ``barrier_step_aside``
-(20ms by default).  On a free-threaded build without the GIL it never parks;
-with more Ps than usable CPUs it yields its core at each safe point instead
-(``_barrier.yields_cores``).  The choice is made per barrier, so it follows
+(20ms by default).  On a free-threaded build without the GIL it never parks
+while the Ps can all run at once; with more Ps than usable CPUs it yields its
+core at each safe point instead (``_barrier.yields_cores``), and at a
+goroutine's checkpoint parks on its own note once the barrier has lasted
+``YIELD_FIRST`` (``_barrier.park_aside``).  The choice is made per barrier, so it follows
 ``set_procs``; an explicit ``barrier_step_aside`` setting always wins.
 """
 
@@ -73,6 +75,35 @@ def test_yielding_ms_serve_every_barrier_exactly_once_and_keep_running(monkeypat
             wait_until(lambda: sum(counts) > before, 10, "the goroutines to keep computing")
     assert yielded, "no M yielded its core although the Ps could not all run at once"
     assert windows and not any(windows), f"Ms were allowed to park for barriers: windows {set(windows)}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("procs", [3, 4, 8])
+def test_ms_parked_aside_at_checkpoints_are_all_woken_when_the_barrier_ends(
+    monkeypatch: pytest.MonkeyPatch, procs: int
+) -> None:
+    """Forced into the yield mode with ``YIELD_FIRST`` at 0, so every M that has run fn
+    parks on its note at its goroutine's checkpoint, and with a step-aside window of 10
+    minutes, so that a lost wake-up would leave that M asleep with its P and the next
+    barrier would never finish (the test times out).  200 barriers over busy Ps: each
+    runs fn exactly once per P, Ms did park, and the goroutines keep computing."""
+    monkeypatch.setattr(_barrier, "gil_enabled", lambda: False)
+    monkeypatch.setattr(_barrier, "YIELD_FIRST", 0.0)
+    monkeypatch.setattr(_barrier, "STEP_ASIDE_WINDOW", 600.0)
+    parked: list[int] = []
+    real_park = _barrier.park_aside
+    monkeypatch.setattr(_barrier, "park_aside", lambda sched, p: (parked.append(p.id), real_park(sched, p))[1])
+    with ragged.Runtime(procs=procs) as rt:
+        rt._sched.cpus = 1
+        with busy_goroutines(rt, procs) as counts:
+            for i in range(200):
+                calls = Calls()
+                rt.for_each_p(calls)
+                assert sorted(calls.ids) == list(range(procs)), f"barrier {i}: fn ran on {sorted(calls.ids)}"
+            before = sum(counts)
+            wait_until(lambda: sum(counts) > before, 10, "the goroutines to keep computing")
+        assert not rt._sched.barrier_yield, "the yield mode outlived its barrier"
+    assert parked, "no M parked aside although YIELD_FIRST was 0"
 
 
 @pytest.mark.parametrize(
