@@ -87,6 +87,16 @@ def proc_status(pid: int) -> tuple[int, float]:
     return threads, rss
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used, from /proc (0.0 where unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _read_port(p: subprocess.Popen, timeout: float) -> int:
     """The port a server prints first; kills it and raises if it does not come."""
     box: list[str] = []
@@ -121,8 +131,14 @@ def run_one(kind: str, procs: int, conns: int, warmup: float, seconds: float, go
 
         threading.Thread(target=watch, daemon=True).start()
         if measuring.wait(90 + warmup):
+            # Cores busy: the server's CPU over most of the measured window.  With
+            # the load generator on the same machine, this says how much of it the
+            # server could get.
+            c0, t0 = proc_cpu(srv.pid), time.monotonic()
             time.sleep(seconds / 2)
             row["threads"], row["rss_mb"] = proc_status(srv.pid)
+            time.sleep(seconds * 0.4)
+            row["cores"] = (proc_cpu(srv.pid) - c0) / (time.monotonic() - t0)
         out, _ = ld.communicate(timeout=warmup + seconds + 120)
         res = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         row.update(res)
@@ -184,11 +200,11 @@ def render(data: dict[str, Any]) -> str:
         f"load generator: {data['load_generator']}; {data['seconds']}s measured per row",
         "",
     ]
-    headers = ["server", "procs", "conns", "round trips/s", "p50 µs", "p99 µs", "threads", "RSS MB", "errors"]
+    headers = ["server", "procs", "conns", "round trips/s", "p50 µs", "p99 µs", "cores", "threads", "RSS MB", "errors"]
     body = []
     for r in data["rows"]:
         if "error" in r:
-            body.append([r["server"], r["procs"], r["conns"], "failed: " + r["error"][:40], "", "", "", "", ""])
+            body.append([r["server"], r["procs"], r["conns"], "failed: " + r["error"][:40], "", "", "", "", "", ""])
             continue
         body.append(
             [
@@ -198,6 +214,7 @@ def render(data: dict[str, Any]) -> str:
                 f"{r['rt_per_s']:.0f}",
                 f"{r.get('p50_us', 0):.0f}",
                 f"{r.get('p99_us', 0):.0f}",
+                f"{r['cores']:.2f}" if "cores" in r else "?",
                 r.get("threads", "?"),
                 f"{r.get('rss_mb', 0):.0f}",
                 r.get("errors", 0),
