@@ -65,13 +65,12 @@ def _outer_frame(g: Goroutine) -> FrameType | None:
     return getattr(outer, "cr_frame", None) or getattr(outer, "gi_frame", None)
 
 
-def _frame_chain(g: Goroutine, frame: FrameType | None) -> list[FrameType]:
-    """``frame`` and its callers out to ``g``'s outermost coroutine frame, innermost first.
+def _frame_chain(frame: FrameType | None, outer_frame: FrameType | None) -> list[FrameType]:
+    """``frame`` and its callers out to ``outer_frame`` (a goroutine's outermost), innermost first.
 
     The M's scheduler frames below the goroutine are left out (all frames are
     kept if the goroutine's frame is not found, e.g. when it moved meanwhile).
     """
-    outer_frame = _outer_frame(g)
     chain: list[FrameType] = []
     f = frame
     while f is not None:
@@ -100,7 +99,7 @@ def running_stack(g: Goroutine, ident: int) -> list[str]:
     outer_frame = _outer_frame(g)
     chain: list[FrameType] = []
     for _ in range(_STACK_TRIES):
-        chain = _frame_chain(g, sys._current_frames().get(ident))
+        chain = _frame_chain(sys._current_frames().get(ident), outer_frame)
         if not chain or chain[-1] is outer_frame:
             break
     return traceback.StackSummary.extract((fr, fr.f_lineno) for fr in reversed(chain)).format()

@@ -164,15 +164,10 @@ class Sched:
         earlier.  No lock for the global part, as ``globrunqput``.
         """
         q = p.runq
-        room = RUNQ_SIZE - len(q)
-        if room >= len(gs):
-            q.extend(gs)
-            return
-        if room > 0:
-            q.extend(gs[:room])
-        else:
-            room = 0
-        self.globrunq.extend(gs[room:])
+        room = max(0, RUNQ_SIZE - len(q))
+        q.extend(gs[:room])
+        if len(gs) > room:
+            self.globrunq.extend(gs[room:])
 
     def globrunqput(self, g: Goroutine) -> None:
         """Put ``g`` on the global queue from an M that holds a P (gosched, preempt).
