@@ -537,15 +537,22 @@ def _join_m(m: Any, timeout: float) -> bool:
 
     ``startm`` creates the thread outside the sched lock, so at shutdown an M
     may exist whose ``Thread.start()`` has not returned yet: wait for that too.
+    A thread's ``ident`` is no sign that it has started: CPython sets it in the
+    new thread before it marks the thread started, and ``join()`` in between
+    raises ``RuntimeError``; so the join itself is what is retried.
     """
     end = time.monotonic() + timeout
     while True:
         t = m.thread
         if t is threading.current_thread():
             return True
-        if t is not None and t.ident is not None:
-            t.join(max(end - time.monotonic(), 0.0))
-            return not t.is_alive()
+        if t is not None:
+            try:
+                t.join(max(end - time.monotonic(), 0.0))
+            except RuntimeError:
+                pass  # "cannot join thread before it is started": start() is still under way
+            else:
+                return not t.is_alive()
         if time.monotonic() >= end:
             return False
         time.sleep(0.001)

@@ -200,3 +200,39 @@ def test_go_sieve_200_runs_in_a_row_exit_cleanly(name: str) -> None:
         err, dt = sieve.run_once(name, procs=4, shutdown_timeout=SHUTDOWN_TIMEOUT)
         assert err is None, f"{name} run {i + 1}: {err}"
         assert dt < SHUTDOWN_TIMEOUT / 2, f"{name} run {i + 1} took {dt:.1f}s: close() waited for a goroutine"
+
+
+class _StartingThread:
+    """A thread as close() can meet it in ``_join_m``: ``startm`` has called
+    ``start()``, the new thread has set its ident but not yet marked itself
+    started, and ``join()`` raises as CPython's does in that window (found by
+    the stateful machine on 3.13t: close() failed with that RuntimeError).
+    It counts as started (and finished) after ``starts_after`` joins."""
+
+    def __init__(self, starts_after: int) -> None:
+        self.ident = 12345
+        self.starts_after = starts_after
+        self.joins = 0
+
+    def join(self, timeout: float | None = None) -> None:
+        self.joins += 1
+        if self.joins <= self.starts_after:
+            raise RuntimeError("cannot join thread before it is started")
+
+    def is_alive(self) -> bool:
+        return self.joins <= self.starts_after
+
+
+@pytest.mark.timeout(30)
+def test_close_joins_an_m_whose_thread_is_still_starting() -> None:
+    from types import SimpleNamespace
+
+    from ragged._runtime import _join_m
+
+    starting = _StartingThread(starts_after=3)
+    assert _join_m(SimpleNamespace(thread=starting), 5.0) is True
+    assert starting.joins == 4
+    never = _StartingThread(starts_after=10**9)  # a start() that never finishes: not joined, not raised
+    t0 = time.monotonic()
+    assert _join_m(SimpleNamespace(thread=never), 0.2) is False
+    assert time.monotonic() - t0 < 5.0

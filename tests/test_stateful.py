@@ -36,6 +36,7 @@ from conftest import spin
 from hypothesis import HealthCheck, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -307,18 +308,25 @@ def test_runtime_state_machine() -> None:
     RULES_RUN.clear()
     seed = _seed()
     run = run_state_machine_as_test if seed is None else hypothesis_seed(seed)(run_state_machine_as_test)
-    run(
-        RaggedMachine,
-        settings=settings(
-            max_examples=_examples(),
-            stateful_step_count=50,
-            deadline=None,
-            derandomize=seed is None,
-            database=None,
-            print_blob=True,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
+    try:
+        run(
+            RaggedMachine,
+            settings=settings(
+                max_examples=_examples(),
+                stateful_step_count=50,
+                deadline=None,
+                derandomize=seed is None,
+                database=None,
+                print_blob=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+    except FlakyFailure as flaky:
+        # A race: the example failed once and passed when hypothesis replayed
+        # it.  Fail with the error itself, so that its message is what the
+        # test summary shows (hypothesis printed the steps above).
+        first = flaky.exceptions[0]
+        raise AssertionError(f"a race (the example passed on replay): {type(first).__name__}: {first}") from first
     rules = [name for name, v in vars(RaggedMachine).items() if callable(v) and hasattr(v, "hypothesis_stateful_rule")]
     never = [name for name in rules if not RULES_RUN[name]]
     assert not never, f"rules that never ran: {never}; ran: {dict(RULES_RUN)}"
