@@ -16,11 +16,20 @@ per runtime, made on first use:
   claim someone already won is stale and simply replaced.  ``ragged.net``
   connections queue their readers and writers (Go's ``fdMutex``) so that never
   happens there.
-* Readiness is level-triggered (that is all ``selectors`` offers).  Interest
-  is registered when a goroutine waits and kept after the wake-up, so a
-  connection that is read in a loop costs no ``epoll_ctl`` per read; a poll
-  that reports a direction nobody waits for drops that interest until someone
-  waits again, so a ready fd never spins the poller.
+* Readiness is edge-triggered on Linux, as in Go: ``select.epoll`` directly
+  (``selectors`` cannot ask for ``EPOLLET``), each fd registered once for
+  both directions on its first wait and never modified.  A poll that reports
+  a direction nobody waits for records it in ``PollDesc.ready`` (Go's
+  ``pdReady``); the next wait in that direction consumes it and returns at
+  once, so an edge that came between a failed read and the park is never
+  lost.  A poll reports each fd once per edge, so goroutines readied but not
+  yet run are not reported again by every poll.
+* Elsewhere (kqueue, poll, select through ``selectors``) readiness is
+  level-triggered.  Interest is registered when a goroutine waits and kept
+  after the wake-up, so a connection that is read in a loop costs no
+  ``epoll_ctl`` per read; the blocking poll drops the interest of a
+  direction nobody waits for, so a ready fd never spins it.  The same
+  ``ready`` record serves there too.
 
 Who polls, when, and how readied goroutines reach a P -- the scheduler's side
 of the poller, and ``netpoll_of``, which makes it -- is in ``_netpoll_sched``.
@@ -41,6 +50,7 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import os
+import select
 import selectors
 import sys
 import threading
@@ -67,6 +77,15 @@ DIR = {READ: 0, WRITE: 1}  # a direction's index in PollDesc's pairs (waiter, ti
 
 _ONE = (1).to_bytes(8, sys.byteorder)  # what an eventfd write takes
 
+# Edge-triggered epoll where the platform has it; tests set this False to run
+# the level-triggered ``selectors`` poller on Linux too.
+EDGE_TRIGGERED = hasattr(select, "epoll")
+if EDGE_TRIGGERED:
+    _ET_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+    # What readies a reader / a writer: an error or a hang-up ends both waits (the I/O then reports it).
+    _R_MASK = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+    _W_MASK = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+
 
 class PollDesc:
     """One fd known to the poller (Go's ``pollDesc``).  Fields under ``lock``.
@@ -75,14 +94,16 @@ class PollDesc:
     the waiting reader's / writer's sudog or None (Go's ``rg``/``wg``);
     ``timer``, the timer of the current reader's / writer's wait
     (``rt``/``wt``); ``deadline``, the read / write deadline
-    (``time.monotonic()``; 0.0 for none; ``rd``/``wd``).  ``events``: the
-    interest registered with the selector now (0: not registered).
+    (``time.monotonic()``; 0.0 for none; ``rd``/``wd``); ``ready``, a
+    readiness a poll saw while nobody waited, for the next wait to consume
+    (Go's ``pdReady``).  ``events``: the interest registered with the
+    selector now (0: not registered; edge-triggered, READ|WRITE once registered).
     ``owner``: the ``ragged.net`` object that owns the fd (its ``_shutdown()``
     runs at runtime close), or None for a bare fd waited on by
     ``wait_readable``/``wait_writable``, which lives while ``refs`` waits use it.
     """
 
-    __slots__ = ("fd", "lock", "waiter", "timer", "deadline", "events", "closing", "owner", "refs")
+    __slots__ = ("fd", "lock", "waiter", "timer", "deadline", "ready", "events", "closing", "owner", "refs")
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
@@ -90,6 +111,7 @@ class PollDesc:
         self.waiter: list[Sudog | None] = [None, None]
         self.timer: list[TimerEntry | None] = [None, None]
         self.deadline = [0.0, 0.0]
+        self.ready = [False, False]
         self.events = 0
         self.closing = False
         self.owner = owner
@@ -100,13 +122,17 @@ class PollDesc:
 
 
 class NetPoll:
-    """A runtime's poller: the selector, the fd map and the break fd."""
+    """A runtime's poller: the selector (an edge-triggered epoll, or ``selectors``), the fd map
+    and the break fd.  ``edge``: edge-triggered (default: where ``select.epoll`` exists)."""
 
-    def __init__(self, sched: Sched) -> None:
+    def __init__(self, sched: Sched, edge: bool | None = None) -> None:
         self.sched = sched
         self.lock = threading.Lock()  # selector registrations, pds, nregistered, closed
         self.poll_lock = threading.Lock()  # held by whoever is inside select()
-        self.sel = selectors.DefaultSelector()
+        self.edge = EDGE_TRIGGERED if edge is None else edge
+        # Exactly one of the two: an edge-triggered epoll, or a level-triggered selector.
+        self.ep: Any = None
+        self.sel: Any = None
         self.pds: dict[int, PollDesc] = {}
         self.nregistered = 0  # fds with interest now (a hint read without the lock)
         self.lastpoll = _monotonic()  # when a poll last ended; 0.0 while an M blocks in one
@@ -117,7 +143,14 @@ class NetPoll:
             self._brk_r, self._brk_w = os.pipe()
             os.set_blocking(self._brk_r, False)
             os.set_blocking(self._brk_w, False)
-        self.sel.register(self._brk_r, READ, None)
+        # The break fd is level-triggered in both kinds: a non-blocking poll
+        # leaves it unread for the M blocked in the poll, which must still see it.
+        if self.edge:
+            self.ep = select.epoll()
+            self.ep.register(self._brk_r, select.EPOLLIN)
+        else:
+            self.sel = selectors.DefaultSelector()
+            self.sel.register(self._brk_r, READ, None)
         # Go's netpollWakeSig: set while a break is written and not yet read,
         # so that a burst of wake-ups costs one write.  Test-and-set = acquire(False).
         self._wake_sig = threading.Lock()
@@ -158,10 +191,31 @@ class NetPoll:
 
     def _set_events_sel_locked(self, pd: PollDesc, events: int) -> None:
         """``set_events_locked`` under the selector's lock: requires ``pd.lock`` and
-        ``NetPoll.lock``, and ``events`` != ``pd.events``."""
+        ``NetPoll.lock``, and ``events`` != ``pd.events``.
+
+        Edge-triggered, an fd is registered for both directions or not at all.
+        """
         old = pd.events
         if self.closed:
             raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+        if self.edge:
+            try:
+                if old == 0:
+                    self.ep.register(pd.fd, _ET_MASK)
+                    self.nregistered += 1
+                    events = READ | WRITE
+                elif events == 0:
+                    self.ep.unregister(pd.fd)
+                    self.nregistered -= 1
+                else:
+                    return
+            except OSError as err:
+                if old != 0:  # the fd went away (closed): it is not registered any more
+                    self.nregistered -= 1
+                    pd.events = 0
+                raise _not_pollable(pd.fd, err) from None
+            pd.events = events
+            return
         try:
             if old == 0:
                 self.sel.register(pd.fd, events, pd)
@@ -246,9 +300,12 @@ class NetPoll:
                     del self.pds[pd.fd]
                 if pd.events and not self.closed:
                     try:
-                        self.sel.unregister(pd.fd)
-                    except (KeyError, ValueError):
-                        pass
+                        if self.ep is not None:
+                            self.ep.unregister(pd.fd)
+                        else:
+                            self.sel.unregister(pd.fd)
+                    except (OSError, KeyError, ValueError):
+                        pass  # closed under us: the kernel dropped it already
                     self.nregistered -= 1
                 pd.events = 0
         stop_timers(self.sched, timers)
@@ -316,8 +373,11 @@ class NetPoll:
         return s, e
 
     def _drop_locked(self, pd: PollDesc, bits: int) -> None:
-        """Drop the interest in ``bits`` (nobody waits for them).  Requires ``pd.lock``."""
-        if pd.events & bits and not pd.closing:
+        """Drop the interest in ``bits`` (nobody waits for them).  Requires ``pd.lock``.
+
+        Level-triggered only: an edge-triggered fd keeps its one registration.
+        """
+        if pd.events & bits and not pd.closing and not self.edge:
             try:
                 self.set_events_locked(pd, pd.events & ~bits)
             except (NotPollable, RuntimeClosed):
@@ -336,52 +396,83 @@ class NetPoll:
         waiters of the fds found ready.  Requires ``poll_lock``.
 
         The caller readies them (``mark_ready`` then queue).  A direction that
-        is ready with no live waiter is usually a goroutine woken by an earlier
-        poll that has not run yet, and will wait again: a non-blocking poll
-        leaves it alone (dropping the interest now would cost an
-        ``epoll_ctl`` to drop and one to add it back, per round trip, whenever
-        sysmon or another M polls while a batch is still queued).  Only the
-        blocking poll, which would otherwise spin on it, drops the interest
-        and empties a stale slot.
+        is ready with no live waiter is recorded in ``PollDesc.ready``: usually
+        its goroutine was woken by an earlier poll and has not run yet, or has
+        not got to its wait.  Level-triggered, the interest stays for a
+        non-blocking poll (dropping it would cost an ``epoll_ctl`` to drop and
+        one to add it back, per round trip, whenever sysmon or another M polls
+        while a batch is still queued); only the blocking poll, which would
+        otherwise spin on it, drops it and empties a stale slot.
         """
-        try:
-            events = self.sel.select(timeout)
-        except (OSError, ValueError):  # closed under us at shutdown
-            return []
         blocking = timeout != 0
         out: list[Sudog] = []
-        for key, ev in events:
-            pd = key.data
-            if pd is None:
-                # A break is for the M blocked in the poll: a non-blocking
-                # poll must leave it for that M, or the M sleeps on (Go too).
-                if blocking:
-                    self._drain_brk()
-                continue
-            drop = 0
-            timers = []
-            with pd.lock:
-                if pd.closing:
+        if self.ep is not None:
+            try:
+                evs = self.ep.poll(-1.0 if timeout is None else timeout)
+            except (OSError, ValueError):  # closed under us at shutdown
+                return []
+            pds = self.pds
+            brk = self._brk_r
+            for fd, m in evs:
+                if fd == brk:
+                    if blocking:
+                        self._drain_brk()
                     continue
-                for bit in (READ, WRITE):
-                    if not ev & bit:
-                        continue
-                    s = pd.waiter[DIR[bit]]
-                    if s is not None and s.try_claim():
-                        e = self._take_locked(pd, bit)[1]
-                        out.append(s)  # interest stays: the reader will most likely wait again
-                    elif blocking:
-                        e = self._take_locked(pd, bit)[1]  # a stale waiter's timer, if any
-                        drop |= bit  # nobody (live) waits: stop reporting it
-                    else:
-                        continue
-                    if e is not None:
-                        timers.append(e)
-                if drop:
-                    self._drop_locked(pd, drop)
-            if timers:
-                stop_timers(self.sched, timers)
+                # pds[fd], not pds.get(fd): on 3.13t, dict.get with int keys
+                # takes the dict's lock when the value belongs to another
+                # thread, as every PollDesc made by another M does (about 6µs
+                # a call, measured; a subscript stays lock-free).
+                try:
+                    pd = pds[fd]
+                except KeyError:
+                    continue  # evicted since the poll returned
+                ev = (READ if m & _R_MASK else 0) | (WRITE if m & _W_MASK else 0)
+                self._netpollready(pd, ev, blocking, out)
+        else:
+            try:
+                events = self.sel.select(timeout)
+            except (OSError, ValueError):  # closed under us at shutdown
+                return []
+            for key, ev in events:
+                pd = key.data
+                if pd is None:
+                    # A break is for the M blocked in the poll: a non-blocking
+                    # poll must leave it for that M, or the M sleeps on (Go too).
+                    if blocking:
+                        self._drain_brk()
+                    continue
+                self._netpollready(pd, ev, blocking, out)
         return out
+
+    def _netpollready(self, pd: PollDesc, ev: int, blocking: bool, out: list[Sudog]) -> None:
+        """A poll found ``pd`` ready for ``ev`` (READ|WRITE bits): claim its waiters into ``out``
+        (Go's ``netpollready``), or record the readiness for the next wait.  Takes ``pd.lock``.
+        """
+        drop = 0
+        timers = []
+        with pd.lock:
+            if pd.closing:
+                return
+            for bit in (READ, WRITE):
+                if not ev & bit:
+                    continue
+                i = DIR[bit]
+                s = pd.waiter[i]
+                if s is not None and s.try_claim():
+                    e = self._take_locked(pd, bit)[1]
+                    out.append(s)  # interest stays: the reader will most likely wait again
+                else:
+                    pd.ready[i] = True  # for the next wait to consume
+                    if not blocking or self.edge:
+                        continue
+                    e = self._take_locked(pd, bit)[1]  # a stale waiter's timer, if any
+                    drop |= bit  # level-triggered: nobody (live) waits, stop reporting it
+                if e is not None:
+                    timers.append(e)
+            if drop:
+                self._drop_locked(pd, drop)
+        if timers:
+            stop_timers(self.sched, timers)
 
     # ------------------------------------------------------------ shutdown
 
@@ -403,7 +494,7 @@ class NetPoll:
                     _log.warning("ragged: closing %r at runtime close failed", owner, exc_info=True)
         with self.lock:
             self.closed = True
-            self.sel.close()
+            (self.ep if self.ep is not None else self.sel).close()
             for fd in {self._brk_r, self._brk_w}:
                 try:
                     os.close(fd)
@@ -432,13 +523,16 @@ def stop_timers(sched: Sched, entries: list[TimerEntry]) -> None:
 
 
 @types.coroutine
-def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Generator[Any, Any, None]:
+def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Generator[Any, Any, bool]:
     """Park the current goroutine until ``pd.fd`` is ready for ``bit`` (Go's ``pollWait``).
 
     Ends with readiness (returns; it may be spurious, so retry the I/O), or
     raises :class:`IOTimeout` (``timeout`` seconds or the fd's deadline),
     :class:`NetClosed` (the fd was closed meanwhile), ``Cancelled``, or
     :class:`FdBusy` (another goroutine waits on it for ``bit`` already).
+    A readiness some poll recorded while nobody waited (``PollDesc.ready``)
+    is consumed and returns at once, without parking: the result is True if
+    the goroutine parked, False if it did not.
     """
     reason = REASONS[bit]
     g = _parkable_g(reason)
@@ -447,8 +541,6 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
             "this connection belongs to another ragged Runtime's poller; use it from goroutines of the "
             "runtime that created it"
         )
-    s = Sudog(g)
-    s.reason = reason
     i = DIR[bit]
     lock = pd.lock
     lock.acquire()
@@ -468,8 +560,14 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
                 deadline = t
         if deadline and deadline <= _monotonic():
             raise IOTimeout("i/o timeout")
+        if pd.ready[i]:
+            pd.ready[i] = False  # a readiness nobody was waiting for: no need to park
+            lock.release()
+            return False
         if not pd.events & bit:
             np.set_events_locked(pd, pd.events | bit)
+        s = Sudog(g)
+        s.reason = reason
         stale = np._take_locked(pd, bit)[1] if cur is not None else None
         if stale is not None:
             np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
@@ -481,6 +579,7 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         raise
     try:
         yield from gopark(lock.release, reason, s)
+        return True
     except BaseException:
         # Cancelled (the canceller won the claim without pd.lock), or woken
         # with an error by a claimer that already cleared the slot: either

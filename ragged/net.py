@@ -176,11 +176,11 @@ class _NetFD:
                 self._pd = pd
         return pd
 
-    async def _wait(self, bit: int, timeout: float | None = None) -> None:
-        """Park until the fd is ready for ``bit`` (see ``_netpoll.pollwait``)."""
+    async def _wait(self, bit: int, timeout: float | None = None) -> bool:
+        """Park until the fd is ready for ``bit`` (see ``_netpoll.pollwait``); True if it parked."""
         pd = self._poll_desc()
         assert self._np is not None  # set together with _pd
-        await pollwait(self._np, pd, bit, timeout)
+        return await pollwait(self._np, pd, bit, timeout)
 
     def _release(self, i: int) -> None:
         if self._mu.release(i):

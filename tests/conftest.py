@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import threading
@@ -85,6 +86,19 @@ def no_leaked_runtime_threads() -> Iterator[None]:
         time.sleep(0.01)
         leaked = {t for t in leaked if t.is_alive()}
     assert not leaked, f"runtime threads still alive {LEAK_GRACE}s after the test: {sorted(t.name for t in leaked)}"
+
+
+POLLER_KINDS = ["edge", "level"] if hasattr(select, "epoll") else ["level"]
+
+
+@pytest.fixture(params=POLLER_KINDS)
+def poller_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on each kind of network poller the platform has: edge-triggered
+    epoll (Linux's default) and level-triggered ``selectors`` (every other platform's)."""
+    from ragged import _netpoll
+
+    monkeypatch.setattr(_netpoll, "EDGE_TRIGGERED", request.param == "edge")
+    return str(request.param)
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ from conftest import wait_until
 import ragged
 from ragged import net
 
+# Every test runs on each kind of poller (``poller_kind``: edge- and level-triggered).
+pytestmark = pytest.mark.usefixtures("poller_kind")
+
 ROUNDS = 3
 ACTORS = 24
 OPS = 40

@@ -18,7 +18,8 @@ import pytest
 import ragged
 from ragged._netpoll import READ
 
-pytestmark = pytest.mark.timeout(60)
+# Every test runs on each kind of poller (``poller_kind``: edge- and level-triggered).
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("poller_kind")]
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
@@ -185,8 +186,12 @@ def test_cancel_wakes_at_once_and_drops_interest() -> None:
         assert not np.pds and np.nregistered == 0
 
 
-def test_a_ready_fd_nobody_waits_for_does_not_spin_the_poller() -> None:
-    """Level-triggered readiness: interest in a ready fd with no waiter is dropped."""
+def test_a_ready_fd_nobody_waits_for_does_not_spin_the_poller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ready fd nobody waits for: the M in the poll blocks rather than spin on it.
+
+    Edge-triggered, the fd is reported once per edge; level-triggered, the
+    blocking poll drops the interest of a direction nobody waits for.
+    """
     a, b = pair()
     with a, b, ragged.Runtime(procs=1) as rt:
         conn = ragged.net.Conn(a)
@@ -202,9 +207,52 @@ def test_a_ready_fd_nobody_waits_for_does_not_spin_the_poller() -> None:
             await conn._wait(READ)  # registers READ interest, woken at once (b"y" is there)
 
         rt.go(reg).result(timeout=10)
-        time.sleep(0.1)  # polls happen; the ready fd must lose its interest
         np = poller(rt)
-        assert np.pds[a.fileno()].events == 0
+        polls = [0]
+        netpoll = np.netpoll
+
+        def counted(timeout: float | None) -> list:
+            polls[0] += 1
+            return netpoll(timeout)
+
+        monkeypatch.setattr(np, "netpoll", counted)
+        time.sleep(0.2)  # polls happen: sysmon's every 10ms at most, and the blocked M's
+        assert polls[0] < 60, f"{polls[0]} polls in 0.2s: the poller spins on a ready fd nobody waits for"
+        pd = np.pds[a.fileno()]
+        assert pd.waiter == [None, None]
+        if not np.edge:
+            assert pd.events == 0  # level-triggered: the interest was dropped
+        conn.close()
+
+
+def test_edge_triggered_readiness_with_no_waiter_is_kept_for_the_next_wait(poller_kind: str) -> None:
+    """An edge seen while nobody waits ends the next wait at once (Go's pdReady): never lost.
+
+    Level-triggered, the same record serves too, and the level itself wakes the wait.
+    """
+    a, b = pair()
+    with a, b, ragged.Runtime(procs=1) as rt:
+        conn = ragged.net.Conn(a)
+
+        async def reg() -> bool:
+            return await conn._wait(READ)
+
+        g = rt.go(reg)
+        while g.status != "waiting":
+            time.sleep(0.001)
+        b.send(b"1")
+        assert g.result(timeout=10) is True  # parked, then woken by the poll
+        np = poller(rt)
+        pd = np.pds[a.fileno()]
+        # Data comes while nobody waits: a poll records it.
+        b.send(b"2")
+        deadline = time.monotonic() + 10
+        while not pd.ready[0]:
+            assert time.monotonic() < deadline, "no poll recorded the readiness"
+            time.sleep(0.005)
+        assert rt.go(reg).result(timeout=10) is False  # consumed without parking
+        assert not pd.ready[0]
+        assert a.recv(10) == b"12"
         conn.close()
 
 
