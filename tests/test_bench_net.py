@@ -23,8 +23,9 @@ def test_net_help_lists_its_options() -> None:
 
 
 def test_plan_skips_what_cannot_run() -> None:
-    runs = netbench.plan(["ragged", "ragged-syscall", "asyncio", "go"], [10, 10000], [1, 2], None)
+    runs = netbench.plan(["ragged", "ragged-level", "ragged-syscall", "asyncio", "go"], [10, 10000], [1, 2], None)
     assert ("ragged", 1, 10) in runs and ("ragged", 2, 10000) in runs
+    assert ("ragged-level", 1, 10) in runs and ("ragged-level", 2, 10000) in runs
     assert ("ragged-syscall", 2, 10) in runs
     assert not any(k == "ragged-syscall" and n == 10000 for k, _, n in runs)  # a thread per connection
     assert not any(k == "go" for k, _, _ in runs)  # no Go binary given

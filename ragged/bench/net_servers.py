@@ -48,8 +48,14 @@ def _ready(port: int) -> None:
     print(port, flush=True)
 
 
-def serve_ragged(procs: int) -> None:
+def serve_ragged(procs: int, edge: bool = True) -> None:
+    """ragged on its poller: edge-triggered epoll (Linux's default), or with
+    ``edge=False`` the level-triggered ``selectors`` one other platforms use."""
     import ragged
+    from ragged import _netpoll
+
+    if not edge:
+        _netpoll.EDGE_TRIGGERED = False
 
     async def handle(c: ragged.net.Conn) -> None:
         async with c:
@@ -223,7 +229,7 @@ def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dic
     return asyncio.run(main())
 
 
-SERVERS = ("ragged", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
+SERVERS = ("ragged", "ragged-level", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
 
 
 def exit_with_parent() -> None:
@@ -249,8 +255,8 @@ def main(argv: list[str]) -> None:
         exit_with_parent()
         kind = argv[1]
         procs = int(argv[2]) if len(argv) > 2 else 1
-        if kind == "ragged":
-            serve_ragged(procs)
+        if kind in ("ragged", "ragged-level"):
+            serve_ragged(procs, edge=kind == "ragged")
         elif kind == "ragged-syscall":
             serve_ragged_syscall(procs)
         elif kind in ("asyncio", "uvloop"):

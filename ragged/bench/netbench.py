@@ -35,6 +35,9 @@ from .stats import ratio, table
 HERE = Path(__file__).resolve().parent
 SIZE = 64
 PY_SERVERS = ("ragged", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
+# Run only when named in --servers: ragged on the level-triggered ``selectors``
+# poller (what non-Linux platforms get), to compare with the edge-triggered one.
+EXTRA_SERVERS = ("ragged-level",)
 MODULES = {"uvloop": "uvloop", "gevent": "gevent"}
 
 
@@ -168,7 +171,7 @@ def plan(servers: list[str], conns: list[int], procs: list[int], gobin: str | No
                 continue
             if kind == "ragged-syscall" and n > 1000:
                 continue  # a thread per waiting connection: 10,000 threads
-            for p in procs if kind == "ragged" else [max(procs)] if kind == "ragged-syscall" else [1]:
+            for p in procs if kind in ("ragged", "ragged-level") else [max(procs)] if kind == "ragged-syscall" else [1]:
                 runs.append((kind, p, n))
     return runs
 
@@ -227,12 +230,13 @@ def render(data: dict[str, Any]) -> str:
         base = by.get(("asyncio", "-", n))
         if base is None:
             continue
-        for p in (1, 2):
-            mine = by.get(("ragged", p, n))
-            if mine is not None:
-                rts = ratio(mine["rt_per_s"], base["rt_per_s"])
-                p99 = ratio(mine.get("p99_us", 0), base.get("p99_us", 0))
-                lines.append(f"conns={n}: ragged procs={p} / asyncio: round trips {rts:.2f}x, p99 {p99:.2f}x")
+        for kind in ("ragged", "ragged-level"):
+            for p in (1, 2):
+                mine = by.get((kind, p, n))
+                if mine is not None:
+                    rts = ratio(mine["rt_per_s"], base["rt_per_s"])
+                    p99 = ratio(mine.get("p99_us", 0), base.get("p99_us", 0))
+                    lines.append(f"conns={n}: {kind} procs={p} / asyncio: round trips {rts:.2f}x, p99 {p99:.2f}x")
     return "\n".join(lines)
 
 
@@ -250,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--servers",
         type=lambda s: s.split(","),
         default=[*PY_SERVERS, "go"],
-        help=f"servers to run, default {','.join([*PY_SERVERS, 'go'])} (those that import)",
+        help=f"servers to run, default {','.join([*PY_SERVERS, 'go'])} (those that import); also "
+        f"{','.join(EXTRA_SERVERS)} (ragged on the level-triggered poller)",
     )
     p.add_argument(
         "--procs",
@@ -269,9 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    unknown = [s for s in args.servers if s not in (*PY_SERVERS, "go")]
+    known = (*PY_SERVERS, *EXTRA_SERVERS, "go")
+    unknown = [s for s in args.servers if s not in known]
     if unknown:
-        raise SystemExit(f"--servers: unknown {unknown}; choose from {', '.join([*PY_SERVERS, 'go'])}")
+        raise SystemExit(f"--servers: unknown {unknown}; choose from {', '.join(known)}")
     if args.quick:
         args.conns, args.seconds, args.warmup = [10, 100], 0.5, 0.3
     data = run(args)
