@@ -1,8 +1,8 @@
 """The network poller: goroutines that wait on an fd park and hold no thread (Go's netpoll).
 
-Go's shape (``runtime/netpoll.go``, ``netpoll_epoll.go``) on the standard
-library's ``selectors`` (epoll on Linux, kqueue on BSD and macOS), one poller
-per runtime, made on first use:
+Go's shape (``runtime/netpoll.go``, ``netpoll_epoll.go``): ``select.epoll``,
+edge-triggered, on Linux; the standard library's ``selectors`` elsewhere
+(kqueue on BSD and macOS); one poller per runtime, made on first use:
 
 * A :class:`PollDesc` per fd (Go's ``pollDesc``) with one waiter slot per
   direction, ``waiter[DIR[READ]]`` and ``waiter[DIR[WRITE]]`` (Go's ``rg``
