@@ -180,8 +180,15 @@ def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dic
             except (TimeoutError, OSError):
                 state["errors"] += 1
                 return
-        state["connected"] += 1
         msg = b"x" * size
+        try:  # one round trip first: the server has accepted the connection (see netecho.go)
+            writer.write(msg)
+            await asyncio.wait_for(reader.readexactly(size), 30)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            state["errors"] += 1
+            writer.close()
+            return
+        state["connected"] += 1
         await start.wait()
         try:
             while not state["stop"]:

@@ -8,8 +8,10 @@ count and time.  Servers: ragged on its poller (procs 1 and 2), ragged's
 ``syscall`` path (a thread per waiting connection; not run at 10,000),
 asyncio streams, uvloop and gevent where they import, one thread per
 connection (``socketserver.ThreadingTCPServer``), and Go's own echo server as
-the anchor.  Reported: round trips/s, p50/p99 latency (as the client sees
-it), the server's thread count and RSS (from /proc while under load).
+the anchor.  Each connection makes one round trip before the warm-up, so
+the measured window holds no connection that the server has yet to accept.
+Reported: round trips/s, p50/p99 latency (as the client sees it), the
+server's thread count and RSS (from /proc while under load).
 Both processes raise RLIMIT_NOFILE as far as needed (``resource.setrlimit``).
 """
 

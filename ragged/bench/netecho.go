@@ -114,9 +114,21 @@ func load(addr string, conns int, warmup, secs float64, size int) {
 				return
 			}
 			defer c.Close()
-			atomic.AddUint64(&connected, 1)
 			msg := make([]byte, size)
 			buf := make([]byte, size)
+			// One round trip before counting the connection: the kernel completes
+			// a connect before the server accepts it, and a connection the server
+			// has not accepted yet would measure the server's accept backlog.
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				atomic.AddUint64(&errs, 1)
+				return
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				atomic.AddUint64(&errs, 1)
+				return
+			}
+			atomic.AddUint64(&connected, 1)
 			<-start
 			for {
 				select {
