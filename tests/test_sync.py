@@ -485,20 +485,25 @@ def test_cond_producer_consumer_queue() -> None:
 def test_semaphore_bounds_concurrency() -> None:
     sem = Semaphore(3)
     state = {"in": 0, "max": 0}
+    # The holders run in parallel on a free-threaded build: their count needs
+    # a lock of its own (unlocked, a lost decrement made it read 4 on 3.13t).
+    count = threading.Lock()
 
     async def worker() -> None:
         async with sem:
-            state["in"] += 1
-            state["max"] = max(state["max"], state["in"])
+            with count:
+                state["in"] += 1
+                state["max"] = max(state["max"], state["in"])
             await ragged.sleep(0.001)
-            state["in"] -= 1
+            with count:
+                state["in"] -= 1
 
     async def main() -> None:
         for g in [ragged.go(worker) for _ in range(60)]:
             await g
 
     ragged.run(main, procs=4)
-    assert state["max"] == 3 and sem.value == 3
+    assert state["max"] == 3 and state["in"] == 0 and sem.value == 3
 
 
 def test_semaphore_misuse() -> None:
