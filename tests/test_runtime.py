@@ -204,8 +204,11 @@ def test_close_cancels_blocked_goroutines_and_runs_their_finally() -> None:
             with lock:
                 finals.append("joiner")
 
+    busy_started = threading.Event()
+
     async def busy() -> None:
         try:
+            busy_started.set()
             while True:
                 await ragged.checkpoint()
         finally:
@@ -217,7 +220,13 @@ def test_close_cancels_blocked_goroutines_and_runs_their_finally() -> None:
         s = rt.go(sleeper)
         j = rt.go(joiner, s)
         b = rt.go(busy)
-        wait_until(lambda: s.status == "waiting" and j.status == "waiting", what="goroutines to park")
+        # busy must be inside its try: a goroutine cancelled before it first
+        # runs never enters its body (seen on 3.13t, where the other two can
+        # park before busy's P gets to it).
+        wait_until(
+            lambda: s.status == "waiting" and j.status == "waiting" and busy_started.is_set(),
+            what="goroutines to park and busy to start",
+        )
     assert sorted(finals) == ["busy", "joiner", "sleeper"]
     assert caught == [ragged.Cancelled]
     for g in (s, j, b):
