@@ -41,6 +41,7 @@ class Probe:
         self.window_start = 0.0
 
     def install(self) -> None:
+        """Wrap the poll's ``mark_ready`` and ``_NetFD._wait`` in this process (for good)."""
         mark_ready = _netpoll_sched.mark_ready
         wait = net._NetFD._wait
         probe = self
@@ -79,6 +80,7 @@ def drive(gobin: str, port: int, conns: int, seconds: float, probe: Probe, out: 
 
 
 def main() -> None:
+    """Serve, drive, print the figures; exits the process (the server never returns)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--procs", type=int, default=1)
     ap.add_argument("--conns", type=int, default=10000)
