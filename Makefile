@@ -39,10 +39,14 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check ragged tests benchmarks
 	$(PY) -m mypy
 
-# Run the suite on every supported interpreter found on this machine.
+# Run the suite on every supported interpreter found on this machine: the first
+# candidate that runs (a pyenv shim for a version that is not active does not).
 test-all:
 	@set -e; for v in 3.11 3.12 3.13; do \
-	  py=$$(command -v python$$v || ls $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -1); \
+	  py=""; \
+	  for cand in $$(command -v python$$v) $$(ls $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -1); do \
+	    if "$$cand" -c "import sys" >/dev/null 2>&1; then py=$$cand; break; fi; \
+	  done; \
 	  if [ -z "$$py" ]; then echo "python$$v: not found, skipped"; continue; fi; \
 	  echo "=== $$py"; $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$v; \
 	done
