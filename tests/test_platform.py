@@ -81,7 +81,16 @@ def test_import_warns_once_iff_the_gil_is_on_in_a_free_threaded_build(gil: str |
 
 @pytest.mark.timeout(120)
 def test_import_does_not_warn_with_the_gil_kept_off() -> None:
-    """PYTHON_GIL=0: the GIL stays off on a free-threaded build, and nothing is said."""
+    """PYTHON_GIL=0: the GIL stays off on a free-threaded build, and nothing is said.
+
+    A GIL build before 3.13 ignores PYTHON_GIL; from 3.13 on a GIL build
+    refuses PYTHON_GIL=0 at startup, so no such process can import ragged.
+    """
+    if not _platform.FREE_THREADED_BUILD and sys.version_info >= (3, 13):
+        env = dict(os.environ, PYTHON_GIL="0")
+        out = subprocess.run([sys.executable, "-c", "pass"], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and "not supported by this build" in out.stderr, out.stderr
+        return
     err = _import_ragged("0")
     assert "GILEnabledWarning" not in err, err
     assert ("gil=False" if _platform.FREE_THREADED_BUILD else "gil=True") in err, err
