@@ -120,11 +120,7 @@ func load(addr string, conns int, warmup, secs float64, size int) {
 			// a connect before the server accepts it, and a connection the server
 			// has not accepted yet would measure the server's accept backlog.
 			c.SetDeadline(time.Now().Add(30 * time.Second))
-			if _, err := c.Write(msg); err != nil {
-				atomic.AddUint64(&errs, 1)
-				return
-			}
-			if _, err := io.ReadFull(c, buf); err != nil {
+			if err := roundTrip(c, msg, buf); err != nil {
 				atomic.AddUint64(&errs, 1)
 				return
 			}
@@ -138,11 +134,7 @@ func load(addr string, conns int, warmup, secs float64, size int) {
 				}
 				t0 := time.Now()
 				c.SetDeadline(t0.Add(10 * time.Second))
-				if _, err := c.Write(msg); err != nil {
-					atomic.AddUint64(&errs, 1)
-					return
-				}
-				if _, err := io.ReadFull(c, buf); err != nil {
+				if err := roundTrip(c, msg, buf); err != nil {
 					atomic.AddUint64(&errs, 1)
 					return
 				}
@@ -202,4 +194,13 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "usage: netecho serve | netecho load ADDR CONNS WARMUP SECONDS SIZE")
 	os.Exit(2)
+}
+
+// roundTrip writes msg and reads its echo into buf.
+func roundTrip(c net.Conn, msg, buf []byte) error {
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, buf)
+	return err
 }
