@@ -44,11 +44,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import ragged
-from ragged._blockreport import report_blocking, slice_tick
-from ragged._metrics import Metrics
-from ragged._p import RUNNING, W_STATUS, P
-from ragged._settings import Settings
-from ragged._sysmon import retake
+from ragged._core._blockreport import report_blocking, slice_tick
+from ragged._core._metrics import Metrics
+from ragged._core._p import RUNNING, W_STATUS, P
+from ragged._core._settings import Settings
+from ragged._core._sysmon import retake
 from ragged.bench.cli import conditions_main, interleaved, meta_line, run_meta
 
 perf = time.perf_counter

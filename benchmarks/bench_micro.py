@@ -60,7 +60,7 @@ from typing import Any
 import atomics
 
 import ragged
-from ragged._atomics import BINDING, AtomicWords
+from ragged._core._atomics import BINDING, AtomicWords
 from ragged.bench.peer_cases import _noop, _Obj, _rg_spawn_all, _rg_spawn_one, _rg_switch
 
 perf = time.perf_counter
@@ -187,10 +187,10 @@ async def _ragged_checkpoint_loops(n: int) -> dict[str, float]:
 async def _ragged_checkpoint_slow(n: int) -> float:
     """ns per checkpoint while the hint is armed (it traps to the M, which finds nothing to do).
 
-    Uses the private ``ragged._traps.arm``/``disarm`` pair: this is the cost every
+    Uses the private ``ragged._core._traps.arm``/``disarm`` pair: this is the cost every
     checkpoint in the process pays while a barrier or preemption is pending.
     """
-    from ragged import _traps
+    from ragged._core import _traps
 
     r = range(n)
     _traps.arm()

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import ragged
-from ragged._trace import DEFAULT_LIMIT
+from ragged._core._trace import DEFAULT_LIMIT
 from ragged.bench.cli import conditions_main, interleaved, meta_line, run_meta
 
 perf = time.perf_counter

@@ -25,7 +25,7 @@ from typing import Any
 
 import ragged
 from ragged import _netpoll_sched, net
-from ragged._park import current_g
+from ragged._core._park import current_g
 from ragged.bench.net_servers import raise_nofile
 from ragged.bench.netbench import go_binary
 

@@ -1,10 +1,10 @@
 """Race hunting: run chosen test files many times over and count passes per test (issue 11).
 
-    PYTHON_GIL=0 .venv-ft/bin/python benchmarks/race_hunt.py --repeat 20 tests/test_barrier_race.py
-    .venv/bin/python benchmarks/race_hunt.py --repeat 20 tests/test_go_chan.py tests/test_go_sync.py
-    RAGGED_CHAOS_SEEDS=1-400 .venv-ft/bin/python benchmarks/race_hunt.py tests/test_chaos.py -k workload
+    PYTHON_GIL=0 .venv-ft/bin/python benchmarks/race_hunt.py --repeat 20 tests/stress/test_barrier_race.py
+    .venv/bin/python benchmarks/race_hunt.py --repeat 20 tests/go/test_go_chan.py tests/go/test_go_sync.py
+    RAGGED_CHAOS_SEEDS=1-400 .venv-ft/bin/python benchmarks/race_hunt.py tests/stress/test_chaos.py -k workload
     RAGGED_STATEFUL_EXAMPLES=1500 .venv-ft/bin/python benchmarks/race_hunt.py --stateful-seeds 1-5 \\
-        tests/test_stateful.py
+        tests/stress/test_stateful.py
 
 Each repetition is one pytest process (so a hang or a crash costs one run,
 not the hunt) run with this interpreter, under ``nice``, with the
@@ -26,7 +26,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from ragged._platform import describe
+from ragged._core._platform import describe
 
 
 def run_once(files: list[str], extra: list[str], env: dict[str, str], timeout: float) -> dict[str, str | None]:

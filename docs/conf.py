@@ -47,7 +47,7 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|data)", r"(logging|socket)\..*"),
     (r"py:(class|obj|data)", r"(Any|Callable|Coroutine|Awaitable|Generator|Iterator|AsyncIterator|Iterable|Mapping)"),
     (r"py:(class|obj|data)", r"(Future|Context|LogRecord|Filter|FrameType|TracebackType|Self|ParamSpec)"),
-    (r"py:(class|obj|data)", r"(ragged\.)?(_[A-Za-z]+\.)?([TRKV]|[TRKV]_co|Ts)|P\.(args|kwargs)"),
+    (r"py:(class|obj|data)", r"(ragged\.)?(_[A-Za-z]+\.)*([TRKV]|[TRKV]_co|Ts)|P\.(args|kwargs)"),
     (r"py:(class|obj|data)", r"os\.PathLike|str \| os\.PathLike.*|PathLike"),
 ]
 

@@ -31,13 +31,15 @@ from ._context import (
     with_timeout,
     with_value,
 )
-from ._errors import (
+from ._core import (
     BarrierError,
     BarrierTimeout,
     Cancelled,
     ChanClosed,
     Deadlock,
     FdBusy,
+    GILEnabledWarning,
+    Goroutine,
     IllegalTransition,
     IOTimeout,
     NetClosed,
@@ -45,21 +47,22 @@ from ._errors import (
     NotInGoroutine,
     NotInPlainThread,
     NotPollable,
+    P,
     RaggedError,
+    Runtime,
     RuntimeClosed,
     TooManyOpenFiles,
     UnexpectedEOF,
+    checkpoint,
+    gosched,
+    run,
+    trace,
+    warn_if_gil_reenabled,
 )
-from ._g import Goroutine
 from ._labels import GoroutineLogFilter, labels, set_labels
-from ._p import P
-from ._platform import GILEnabledWarning, warn_if_gil_reenabled
-from ._runtime import Runtime, run
 from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
 from ._time import Ticker, Timer, after
-from ._trace import trace
-from ._traps import checkpoint, gosched
 from .net import wait_readable, wait_writable
 
 __version__ = "0.1.0"

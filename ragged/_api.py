@@ -13,15 +13,24 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import copy_context
 from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from ._barrier import foreachp
-from ._errors import NotInGoroutine
-from ._g import Goroutine
-from ._m import tls
-from ._p import P
-from ._park import Sudog, check_seconds, current_g, ready
-from ._runtime import Runtime, check_fn, make_coro
-from ._stw import StopTheWorld
-from ._traps import gopark, gosched, syscall_trap
+from ._core import (
+    Goroutine,
+    NotInGoroutine,
+    P,
+    Runtime,
+    StopTheWorld,
+    Sudog,
+    check_fn,
+    check_seconds,
+    current_g,
+    foreachp,
+    gopark,
+    gosched,
+    make_coro,
+    ready,
+    syscall_trap,
+    tls,
+)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -116,7 +125,7 @@ async def sleep(seconds: float) -> None:
         return
     g = current_g("ragged.sleep()")
     if g.holds_world:
-        from ._errors import RaggedError
+        from ._core import RaggedError
 
         raise RaggedError("ragged.sleep() inside a stop-the-world section would never wake; leave the section first")
     timers = g.sched.timers
@@ -192,7 +201,7 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
 def stop_the_world(reason: str = "user") -> StopTheWorld:
     """``async with ragged.stop_the_world("why"):`` stops every other goroutine.
 
-    Returns a :class:`~ragged._stw.StopTheWorld`; entering it waits until
+    Returns a :class:`~ragged._core._stw.StopTheWorld`; entering it waits until
     every other P has stopped, and leaving it restarts them.  Inside the
     section this goroutine must not park or yield (nothing else could run to
     wake it): ``sleep``, channel waits and ``gosched`` raise there.
@@ -219,8 +228,7 @@ async def set_procs(n: int, on_retire: Callable[[int, dict[Any, Any]], Any] | No
     :raises BarrierError: while this goroutine holds the world.
     :Called from: inside a goroutine; from a plain thread use :meth:`Runtime.set_procs`.
     """
-    from ._procresize import check_on_retire, hand_over
-    from ._runtime import check_procs_value
+    from ._core import check_on_retire, check_procs_value, hand_over
 
     n = check_procs_value(n)
     check_on_retire(on_retire)

@@ -31,13 +31,21 @@ from collections import deque
 from threading import Lock
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._errors import ChanClosed
-from ._handoff import complete, park_op
-from ._park import Sudog, WaitQueue, block_on, check_plain_thread, check_timeout, current_g
-from ._traps import checkpoint
+from ._core import (
+    ChanClosed,
+    Sudog,
+    WaitQueue,
+    block_on,
+    check_plain_thread,
+    check_timeout,
+    checkpoint,
+    complete,
+    current_g,
+    park_op,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._g import Goroutine
+    from ._core import Goroutine
 
 T = TypeVar("T")
 

@@ -27,13 +27,11 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from ._chan import Chan
-from ._errors import Cancelled
-from ._park import check_seconds
+from ._core import Cancelled, check_seconds
 from ._time import _timers_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._runtime import Runtime
-    from ._timers import TimerEntry, Timers
+    from ._core import Runtime, TimerEntry, Timers
 
 _monotonic = time.monotonic
 

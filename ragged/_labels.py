@@ -18,33 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ._m import tls
-from ._park import current_g
-
-# A label value must survive JSON (traces) and read well in a log line.
-_VALUE_TYPES = (str, int, float, bool)
-
-
-def _check_label(key: Any, value: Any) -> None:
-    if not isinstance(key, str):
-        raise TypeError(f"goroutine label keys must be str, not {type(key).__name__} {key!r}")
-    if not key:
-        raise ValueError("goroutine label keys must be non-empty strings")
-    if value is not None and not isinstance(value, _VALUE_TYPES):
-        raise TypeError(
-            f"goroutine label {key!r}: values must be str, int, float or bool (None removes the label), "
-            f"not {type(value).__name__}"
-        )
-
-
-def check_labels(labels: Any) -> None:
-    """Validate a whole labels mapping (``go(..., labels=...)``)."""
-    if not isinstance(labels, Mapping):
-        raise TypeError(f"labels must be a dict, not {type(labels).__name__}")
-    for key, value in labels.items():
-        if value is None:
-            raise TypeError(f"goroutine label {key!r}: None is not a label value")
-        _check_label(key, value)
+from ._core import check_label, current_g, tls
 
 
 def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> dict[str, Any]:
@@ -72,7 +46,7 @@ def set_labels(mapping: Mapping[str, Any] | None = None, /, **labels: Any) -> di
         raise TypeError(f"ragged.set_labels() takes a mapping and/or keywords, not {type(mapping).__name__}")
     changes = {**(mapping or {}), **labels}
     for key, value in changes.items():
-        _check_label(key, value)
+        check_label(key, value)
     new = {**g.labels, **changes}
     for key, value in changes.items():
         if value is None:

@@ -28,10 +28,7 @@ from threading import Lock
 from typing import Any
 
 from ._chan import Case, Chan
-from ._errors import ChanClosed
-from ._handoff import committed, complete
-from ._park import Sudog, _parkable_g, current_g
-from ._traps import checkpoint, gopark
+from ._core import ChanClosed, Sudog, checkpoint, committed, complete, current_g, gopark, parkable_g
 
 # select's own random source.  Tests seed it (``_rng.seed(n)``) to replay a run.
 _rng = random.Random()
@@ -184,7 +181,7 @@ async def select(*cases: Case | None, default: bool = False) -> tuple[int, Any]:
 
     if g.holds_world:
         _unlock_all(chans)
-        _parkable_g("ragged.select()")  # raises: nothing could wake us
+        parkable_g("ragged.select()")  # raises: nothing could wake us
     sudogs = _enqueue(g, cases, order)
     park_s = sudogs[0] if sudogs else Sudog(g)
 

@@ -26,10 +26,20 @@ from collections.abc import Callable
 from threading import Lock
 from typing import Any, Protocol, Self
 
-from ._errors import Cancelled, RaggedError
-from ._handoff import caller_sched, complete, park_op
-from ._park import Sudog, WaitQueue, block_on, check_plain_thread, check_timeout, current_g
-from ._traps import checkpoint
+from ._core import (
+    Cancelled,
+    RaggedError,
+    Sudog,
+    WaitQueue,
+    block_on,
+    caller_sched,
+    check_plain_thread,
+    check_timeout,
+    checkpoint,
+    complete,
+    current_g,
+    park_op,
+)
 
 
 class Locker(Protocol):

@@ -27,13 +27,10 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from ._chan import Chan
-from ._errors import ChanClosed, NotInGoroutine
-from ._m import tls
-from ._park import check_seconds
+from ._core import ChanClosed, NotInGoroutine, check_seconds, tls
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._runtime import Runtime
-    from ._timers import TimerEntry, Timers
+    from ._core import Runtime, TimerEntry, Timers
 
 _monotonic = time.monotonic
 

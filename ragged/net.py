@@ -48,11 +48,29 @@ import threading
 import time
 from typing import Any, Self
 
-from ._errors import FdBusy, IOTimeout, NetClosed, NetError, NotPollable, TooManyOpenFiles, UnexpectedEOF
-from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
-from ._netpoll_sched import netpoll_of
-from ._park import Sudog, WaitQueue, check_timeout, current_g, park_on, ready
-from ._traps import checkpoint, gosched
+from ._core import (
+    READ,
+    WRITE,
+    FdBusy,
+    IOTimeout,
+    NetClosed,
+    NetError,
+    NetPoll,
+    NotPollable,
+    PollDesc,
+    Sudog,
+    TooManyOpenFiles,
+    UnexpectedEOF,
+    WaitQueue,
+    check_timeout,
+    checkpoint,
+    current_g,
+    gosched,
+    netpoll_of,
+    park_on,
+    pollwait,
+    ready,
+)
 
 _monotonic = time.monotonic
 _R, _W = 0, 1

@@ -18,13 +18,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import ragged
-from ragged._g import DEAD as G_DEAD
-from ragged._g import G_STATUS_NAMES
-from ragged._g import RUNNABLE as G_RUNNABLE
-from ragged._g import RUNNING as G_RUNNING
-from ragged._g import SYSCALL as G_SYSCALL
-from ragged._g import WAITING as G_WAITING
-from ragged._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
+from ragged._core._g import DEAD as G_DEAD
+from ragged._core._g import G_STATUS_NAMES
+from ragged._core._g import RUNNABLE as G_RUNNABLE
+from ragged._core._g import RUNNING as G_RUNNING
+from ragged._core._g import SYSCALL as G_SYSCALL
+from ragged._core._g import WAITING as G_WAITING
+from ragged._core._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
 
 LIVE_P_STATUSES = frozenset({IDLE, RUNNING, SYSCALL, GCSTOP})
 

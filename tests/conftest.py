@@ -16,12 +16,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ragged  # first: atomics pulls in cffi, which may turn the GIL back on (checked below)
-from ragged import _platform
+from ragged._core import _platform
 
 THREAD_PREFIX = "ragged-"
 LEAK_GRACE = 2.0
@@ -51,6 +52,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and session.config.get_verbosity() < 0:
         tr.write_line(_interpreter_line())
+
+
+_STRESS_DIR = Path(__file__).resolve().parent / "stress"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/stress carries the ``stress`` marker (``-m "not stress"`` skips them)."""
+    for item in items:
+        if _STRESS_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.stress)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -95,7 +106,7 @@ POLLER_KINDS = ["edge", "level"] if hasattr(select, "epoll") else ["level"]
 def poller_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on each kind of network poller the platform has: edge-triggered
     epoll (Linux's default) and level-triggered ``selectors`` (every other platform's)."""
-    from ragged import _netpoll
+    from ragged._core import _netpoll
 
     monkeypatch.setattr(_netpoll, "EDGE_TRIGGERED", request.param == "edge")
     return str(request.param)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from .._platform import FREE_THREADED_BUILD, gil_enabled
+from .._core._platform import FREE_THREADED_BUILD, gil_enabled
 
 
 def info() -> dict[str, Any]:

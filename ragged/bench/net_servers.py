@@ -52,7 +52,7 @@ def serve_ragged(procs: int, edge: bool = True) -> None:
     """ragged on its poller: edge-triggered epoll (Linux's default), or with
     ``edge=False`` the level-triggered ``selectors`` one other platforms use."""
     import ragged
-    from ragged import _netpoll
+    from ragged._core import _netpoll
 
     if not edge:
         _netpoll.EDGE_TRIGGERED = False

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ragged
-from ragged._platform import describe
+from ragged._core._platform import describe
 
 from .cli import positive
 

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ragged
-from ragged._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
+from ragged._core._p import DEAD, GCSTOP, IDLE, RUNNING, STATUS_NAMES, SYSCALL
 
 from . import build, stress
 from .cli import positive

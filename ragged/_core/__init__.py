@@ -1,0 +1,125 @@
+"""The runtime core: Gs, Ms and Ps, the scheduler, and what the layer above may use of it.
+
+Everything below this line of the package is the runtime proper (trio's
+``_core``): goroutines, threads and processors (``_g``, ``_m``, ``_p``), the
+scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), the one module
+that yields to the scheduler (``_traps``), the one waiter queue (``_park``,
+``_handoff``), kernel waits (``_note``), timers, the network poller
+(``_netpoll*``), the barrier and stop-the-world (``_barrier``, ``_stw``,
+``_world``), ``procs`` changes, the ``Runtime`` object, diagnostics, the
+tracer, settings, metrics and errors.  Nothing here imports the layer above.
+
+The user layer (channels, select, sync, time, context, labels, ``ragged.net``,
+the goroutine-side API) builds on the names this module exports and on
+nothing else of the core; ``docs/design.md`` describes the contract.
+"""
+
+from __future__ import annotations
+
+from ._barrier import foreachp
+from ._errors import (
+    BarrierError,
+    BarrierTimeout,
+    Cancelled,
+    ChanClosed,
+    Deadlock,
+    FdBusy,
+    IllegalTransition,
+    IOTimeout,
+    NetClosed,
+    NetError,
+    NotInGoroutine,
+    NotInPlainThread,
+    NotPollable,
+    RaggedError,
+    RuntimeClosed,
+    TooManyOpenFiles,
+    UnexpectedEOF,
+)
+from ._g import Goroutine, check_label
+from ._handoff import caller_sched, committed, complete, park_op
+from ._m import tls
+from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
+from ._netpoll_sched import netpoll_of
+from ._p import P
+from ._park import (
+    Sudog,
+    WaitQueue,
+    block_on,
+    check_plain_thread,
+    check_seconds,
+    check_timeout,
+    current_g,
+    park_on,
+    parkable_g,
+    ready,
+)
+from ._platform import GILEnabledWarning, warn_if_gil_reenabled
+from ._procresize import check_on_retire, hand_over
+from ._runtime import Runtime, check_fn, check_procs_value, make_coro, run
+from ._stw import StopTheWorld
+from ._timers import TimerEntry, Timers
+from ._trace import trace
+from ._traps import checkpoint, gopark, gosched, syscall_trap
+
+__all__ = [
+    "BarrierError",
+    "BarrierTimeout",
+    "Cancelled",
+    "ChanClosed",
+    "Deadlock",
+    "FdBusy",
+    "GILEnabledWarning",
+    "Goroutine",
+    "IOTimeout",
+    "IllegalTransition",
+    "NetClosed",
+    "NetError",
+    "NetPoll",
+    "NotInGoroutine",
+    "NotInPlainThread",
+    "NotPollable",
+    "P",
+    "PollDesc",
+    "READ",
+    "RaggedError",
+    "Runtime",
+    "RuntimeClosed",
+    "StopTheWorld",
+    "Sudog",
+    "TimerEntry",
+    "Timers",
+    "TooManyOpenFiles",
+    "UnexpectedEOF",
+    "WRITE",
+    "WaitQueue",
+    "block_on",
+    "caller_sched",
+    "check_fn",
+    "check_label",
+    "check_on_retire",
+    "check_plain_thread",
+    "check_procs_value",
+    "check_seconds",
+    "check_timeout",
+    "checkpoint",
+    "committed",
+    "complete",
+    "current_g",
+    "foreachp",
+    "gopark",
+    "gosched",
+    "hand_over",
+    "make_coro",
+    "netpoll_of",
+    "park_on",
+    "park_op",
+    "parkable_g",
+    "pollwait",
+    "ready",
+    "run",
+    "syscall_trap",
+    "tls",
+    "trace",
+    "warn_if_gil_reenabled",
+]

@@ -1,0 +1,94 @@
+"""The API reference covers every public name, and every docstring keeps its contract.
+
+``docs/api.rst`` (built by ``make docs``) is the list of what is documented:
+every name in ``ragged.__all__`` must have a directive there, and every
+callable it documents must say what it raises (``:raises X:`` fields, or
+``:raises: nothing``) and where it may be called from (a ``:Called from:``
+field: inside a goroutine, from a plain thread, or anywhere).  Broken
+cross-references are caught by the Sphinx build itself (``-n -W``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ragged
+
+API = Path(__file__).resolve().parents[2] / "docs" / "api.rst"
+DIRECTIVE = re.compile(r"^\.\. auto(function|class|exception|module):: (\S+)$")
+OPTION = re.compile(r"^   :(members|special-members): (.*)$")
+
+
+def documented() -> list[tuple[str, str, list[str]]]:
+    """``(kind, dotted name, members)`` for each directive of docs/api.rst."""
+    out: list[tuple[str, str, list[str]]] = []
+    for line in API.read_text().splitlines():
+        m = DIRECTIVE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2).removesuffix("()"), []))
+            continue
+        o = OPTION.match(line)
+        if o and out:
+            out[-1][2].extend(x.strip() for x in o.group(2).split(","))
+    return out
+
+
+def resolve(name: str) -> Any:
+    """The object a directive names (``Chan`` is ``ragged.Chan``; dotted names are imported)."""
+    if "." not in name:
+        obj = getattr(ragged, name)
+        # ``import ragged.trace`` rebinds ragged.trace to that (callable) module.
+        return getattr(obj, name) if inspect.ismodule(obj) else obj
+    mod, _, attr = name.rpartition(".")
+    return getattr(__import__(mod, fromlist=[attr]), attr)
+
+
+def doc_of(obj: Any) -> str:
+    return inspect.getdoc(obj) or ""
+
+
+def contract_problems(what: str, doc: str) -> list[str]:
+    """What a callable's docstring lacks: a summary, its raises, where it may be called from."""
+    problems = []
+    if not doc.strip():
+        return [f"{what}: no docstring"]
+    if not re.search(r"^:raises( [\w.]+)?:", doc, re.M):
+        problems.append(f"{what}: no ':raises X:' field (or ':raises: nothing')")
+    if not re.search(r"^:Called from: \S", doc, re.M):
+        problems.append(f"{what}: no ':Called from:' field")
+    return problems
+
+
+ENTRIES = documented()
+
+
+def test_every_public_name_is_in_the_reference() -> None:
+    names = {name for _, name, _ in ENTRIES} | {name.removeprefix("ragged.") for _, name, _ in ENTRIES}
+    missing = [n for n in ragged.__all__ if n not in names]
+    assert not missing, f"add these to docs/api.rst: {missing}"
+
+
+@pytest.mark.parametrize(("kind", "name", "members"), ENTRIES, ids=[e[1] for e in ENTRIES])
+def test_docstrings_keep_the_contract(kind: str, name: str, members: list[str]) -> None:
+    obj = resolve(name)
+    problems: list[str] = []
+    if kind in ("exception", "module"):
+        if not doc_of(obj).strip():
+            problems.append(f"{name}: no docstring")
+    elif kind == "function":
+        problems += contract_problems(name, doc_of(obj))
+    else:
+        problems += contract_problems(name, doc_of(obj))  # the constructor's contract is the class's
+        for member in members:
+            raw = inspect.getattr_static(obj, member, None)
+            if isinstance(raw, property):
+                if not (raw.__doc__ or "").strip():
+                    problems.append(f"{name}.{member}: no docstring")
+            elif callable(raw) and not inspect.isclass(raw):
+                problems += contract_problems(f"{name}.{member}", doc_of(getattr(obj, member)))
+    assert not problems, "\n".join(problems)
