@@ -110,10 +110,14 @@ def _wake_sleeper(s: Sudog) -> None:
 async def sleep(seconds: float) -> None:
     """Park the goroutine for ``seconds`` (it holds no P meanwhile).  ``sleep(0)`` yields.
 
-    A safe point.
+    A safe point.  As in asyncio and Go, a negative ``seconds`` is the same
+    as 0, and ``sleep(math.inf)`` parks until the goroutine is cancelled
+    (with no timer: like Go's ``select {}``, a program whose every goroutine
+    sleeps forever is a deadlock under :func:`ragged.run`).  Any finite
+    duration, however long, is kept exactly.
 
     :raises TypeError: if ``seconds`` is not a number.
-    :raises ValueError: if ``seconds`` is negative or NaN.
+    :raises ValueError: if ``seconds`` is NaN.
     :raises Cancelled: if the goroutine is cancelled while it sleeps.
     :raises RaggedError: inside a stop-the-world section (nothing could wake it).
     :raises NotInGoroutine: outside a goroutine.

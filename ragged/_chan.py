@@ -378,7 +378,7 @@ class Chan(Generic[T]):
         :raises TimeoutError: after ``timeout`` seconds (the value was then not sent).
         :raises ChanClosed: if the channel is or gets closed.
         :raises TypeError: if ``timeout`` is not None or a number.
-        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises ValueError: for a NaN ``timeout`` (a negative one is 0, ``inf`` is None).
         :raises Deadlock: if the runtime finds that nothing can ever take the value.
         :raises RuntimeClosed: if the runtime using the channel is closed while waiting.
         :raises NotInPlainThread: inside a goroutine.
@@ -397,7 +397,7 @@ class Chan(Generic[T]):
         :raises ChanClosed: once the channel is closed and drained.
         :raises TimeoutError: after ``timeout`` seconds (nothing was received).
         :raises TypeError: if ``timeout`` is not None or a number.
-        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises ValueError: for a NaN ``timeout`` (a negative one is 0, ``inf`` is None).
         :raises Deadlock: if the runtime finds that nothing can ever send.
         :raises RuntimeClosed: if the runtime using the channel is closed while waiting.
         :raises NotInPlainThread: inside a goroutine.

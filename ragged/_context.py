@@ -21,13 +21,14 @@ current runtime, from a plain thread pass ``runtime=``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from ._chan import Chan
-from ._core import Cancelled, check_seconds
+from ._core import Cancelled, check_deadline, check_seconds
 from ._time import _timers_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -215,30 +216,41 @@ def with_deadline(
     """Like :func:`with_cancel`, also cancelled with ``DeadlineExceeded`` at ``deadline``.
 
     ``deadline`` is in ``time.monotonic()`` seconds.  A parent deadline that
-    comes first wins.  Inside a goroutine the timer uses the current runtime;
-    from a plain thread pass ``runtime=``.
+    comes first wins.  A deadline already past gives a context cancelled at
+    once; ``math.inf`` means no deadline (``ctx.deadline()`` is then the
+    parent's, or None).  A deadline that looks like wall-clock time (more than
+    a year ahead of ``time.monotonic()`` and within a year of ``time.time()``,
+    as ``time.time() + 1`` is) is refused: Go's ``WithDeadline`` takes a
+    wall-clock time, but here it would silently never expire.  Inside a
+    goroutine the timer uses the current runtime; from a plain thread pass
+    ``runtime=``.
 
     :raises TypeError: if ``parent`` is not a :class:`Context`, ``deadline`` not a
         number, or ``runtime`` not a :class:`Runtime`.
+    :raises ValueError: for a NaN ``deadline``, or one that looks like ``time.time()``
+        (use ``time.monotonic() + seconds``).
     :raises NotInGoroutine: on a plain thread without ``runtime=`` (when a timer is needed).
     :raises RuntimeClosed: if the runtime is closed.
     :Called from: anywhere (with ``runtime=`` outside a goroutine).
     """
     parent = _check_parent(parent, "with_deadline()")
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or deadline != deadline:
-        raise TypeError(f"with_deadline() takes a time.monotonic() deadline in seconds, not {deadline!r}")
-    deadline = float(deadline)
+    return _with_deadline(parent, check_deadline(deadline, "with_deadline()"), runtime)
+
+
+def _with_deadline(parent: Context, deadline: float, runtime: Runtime | None) -> tuple[Context, Callable[[], None]]:
+    """``with_deadline`` once its arguments are checked (``deadline`` may be +-inf)."""
     inherited = parent._deadline
     delay = deadline - _monotonic()
-    needs_timer = delay > 0 and (inherited is None or deadline < inherited)
+    never = deadline == math.inf
+    needs_timer = delay > 0 and not never and (inherited is None or deadline < inherited)
     timers = _timers_of(runtime, "with_deadline()") if needs_timer else None
-    ctx = Context(parent, cancellable=True, deadline=deadline)
+    ctx = Context(parent, cancellable=True, deadline=None if never else deadline)
     ctx._attach()
     cancel = _cancel_func(ctx)
     if timers is None:
         if delay <= 0:
             ctx._expire()
-        return ctx, cancel  # else the parent's earlier deadline will cancel it
+        return ctx, cancel  # else the parent's earlier deadline will cancel it, or none ever will
     entry = timers.add(delay, ctx._expire, None)
     with ctx._lock:
         kept = ctx._err is None
@@ -254,14 +266,19 @@ def with_timeout(
 ) -> tuple[Context, Callable[[], None]]:
     """``with_deadline(parent, time.monotonic() + seconds)`` (Go's ``context.WithTimeout``).
 
+    As in Go, 0 or a negative ``seconds`` gives a context whose deadline has
+    already passed (cancelled at once, no runtime needed); ``math.inf`` gives
+    one with no deadline of its own.
+
     :raises TypeError: if ``seconds`` is not a number, or as :func:`with_deadline`.
-    :raises ValueError: for negative or NaN ``seconds``.
-    :raises NotInGoroutine: on a plain thread without ``runtime=``.
+    :raises ValueError: for NaN ``seconds``.
+    :raises NotInGoroutine: on a plain thread without ``runtime=`` (when a timer is needed).
     :raises RuntimeClosed: if the runtime is closed.
     :Called from: anywhere (with ``runtime=`` outside a goroutine).
     """
+    parent = _check_parent(parent, "with_timeout()")
     seconds = check_seconds(seconds, "with_timeout()")
-    return with_deadline(parent, _monotonic() + seconds, runtime=runtime)
+    return _with_deadline(parent, _monotonic() + seconds, runtime)
 
 
 def with_value(parent: Context, key: Any, value: Any) -> Context:

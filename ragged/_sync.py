@@ -485,7 +485,7 @@ class WaitGroup:
 
         :raises TimeoutError: after ``timeout`` seconds.
         :raises TypeError: if ``timeout`` is not None or a number.
-        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises ValueError: for a NaN ``timeout`` (a negative one is 0, ``inf`` is None).
         :raises Deadlock: if the runtime finds that nothing can ever finish the work.
         :raises RuntimeClosed: if the runtime is closed while waiting.
         :raises NotInPlainThread: inside a goroutine.

@@ -7,6 +7,11 @@ does: a ticker whose reader falls behind drops ticks instead of queueing them.
 
 The value sent is ``time.monotonic()`` at the moment the timer fired.
 
+Durations follow Go and asyncio: 0 or a negative duration fires at once (on
+the next timer check), ``inf`` never fires (and keeps no timer), NaN and
+non-numbers are refused.  A ticker's period must be above 0 (``inf``: it
+never ticks).
+
 ``stop`` and ``reset`` follow Go 1.23: once they return, no value from
 before the call will be received.  Each arming has a *generation*; a callback
 of an older generation (one already popped off the heap but not yet run)
@@ -124,7 +129,7 @@ class Timer(_ChanTimer):
     current runtime; from a plain thread pass ``runtime=``.
 
     :raises TypeError: if ``seconds`` is not a number, or ``runtime`` not a Runtime.
-    :raises ValueError: for negative or NaN ``seconds``.
+    :raises ValueError: for NaN ``seconds`` (a negative one fires at once, ``inf`` never).
     :raises NotInGoroutine: on a plain thread without ``runtime=``.
     :raises RuntimeClosed: if the runtime is closed.
     :Called from: anywhere (with ``runtime=`` outside a goroutine).
@@ -139,7 +144,7 @@ class Timer(_ChanTimer):
         """Re-arm to fire ``seconds`` from now; returns what ``stop()`` would have.
 
         :raises TypeError: if ``seconds`` is not a number.
-        :raises ValueError: for negative or NaN ``seconds``.
+        :raises ValueError: for NaN ``seconds`` (a negative one fires at once, ``inf`` never).
         :Called from: anywhere.
         """
         seconds = check_seconds(seconds, "Timer.reset()")
@@ -150,11 +155,11 @@ class Timer(_ChanTimer):
 
 
 def _check_period(period: Any, what: str) -> float:
-    """A ticker period: a number of seconds > 0, else TypeError / ValueError."""
-    period = check_seconds(period, what)
-    if period <= 0:
+    """A ticker period: a number of seconds > 0 (``inf``: never ticks), else TypeError / ValueError."""
+    seconds = check_seconds(period, what)
+    if seconds <= 0:
         raise ValueError(f"{what} needs a period > 0 seconds, not {period!r}")
-    return period
+    return seconds
 
 
 class Ticker(_ChanTimer):
@@ -198,7 +203,7 @@ def after(seconds: float, *, runtime: Runtime | None = None) -> Chan[float]:
     Inside a goroutine it uses the current runtime; from a plain thread pass ``runtime=``.
 
     :raises TypeError: if ``seconds`` is not a number, or ``runtime`` not a Runtime.
-    :raises ValueError: for negative or NaN ``seconds``.
+    :raises ValueError: for NaN ``seconds`` (a negative one fires at once, ``inf`` never).
     :raises NotInGoroutine: on a plain thread without ``runtime=``.
     :raises RuntimeClosed: if the runtime is closed.
     :Called from: anywhere (with ``runtime=`` outside a goroutine).

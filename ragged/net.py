@@ -28,7 +28,12 @@ Behaviour to rely on:
 * ``set_deadline(t)`` (``time.monotonic()`` seconds, None to clear), and the
   read / write variants: a wait past it raises :class:`~ragged.IOTimeout`, also a wait
   already parked when the deadline is moved into the past.  For a
-  ``ragged.Context`` use ``c.set_deadline(ctx.deadline())``.
+  ``ragged.Context`` use ``c.set_deadline(ctx.deadline())``.  ``math.inf`` is no
+  deadline; a wall-clock time (``time.time() + 5``, what Go's ``SetDeadline``
+  takes) is refused with a ``ValueError`` saying to use ``time.monotonic()``.
+* Timeouts (``dial(timeout=)``, ``wait_readable(timeout=)``) follow asyncio: None or
+  ``math.inf`` waits as long as it takes, 0 or a negative timeout gives up
+  unless the wait can end at once.
 * ``g.cancel()`` of a waiting goroutine raises ``Cancelled`` in it at once and
   drops the fd's interest.  Errors the OS reports about the connection
   (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionRefusedError``)
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import math
 import os
 import socket
 import threading
@@ -62,6 +68,7 @@ from ._core import (
     TooManyOpenFiles,
     UnexpectedEOF,
     WaitQueue,
+    check_deadline,
     check_timeout,
     checkpoint,
     current_g,
@@ -237,9 +244,12 @@ class _NetFD:
         """Reads and writes (and accepts) waiting past ``t`` raise IOTimeout.
 
         ``t`` is in ``time.monotonic()`` seconds (e.g. ``time.monotonic() + 5`` or
-        ``ctx.deadline()``); None clears it.  Applies to waits already parked.
+        ``ctx.deadline()``); None or ``math.inf`` clears it, a time already past
+        makes every wait time out at once.  Applies to waits already parked.
 
         :raises TypeError: if ``t`` is not a number or None.
+        :raises ValueError: for NaN, or a ``t`` that looks like ``time.time()`` (a
+            wall-clock time: use ``time.monotonic() + seconds``).
         :raises NetClosed: if it is closed.
         :Called from: anywhere.
         """
@@ -249,6 +259,7 @@ class _NetFD:
         """Like :meth:`set_deadline`, for reads (and accepts) only.
 
         :raises TypeError: if ``t`` is not a number or None.
+        :raises ValueError: for NaN, or a ``t`` that looks like ``time.time()``.
         :raises NetClosed: if it is closed.
         :Called from: anywhere.
         """
@@ -258,15 +269,18 @@ class _NetFD:
         """Like :meth:`set_deadline`, for writes only.
 
         :raises TypeError: if ``t`` is not a number or None.
+        :raises ValueError: for NaN, or a ``t`` that looks like ``time.time()``.
         :raises NetClosed: if it is closed.
         :Called from: anywhere.
         """
         self._set_deadline(WRITE, t, "set_write_deadline")
 
     def _set_deadline(self, bits: int, t: Any, what: str) -> None:
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or t != t):
-            raise TypeError(f"{what}() takes a time.monotonic() deadline in seconds, or None; not {t!r}")
-        d = 0.0 if t is None else max(float(t), 1e-9)
+        # 0.0 is "no deadline" in the poller: None and inf clear it; a past deadline is kept as a tiny one.
+        d = 0.0
+        if t is not None:
+            d = check_deadline(t, f"{type(self).__name__}.{what}()")
+            d = 0.0 if d == math.inf else max(d, 1e-9)
         with self._mu.lock:
             if self._mu.closed:
                 raise NetClosed(_CLOSED)
@@ -548,7 +562,7 @@ async def dial(host: str, port: int, timeout: float | None = None) -> Conn:
     (``ConnectionRefusedError`` and friends).
 
     :raises TypeError: if ``host`` is not a str or ``port`` not an int, or for a bad ``timeout``.
-    :raises ValueError: for a port outside 0..65535, or a negative or NaN ``timeout``.
+    :raises ValueError: for a port outside 0..65535, or a NaN ``timeout``.
     :raises IOTimeout: when ``timeout`` passes first.
     :raises OSError: the last connection error (``ConnectionRefusedError``...), or a resolver error.
     :raises Cancelled: if the goroutine is cancelled while waiting.
@@ -610,7 +624,7 @@ async def wait_readable(fileobj: Any, timeout: float | None = None) -> None:
     :raises NotPollable: for a closed fd or a regular file.
     :raises FdBusy: if another goroutine already waits to read the same fd.
     :raises TypeError: if ``fileobj`` is neither an int nor has ``fileno()``, or for a bad ``timeout``.
-    :raises ValueError: for a negative fd, or a negative or NaN ``timeout``.
+    :raises ValueError: for a negative fd, or a NaN ``timeout``.
     :raises Cancelled: if the goroutine is cancelled while waiting.
     :raises NotInGoroutine: outside a goroutine.
     :Called from: inside a goroutine.
@@ -625,7 +639,7 @@ async def wait_writable(fileobj: Any, timeout: float | None = None) -> None:
     :raises NotPollable: for a closed fd or a regular file.
     :raises FdBusy: if another goroutine already waits to write the same fd.
     :raises TypeError: if ``fileobj`` is neither an int nor has ``fileno()``, or for a bad ``timeout``.
-    :raises ValueError: for a negative fd, or a negative or NaN ``timeout``.
+    :raises ValueError: for a negative fd, or a NaN ``timeout``.
     :raises Cancelled: if the goroutine is cancelled while waiting.
     :raises NotInGoroutine: outside a goroutine.
     :Called from: inside a goroutine.

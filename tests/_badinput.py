@@ -5,7 +5,7 @@ a goroutine (``G``: the row is an ``async`` function and the goroutine returns
 what it raised); ``run_row`` makes the call and returns what it raised.  The
 builders below are shared by many rows: functions of the wrong kind
 (``sync_fn``, ``async_gen``), closed channels and runtimes, goroutine handles
-(``parked``, ``finished``), and wrappers that turn a call into a row
+(``parked``, ``finished``), a connection (``conn``), and wrappers that turn a call into a row
 (``drive``, ``in_asyncio``, ``g_go``, ``g_call``).
 """
 
@@ -118,6 +118,16 @@ def parked(e: Env) -> ragged.Goroutine:
     g = e.rt.go(wait)
     e.cleanup.append(g.cancel)
     return g
+
+
+def conn(e: Env) -> ragged.net.Conn:
+    """A ``ragged.net.Conn`` over one end of a socket pair; the row's cleanup closes both ends."""
+    import socket
+
+    a, b = socket.socketpair()
+    c = ragged.net.Conn(a)
+    e.cleanup.extend([c.close, b.close])
+    return c
 
 
 def finished(e: Env) -> ragged.Goroutine:

@@ -6,8 +6,10 @@ scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), the one module
 that yields to the scheduler (``_traps``), the one waiter queue (``_park``,
 ``_handoff``), kernel waits (``_note``), timers, the network poller
 (``_netpoll*``), the barrier and stop-the-world (``_barrier``, ``_stw``,
-``_world``), ``procs`` changes, the ``Runtime`` object, diagnostics, the
-tracer, settings, metrics and errors.  Nothing here imports the layer above.
+``_world``), ``procs`` changes, the ``Runtime`` object and how it ends
+(``_shutdown``: close, and the fatal path), the rules for timeouts and
+deadlines (``_timeout``), diagnostics, the tracer, settings, metrics and
+errors.  Nothing here imports the layer above.
 
 The user layer (channels, select, sync, time, context, labels, ``ragged.net``,
 the goroutine-side API) builds on the names this module exports and on
@@ -33,6 +35,7 @@ from ._errors import (
     NotPollable,
     RaggedError,
     RuntimeClosed,
+    RuntimeCrashed,
     TooManyOpenFiles,
     UnexpectedEOF,
 )
@@ -47,8 +50,6 @@ from ._park import (
     WaitQueue,
     block_on,
     check_plain_thread,
-    check_seconds,
-    check_timeout,
     current_g,
     park_on,
     parkable_g,
@@ -58,6 +59,7 @@ from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._procresize import check_on_retire, hand_over
 from ._runtime import Runtime, check_fn, check_procs_value, make_coro, run
 from ._stw import StopTheWorld
+from ._timeout import MAX_WAIT, check_deadline, check_seconds, check_timeout, clamp_wait
 from ._timers import TimerEntry, Timers
 from ._trace import trace
 from ._traps import checkpoint, gopark, gosched, syscall_trap
@@ -73,6 +75,7 @@ __all__ = [
     "Goroutine",
     "IOTimeout",
     "IllegalTransition",
+    "MAX_WAIT",
     "NetClosed",
     "NetError",
     "NetPoll",
@@ -85,6 +88,7 @@ __all__ = [
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
+    "RuntimeCrashed",
     "StopTheWorld",
     "Sudog",
     "TimerEntry",
@@ -95,6 +99,7 @@ __all__ = [
     "WaitQueue",
     "block_on",
     "caller_sched",
+    "check_deadline",
     "check_fn",
     "check_label",
     "check_on_retire",
@@ -103,6 +108,7 @@ __all__ = [
     "check_seconds",
     "check_timeout",
     "checkpoint",
+    "clamp_wait",
     "committed",
     "complete",
     "current_g",

@@ -34,6 +34,7 @@ from ._errors import BarrierError, BarrierTimeout, combine
 from ._m import tls
 from ._p import IDLE, SYSCALL, W_SAFEPOINT, W_STATUS
 from ._platform import gil_enabled
+from ._timeout import clamp_wait
 from ._traps import arm, disarm
 from ._world import wait_stopwait
 
@@ -165,14 +166,17 @@ def step_aside(sched: Sched, p: P, at_checkpoint: bool = False) -> None:
             os.sched_yield()
         return
     done = sched.barrier_done
-    if done is None:
+    if done is None or p.plain[W_SAFEPOINT]:
+        # No barrier in flight, or the one in flight is a newer one that still
+        # waits for this P (its flags are stored before barrier_done is
+        # published): waiting for it to end would wait for ourselves.
         return
     t = _monotonic()
     left = sched.barrier_aside_until - t
     if left <= 0:
         return
     t_ns = perf_counter_ns()
-    done.wait(left)
+    done.wait(clamp_wait(left))  # barrier_step_aside may be inf: a kernel wait must be bounded
     # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
     end = min(_monotonic(), t + left, max(getattr(done, "at", math.inf), t))
     p.pause_ns += int((end - t) * 1e9)
@@ -378,8 +382,8 @@ def _give_up(sched: Sched, allp: list[P]) -> list[int]:
                 missing.append(p.id)
                 p.sp_requested = 0.0
                 sched.stopwait_done()
-    while sched.stopwait > 0:  # each P inside fn counts itself down and wakes the note at 0
-        sched.stopnote.sleep(0.01)
+    while sched.stopwait > 0 and sched.runtime._crash is None:  # each P inside fn counts itself down at 0
+        sched.stopnote.sleep(0.01)  # (after a crash, an M that failed inside fn never will)
     return missing
 
 

@@ -1,4 +1,4 @@
-"""Diagnostics: the goroutine dump and deadlock detection.
+"""Diagnostics: the goroutine dump, deadlock detection and its report.
 
 ``dump(sched)`` is Go's SIGQUIT traceback: every goroutine with id, name,
 labels, status, what it waits on and its coroutine stack (for a running
@@ -11,6 +11,10 @@ first), and declares a deadlock only after seeing the same state, with no
 scheduling progress, on two checks at least 10ms apart.  This assumes that
 plain threads which are *not* blocked in ragged will not wake anyone, so it
 is on for ``ragged.run`` and off by default for an embedded ``Runtime``.
+
+The deadlock report (:func:`deadlock_report`) lists first the goroutines that
+died with an exception nobody received -- in a deadlocked program usually the
+goroutine that was to send -- then the dump.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ._netpoll_sched import waits_on_network
 from ._p import STATUS_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._g import Goroutine
     from ._sched import Sched
 
 CHECK_INTERVAL = 10e-3
@@ -60,6 +65,23 @@ def dump(sched: Sched) -> str:
         state = "exited" if m.exiting else ("idle" if m in sched.midle else "busy")
         out.append(f"M{m.id}: {state} p={m.p.id if m.p else None} curg={m.curg.id if m.curg else None}")
     return "\n".join(out)
+
+
+def lost_error_line(g: Goroutine) -> str:
+    """One line naming a goroutine that died with an exception nobody received."""
+    labels = f" labels={g.labels}" if g.labels else ""
+    return f"goroutine {g.id} {g.name!r}{labels} died with {g._exc!r}, which nobody received"
+
+
+def deadlock_report(sched: Sched, lost: list[Goroutine]) -> str:
+    """The text of a ``Deadlock``: the headline, the goroutines in ``lost`` (died with an
+    error nobody received), then :func:`dump`."""
+    lines = ["all goroutines are asleep - deadlock!", ""]
+    if lost:
+        lines.extend(lost_error_line(g) for g in sorted(lost, key=lambda g: g.id))
+        lines.append("")
+    lines.append(dump(sched))
+    return "\n".join(lines)
 
 
 class DeadlockDetector:

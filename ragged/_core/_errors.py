@@ -1,9 +1,11 @@
 """Every exception ragged raises on its own account.
 
 All of them derive from :class:`RaggedError`, which is a ``RuntimeError``:
-where Go's runtime would ``throw``, ragged raises one of these and leaves the
-runtime usable.  Bad arguments get the built-in ``TypeError`` / ``ValueError``
-with a message saying what to pass instead.
+where Go's runtime would ``throw`` over a misuse, ragged raises one of these
+and leaves the runtime usable.  Bad arguments get the built-in ``TypeError`` /
+``ValueError`` with a message saying what to pass instead.  Where Go has a
+fatal error because the runtime itself broke, ragged stops that runtime and
+raises :class:`RuntimeCrashed`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,28 @@ class RaggedError(RuntimeError):
 
 class RuntimeClosed(RaggedError):
     """The runtime was closed; nothing more can be started on it."""
+
+
+class RuntimeCrashed(RuntimeClosed):
+    """ragged itself failed, and the runtime was stopped (Go's "fatal error").
+
+    An exception escaped an M's scheduler loop, sysmon, the network poller or
+    a timer callback: a bug in ragged.  The runtime does not limp on with a
+    thread fewer (whatever that thread held would be lost, and a program could
+    hang with nothing said): it logs the traceback and the goroutine dump,
+    cancels every goroutine and stops every thread it started.  This error
+    then reaches everyone who depends on it: ``ragged.run`` raises it, plain
+    threads blocked in ``result()``, on a ``submit()`` future, in
+    ``for_each_p`` or on a channel get it, and ``go()`` raises it afterwards;
+    a goroutine that ended by that cancellation has it as its outcome.
+    ``__cause__`` is the original exception; ``thread`` names the thread that
+    failed (``"M3"``, ``"sysmon"``).  A subclass of :class:`RuntimeClosed`: the
+    runtime is closed.
+    """
+
+    def __init__(self, message: str, thread: str = "") -> None:
+        super().__init__(message)
+        self.thread = thread
 
 
 class NotInGoroutine(RaggedError):

@@ -180,7 +180,7 @@ class Goroutine(Generic[T_co]):
 
         :raises TimeoutError: if ``timeout`` seconds pass first.
         :raises TypeError: if ``timeout`` is not None or a number.
-        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises ValueError: for a NaN ``timeout`` (a negative one is 0, ``inf`` is None).
         :raises BaseException: what the goroutine raised (:class:`Cancelled` if it was cancelled).
         :raises Deadlock: if the runtime finds that nothing can ever finish it.
         :raises RuntimeClosed: if the runtime is closed while waiting.
@@ -197,7 +197,7 @@ class Goroutine(Generic[T_co]):
 
         :raises TimeoutError: if ``timeout`` seconds pass first.
         :raises TypeError: if ``timeout`` is not None or a number.
-        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises ValueError: for a NaN ``timeout`` (a negative one is 0, ``inf`` is None).
         :raises Deadlock: if the runtime finds that nothing can ever finish it.
         :raises RuntimeClosed: if the runtime is closed while waiting.
         :raises NotInPlainThread: inside a goroutine.

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import FdBusy, IOTimeout, NetClosed, NotPollable, RaggedError, RuntimeClosed
 from ._park import Sudog, parkable_g, ready
+from ._timeout import clamp_wait
 from ._traps import gopark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -395,6 +396,9 @@ class NetPoll:
         """Poll once (``timeout`` 0: do not block; None: forever); claim and return the
         waiters of the fds found ready.  Requires ``poll_lock``.
 
+        A ``timeout`` beyond ``MAX_WAIT`` (about 11.6 days) is clamped to it:
+        the caller (the timer waiter in ``stopm``) loops and polls again.
+
         The caller readies them (``mark_ready`` then queue).  A direction that
         is ready with no live waiter is recorded in ``PollDesc.ready``: usually
         its goroutine was woken by an earlier poll and has not run yet, or has
@@ -405,6 +409,7 @@ class NetPoll:
         otherwise spin on it, drops it and empties a stale slot.
         """
         blocking = timeout != 0
+        timeout = clamp_wait(timeout)  # epoll takes an int of ms: a huge timeout overflows (Go clamps too)
         out: list[Sudog] = []
         if self.ep is not None:
             try:

@@ -6,6 +6,9 @@ P (``sched.stopnote``).  ``sleep(timeout)`` blocks until ``wakeup()``; a
 wakeup that arrives first is kept, so the next ``sleep`` returns at once.
 Callers always re-check their condition after ``sleep`` returns: a wakeup may
 be left over from an earlier round, and a timed-out sleep may race a wakeup.
+A timeout beyond what the kernel wait accepts (``inf``, ``1e10``) is clamped
+to ``_timeout.MAX_WAIT`` (about 11.6 days, as Go clamps its poll): the sleep
+then returns False early and the caller, looping on its condition, sleeps again.
 
 Two implementations behind one interface, chosen when the note is made:
 
@@ -33,6 +36,7 @@ import threading
 from typing import Protocol
 
 from ._platform import gil_enabled
+from ._timeout import clamp_wait
 
 __all__ = ["FdNote", "LockNote", "Note", "new_note"]
 
@@ -43,7 +47,11 @@ class Note(Protocol):
     """What every note offers; see the module docstring for the contract."""
 
     def sleep(self, timeout: float | None = None) -> bool:
-        """Block until woken (True) or until ``timeout`` seconds pass (False)."""
+        """Block until woken (True) or until ``timeout`` seconds pass (False).
+
+        None waits for the wakeup; a negative timeout is 0; one beyond
+        ``MAX_WAIT`` is clamped to it (the sleep may then return False early).
+        """
         ...
 
     def wakeup(self) -> None:
@@ -67,7 +75,7 @@ class LockNote:
     def sleep(self, timeout: float | None = None) -> bool:
         if timeout is None:
             return self._lock.acquire()
-        return self._lock.acquire(timeout=max(timeout, 0.0))
+        return self._lock.acquire(timeout=clamp_wait(timeout))
 
     def wakeup(self) -> None:
         try:
@@ -119,6 +127,7 @@ class FdNote:
         fd = self._rfd
         if timeout is not None and timeout <= 0:
             return False
+        timeout = clamp_wait(timeout)
         if fd < _FD_SETSIZE:
             select.select([fd], [], [], timeout)
         else:

@@ -15,7 +15,6 @@ joining a goroutine and ``worldsema`` are all built on them.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import types
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import NotInGoroutine, NotInPlainThread, RaggedError
 from ._m import tls
 from ._note import Note, new_note
+from ._timeout import check_timeout
 from ._traps import gopark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -206,26 +206,6 @@ def park_on(
         raise
 
 
-def check_seconds(seconds: Any, what: str) -> float:
-    """Validate a duration in seconds (a real number >= 0) for ``what``."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{what} takes a number of seconds, not {type(seconds).__name__}")
-    if math.isnan(seconds) or seconds < 0:
-        raise ValueError(f"{what} takes seconds >= 0, not {seconds!r}")
-    return float(seconds)
-
-
-def check_timeout(timeout: Any) -> float | None:
-    """Validate a ``timeout=`` argument: None (wait forever) or seconds >= 0."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be None or a number of seconds, not {type(timeout).__name__}")
-    if timeout != timeout or timeout < 0:
-        raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
-    return float(timeout)
-
-
 def check_plain_thread(what: str) -> None:
     """Raise if a plain-thread blocking call is made where it would deadlock."""
     m = getattr(tls, "m", None)
@@ -252,7 +232,10 @@ def block_on(
 
     Returns the value it was woken with or raises the exception; on timeout
     removes itself from ``q`` and raises ``TimeoutError``.  ``registry`` (a
-    runtime's sched) lets ``close()`` and deadlock detection find the waiter.
+    runtime's sched) lets ``close()``, a crash and deadlock detection find the
+    waiter; a runtime that crashed is checked after registering
+    (``Runtime.waiter_error``), so a waiter that arrives after the crash
+    released the others does not wait for good.
     """
     try:
         check_plain_thread(reason)
@@ -266,6 +249,12 @@ def block_on(
     q.push(s)
     if registry is not None:
         registry.thread_waiter_add(s)
+        dead = registry.runtime.waiter_error()
+        if dead is not None and s.try_claim():
+            q.discard(s)
+            lock.release()
+            registry.thread_waiter_remove(s)
+            raise dead
     lock.release()
     try:
         return wait_note(s, timeout, lambda: _unqueue(q, lock, s))

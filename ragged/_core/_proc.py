@@ -35,7 +35,12 @@ _monotonic = time.monotonic
 
 
 def mstart(sched: Sched, m: M) -> None:
-    """Thread entry of an M: take the P it was started with and schedule forever."""
+    """Thread entry of an M: take the P it was started with and schedule forever.
+
+    An exception that escapes the loop (from the scheduler, the poller or a
+    timer callback: a bug in ragged) stops the runtime (``_shutdown.crash``),
+    then the thread exits.
+    """
     tls.m = m
     m.ident = m.thread.ident if m.thread is not None else None
     try:
@@ -46,9 +51,8 @@ def mstart(sched: Sched, m: M) -> None:
         schedule(sched, m)
     except _MExit:
         pass
-    except BaseException:  # noqa: BLE001  # pragma: no cover - a scheduler bug
-        _log.critical("ragged: M%d crashed; this is a bug in ragged", m.id, exc_info=True)
-        sched.runtime._internal_error(m)
+    except BaseException as err:  # noqa: BLE001 - a bug in ragged: stop the runtime loudly
+        sched.runtime._on_crash(f"M{m.id}", err, m)
     finally:
         m.exiting = True
 
@@ -488,13 +492,20 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
 
 
 def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | None) -> None:
-    """Finish ``g``: record its outcome, wake joiners, run done callbacks."""
+    """Finish ``g``: record its outcome, wake joiners, run done callbacks.
+
+    A goroutine that ends with ``Cancelled`` after the runtime crashed ends
+    with ``RuntimeCrashed`` instead (the reason it was cancelled).  One that
+    raised while nobody waited for it is logged now (``Runtime._note_unjoined``).
+    """
     m.curg = None
     g.m = None
     g.st = DEAD
     # Whether the teardown caused an error is decided now, before anyone can
     # see g done: main may return the moment it does (Runtime.tearing_down).
     teardown = exc is not None and sched.runtime.tearing_down()
+    if teardown and isinstance(exc, Cancelled) and sched.runtime._crash is not None:
+        exc = sched.runtime.crash_error()  # cancelled because ragged failed: joiners learn why
     callbacks = g._finish(result, exc)
     # After _finish: a cancel() arms only a goroutine not yet done (see
     # Goroutine.cancel), so no request can be armed after this drop.

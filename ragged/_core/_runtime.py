@@ -20,30 +20,29 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, TypeVarTuple
 
 from ._barrier import foreachp
+from ._debug import deadlock_report, lost_error_line
 from ._debug import dump as _dump
 from ._errors import (
     BarrierTimeout,
-    Cancelled,
     Deadlock,
     NotInPlainThread,
     RuntimeClosed,
+    RuntimeCrashed,
     combine,
 )
-from ._g import DEAD, WAITING, Coro, Goroutine, check_labels
-from ._m import tls
+from ._g import Coro, Goroutine, check_labels
+from ._m import M, tls
 from ._metrics import Metrics
-from ._netpoll_sched import close as netpoll_close
-from ._netpoll_sched import wakem
 from ._note import new_note
 from ._park import check_plain_thread, check_timeout, ready
 from ._procresize import check_on_retire, hand_over
 from ._sched import Sched
 from ._settings import DEBUG_BLOCK_REPORT, Settings, env_flag, env_int
+from ._shutdown import closed_error, crash, crash_error_message, teardown
 from ._stw import StopTheWorld
 from ._sysmon import sysmon
+from ._timeout import check_seconds
 from ._trace import register as register_trace
-from ._trace import unregister as unregister_trace
-from ._traps import disarm_g
 from ._world import WorldSema, check_not_in_fn
 
 T = TypeVar("T")
@@ -131,7 +130,9 @@ class Runtime:
         self._sched.worldsema = WorldSema(self._sched)
         self._closed = False
         self._closing = False
-        self._close_lock = threading.Lock()
+        self._close_lock = threading.Lock()  # guards _closing and _crash: who tears the runtime down
+        self._torn_down = threading.Event()  # set once the teardown (close or crash) has finished
+        self._crash: tuple[str, BaseException] | None = None  # (thread, exception) of the first internal failure
         self._unjoined: dict[int, Goroutine] = {}
         self._unjoined_lock = threading.Lock()
         self._deadlock: Deadlock | None = None
@@ -157,6 +158,15 @@ class Runtime:
         return self._closed or self._closing
 
     @property
+    def crashed(self) -> RuntimeCrashed | None:
+        """None, or (after an internal failure stopped the runtime) the :class:`RuntimeCrashed` error.
+
+        A fresh error each time, chained to the original exception.  See
+        :class:`RuntimeCrashed` for what a crash does.
+        """
+        return self.crash_error() if self._crash is not None else None
+
+    @property
     def settings(self) -> Settings:
         """The validated settings (attributes named as the keyword settings above)."""
         return self._settings
@@ -167,7 +177,38 @@ class Runtime:
 
     def _check_open(self) -> None:
         if self._closed or self._closing:
+            if self._crash is not None:
+                raise self.crash_error()
             raise RuntimeClosed("this ragged Runtime is closed; create a new one")
+
+    def crash_error(self) -> RuntimeCrashed:
+        """A fresh :class:`RuntimeCrashed` for this runtime's crash, chained to the original exception.
+
+        One per recipient, so no two threads raise (and add tracebacks to) the
+        same object.  Only valid once the runtime has crashed.
+        """
+        assert self._crash is not None  # only after a crash
+        where, exc = self._crash
+        err = RuntimeCrashed(crash_error_message(self), where)
+        err.__cause__ = exc
+        return err
+
+    def dead_error(self, what: str) -> RuntimeCrashed | RuntimeClosed:
+        """What a plain thread whose wait this runtime can no longer complete gets (``what``: when)."""
+        return self.crash_error() if self._crash is not None else closed_error(self, what)
+
+    def waiter_error(self) -> RuntimeCrashed | None:
+        """For ``block_on``: the error a plain thread that starts waiting now gets at once, or None.
+
+        After a crash: the waiters present then were released already, and
+        nothing is certain to complete a new wait.  (Not after a plain close:
+        a channel may go on being used by goroutines of another runtime.)
+        """
+        return self.crash_error() if self._crash is not None else None
+
+    def _on_crash(self, where: str, exc: BaseException, m: M | None = None) -> None:
+        """``where`` -- an M's loop (``m``), sysmon -- failed with ``exc``: stop loudly (``_shutdown.crash``)."""
+        crash(self, where, exc, m)
 
     # ------------------------------------------------------------ goroutines
 
@@ -241,7 +282,7 @@ class Runtime:
         several Ps raised).
 
         :raises TypeError: if ``fn`` is not a plain callable, or ``timeout`` not a number.
-        :raises ValueError: for a negative or NaN ``timeout``.
+        :raises ValueError: for a NaN ``timeout`` (a negative one is 0, ``inf`` is None).
         :raises BarrierTimeout: when ``timeout`` passes first (``missing`` lists the Ps).
         :raises BaseException: what ``fn`` raised.
         :raises BarrierError: from inside a ``for_each_p`` callback, or while this
@@ -367,8 +408,11 @@ class Runtime:
         return self._closing or (main is not None and main._done)
 
     def _note_unjoined(self, g: Goroutine, teardown: bool) -> None:
-        """``g`` raised and nobody joined it: keep it for ``run`` / ``close`` to report.
+        """``g`` died with an exception and nobody had received it: log it now, keep it for ``run`` / ``close``.
 
+        Logged at once, with the goroutine's name, labels and traceback: an
+        error nobody receives must not wait for the exit to be seen (the
+        program may hang instead, and a deadlock report then lists it first).
         Not if the teardown had begun when it raised (``teardown``: the
         goroutine's M reads :meth:`tearing_down` before anyone can see it
         done); Go would not report it either.
@@ -376,19 +420,19 @@ class Runtime:
         if teardown:
             _log.debug("ragged: goroutine %d (%s) raised %r during shutdown; not reported", g.id, g.name, g._exc)
             return
+        labels = f" labels={g.labels}" if g.labels else ""
+        _log.error(
+            "ragged: goroutine %d %r%s died with %r, which nobody has received yet "
+            "(join it with `await g` or g.result() to take the error)",
+            g.id,
+            g.name,
+            labels,
+            g._exc,
+            exc_info=g._exc,
+        )
         with self._unjoined_lock:
             if len(self._unjoined) < _UNJOINED_CAP:
                 self._unjoined[g.id] = g
-                return
-        self._report(g)
-
-    def _report(self, g: Goroutine) -> None:
-        _log.error(
-            "ragged: goroutine %d (%s) raised and nobody joined it",
-            g.id,
-            g.name,
-            exc_info=g._exc,
-        )
 
     def unjoined_errors(self) -> list[tuple[Goroutine, BaseException]]:
         """Goroutines that raised and that nobody has joined yet, with their exceptions.
@@ -401,120 +445,75 @@ class Runtime:
         return [(g, g._exc) for g in gs if g._exc is not None]
 
     def _on_deadlock(self) -> None:
-        """sysmon found that no goroutine can ever run again."""
+        """sysmon found that no goroutine can ever run again.
+
+        The report lists first the goroutines that died with an error nobody
+        received (the usual cause: the goroutine that was to send died), then
+        the dump.  It is raised in every plain thread blocked on the runtime
+        (``ragged.run`` raises it); only when no thread is there to receive it
+        is it logged, so it is printed once.
+        """
         sched = self._sched
-        err = Deadlock("all goroutines are asleep - deadlock!\n\n" + self.dump())
+        lost = [g for g, _ in self.unjoined_errors()]
+        err = Deadlock(deadlock_report(sched, lost))
         self._deadlock = err
-        _log.error("ragged: %s", err)
         with sched._tw_lock:
             waiters = list(sched.thread_waiters)
+        delivered = 0
         for s in waiters:
             if s.try_claim():
                 ready(s, None, err)
-
-    def _internal_error(self, m: Any) -> None:  # pragma: no cover - scheduler bugs
-        self._errors.append(f"M{m.id} crashed")
+                delivered += 1
+        if delivered:
+            _log.debug("ragged: deadlock reported to %d waiting thread(s)", delivered)
+        else:
+            _log.error("ragged: %s", err)
 
     # ------------------------------------------------------------ shutdown
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Cancel every goroutine, let them finish, stop every thread.  Idempotent.
+
+        ``timeout``: how long cancelled goroutines may take to finish before
+        their coroutines are closed where they wait; None (the default) is
+        the ``shutdown_timeout`` setting, ``math.inf`` waits as long as they
+        take, 0 or a negative value does not wait.  A ``close()`` made while
+        another is under way (or while a crash stops the runtime) waits for
+        it to end.
 
         Threads that cannot be stopped (a goroutine stuck in a blocking call or
         a loop with no safe point) are daemon threads: they do not keep the
         interpreter alive, and are named in a warning.  Goroutines that raised
-        before ``close()`` began and were never joined are logged; what the
-        teardown itself makes them raise is not (see :meth:`tearing_down`).
-        Plain threads still blocked on this runtime's objects get
-        :class:`RuntimeClosed`.
+        before ``close()`` began and were never joined (each was logged when it
+        died) are listed again; what the teardown itself makes them raise is
+        not (see :meth:`tearing_down`).  Plain threads still blocked on this
+        runtime's objects get :class:`RuntimeClosed`.
 
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a NaN ``timeout``.
         :raises NotInPlainThread: inside a goroutine (it would wait for itself).
         :raises RaggedError: inside a ``for_each_p`` callback or a stop-the-world section.
         :Called from: a plain thread.
         """
-        self._close(report=True)
+        self._close(report=True, timeout=timeout)
 
-    def _close(self, report: bool) -> None:
+    def _close(self, report: bool, timeout: float | None = None) -> None:
+        wait = self._settings.shutdown_timeout if timeout is None else check_seconds(timeout, "Runtime.close()")
         check_plain_thread("Runtime.close()")
         with self._close_lock:
-            if self._closed or self._closing:
-                return
+            owner = not self._closing
             self._closing = True
-        sched = self._sched
-        deadline = time.monotonic() + self._settings.shutdown_timeout
-        try:
-            # A scheduler thread that deadlocked holding the sched lock (a bug,
-            # or a barrier callback that blocked) must not hang close() too.
-            if not sched.lock.acquire(timeout=max(self._settings.shutdown_timeout, 1.0)):
-                _log.error("ragged: the scheduler is wedged (its lock is held); abandoning it:\n%s", self.dump())
-                return
-            sched.lock.release()
-            # After _closing is set: a goroutine missing from this snapshot is born
-            # cancelled (Sched.newproc).
-            for g in sched.goroutines():
-                g.cancel()
-            while sched.allgs and time.monotonic() < deadline:
-                time.sleep(0.001)
-            for g in sched.goroutines():
-                self._abandon(g)
-        finally:
-            self._stop_threads(deadline)
-            self._closed = True
-            unregister_trace(sched)
-            self._release_thread_waiters()
+        if owner:
+            teardown(self, wait)
+        elif getattr(tls, "m", None) is None:
+            # A close() under way on another thread, or a crash: wait until it has
+            # stopped everything (bounded: the teardown's every wait is).  Not on
+            # a runtime thread (a done callback), which the teardown may join.
+            while not self._torn_down.wait(0.1):
+                pass
         if report:
             for g, _ in self.unjoined_errors():
-                self._report(g)
-
-    def _release_thread_waiters(self) -> None:
-        """Plain threads still blocked on this runtime's objects: nothing can complete
-        their operations any more, so they get RuntimeClosed."""
-        sched = self._sched
-        with sched._tw_lock:
-            waiters = list(sched.thread_waiters)
-        for s in waiters:
-            if s.try_claim():
-                ready(s, None, RuntimeClosed(f"the ragged Runtime was closed while this thread waited for {s.reason}"))
-
-    def _abandon(self, g: Goroutine) -> None:
-        """Close the coroutine of a goroutine that did not finish after cancel."""
-        s = g.waiting
-        if g.st == WAITING and s is not None and s.try_claim():
-            try:
-                g.coro.close()
-            except BaseException:  # noqa: BLE001
-                _log.warning("ragged: goroutine %d (%s) did not close cleanly", g.id, g.name, exc_info=True)
-            g.st = DEAD
-            g._finish(None, Cancelled(f"goroutine {g.id} ({g.name}) was abandoned at shutdown"))
-            if g.armed:
-                disarm_g(g)  # close()'s cancel armed it; no M will ever drop that arm
-            self._sched.gfree(g)
-        else:
-            _log.warning("ragged: goroutine %d (%s) is still %s at shutdown", g.id, g.name, g.status)
-
-    def _stop_threads(self, deadline: float) -> None:
-        sched = self._sched
-        locked = sched.lock.acquire(timeout=1.0)
-        sched.shutdown = True  # without the lock only if the scheduler is wedged
-        idle = list(sched.midle)
-        if locked:
-            sched.lock.release()
-        for m in idle:
-            wakem(sched, m)  # the timer waiter may be blocked in the network poll
-        self._sysmon_note.wakeup()
-        sched.timers.clear()
-        stuck = []
-        for m in list(sched.allm):
-            if not _join_m(m, max(deadline - time.monotonic(), 0.5)):
-                stuck.append(m)
-        self._sysmon.join(1.0)
-        netpoll_close(sched)  # no M polls any more: close the poller and the fds ragged.net owns
-        if stuck:
-            _log.warning(
-                "ragged: %d thread(s) still busy at close (left running as daemon threads): %s",
-                len(stuck),
-                ", ".join(f"M{m.id} running {m.curg!r}" for m in stuck),
-            )
+                _log.error("ragged: %s", lost_error_line(g))
 
     def __enter__(self) -> Runtime:
         return self
@@ -529,32 +528,6 @@ class Runtime:
                 self._sysmon_note.wakeup()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def _join_m(m: Any, timeout: float) -> bool:
-    """Join an M's thread; False if it is still running after ``timeout``.
-
-    ``startm`` creates the thread outside the sched lock, so at shutdown an M
-    may exist whose ``Thread.start()`` has not returned yet: wait for that too.
-    A thread's ``ident`` is no sign that it has started: CPython sets it in the
-    new thread before it marks the thread started, and ``join()`` in between
-    raises ``RuntimeError``; so the join itself is what is retried.
-    """
-    end = time.monotonic() + timeout
-    while True:
-        t = m.thread
-        if t is threading.current_thread():
-            return True
-        if t is not None:
-            try:
-                t.join(max(end - time.monotonic(), 0.0))
-            except RuntimeError:
-                pass  # "cannot join thread before it is started": start() is still under way
-            else:
-                return not t.is_alive()
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.001)
 
 
 def check_fn(fn: Any) -> None:
@@ -590,6 +563,8 @@ def run(
     :raises TypeError: if ``main`` is not an async function, or for a bad setting.
     :raises ValueError: for a setting out of range.
     :raises Deadlock: when every goroutine is asleep and none can wake (with the dump).
+    :raises RuntimeCrashed: when ragged itself failed (an internal error stopped the
+        runtime), chained to the original exception; whatever else happened.
     :raises BaseException: what ``main`` raised, or the unjoined goroutines' errors.
     :raises NotInPlainThread: inside a goroutine (start a goroutine with :func:`go` instead).
     :Called from: a plain thread.
@@ -598,11 +573,18 @@ def run(
     settings.setdefault("detect_deadlock", True)
     rt = Runtime(procs, **settings)
     try:
-        coro = make_coro(main, args, "ragged.run()")
-        g = rt._sched.newproc(coro, "main", None, contextvars.copy_context(), main=True)
-        result = g.result()
-    finally:
-        rt._close(report=not check_unjoined)
+        try:
+            coro = make_coro(main, args, "ragged.run()")
+            g = rt._sched.newproc(coro, "main", None, contextvars.copy_context(), main=True)
+            result = g.result()
+        finally:
+            rt._close(report=not check_unjoined)
+    except BaseException as err:
+        if rt._crash is not None and not isinstance(err, RuntimeCrashed):
+            raise rt.crash_error()  # noqa: B904 - chained to the crash; err is its __context__
+        raise
+    if rt._crash is not None:
+        raise rt.crash_error()
     if check_unjoined:
         errs = rt.unjoined_errors()
         if errs:

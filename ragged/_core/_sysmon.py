@@ -41,7 +41,12 @@ _INF = float("inf")
 
 
 def sysmon(sched: Sched, note: Note) -> None:
-    """Thread entry.  Runs until ``sched.shutdown``; ``note`` wakes it early."""
+    """Thread entry.  Runs until ``sched.shutdown``; ``note`` wakes it early.
+
+    An exception that escapes a round (from sysmon itself, the poller or a
+    timer callback it fired: a bug in ragged) stops the runtime
+    (``_shutdown.crash``), then the thread exits.
+    """
     from ._debug import DeadlockDetector
 
     detector = DeadlockDetector(sched)
@@ -70,8 +75,8 @@ def sysmon(sched: Sched, note: Note) -> None:
                 idle += 1
                 if idle > 50:
                     delay = min(delay * 2, MAX_DELAY)
-    except BaseException:  # noqa: BLE001  # pragma: no cover - a bug in ragged
-        _log.critical("ragged: sysmon crashed; this is a bug in ragged", exc_info=True)
+    except BaseException as err:  # noqa: BLE001 - a bug in ragged: stop the runtime loudly
+        sched.runtime._on_crash("sysmon", err)
 
 
 def retake(sched: Sched, now: float) -> int:

@@ -9,7 +9,16 @@ netpoll); adding an earlier timer pokes it.
 
 Timer callbacks run on whichever thread fires them, outside ``lock``; they
 must be quick and must not block (they ready a goroutine or do a
-non-blocking channel send).
+non-blocking channel send).  Every callback is ragged's own (a sleeper's
+wakeup, a channel timer, a context or poller deadline): one that raises is a
+bug in ragged, and the exception goes on up the thread that fired it, which
+stops the runtime (``_crash``) -- logging and dropping it would leave the
+goroutine it was to wake asleep for good.
+
+A timer due at ``inf`` (``sleep(inf)``, ``after(inf)``, a deadline of
+``inf``) never fires: it is never put on the heap, so it costs nothing and
+keeps no M waiting; stopping it is a no-op.  Finite deadlines of any size
+are kept; the M waiting for one clamps each wait (``_timeout.clamp_wait``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _log = logging.getLogger("ragged")
 _monotonic = time.monotonic
+_INF = float("inf")
 
 
 class TimerEntry:
@@ -64,6 +74,9 @@ class Timers:
         releasing the lock, so that a sleeping timer waiter re-arms.
         """
         e = TimerEntry(when, fn, arg, period)
+        if when == _INF:
+            e.alive = False  # never due: not on the heap
+            return e
         self._push(e)
         return e
 
@@ -102,7 +115,12 @@ class Timers:
         return True
 
     def run(self, now: float | None = None) -> int:
-        """Fire every timer due by ``now``; return how many fired.  Call without ``lock``."""
+        """Fire every timer due by ``now``; return how many fired.  Call without ``lock``.
+
+        If a callback raises (a bug in ragged: see the module docstring), the
+        others due still fire, then the first such exception is raised, with a
+        note naming the callback.
+        """
         if now is None:
             now = _monotonic()
         fired: list[TimerEntry] = []
@@ -124,11 +142,18 @@ class Timers:
             while heap and not heap[0][2].alive:
                 heapq.heappop(heap)
             self.timer0 = heap[0][0] if heap else 0.0
+        failed: BaseException | None = None
         for e in fired:
             try:
                 e.fn(e.arg)
-            except Exception:  # noqa: BLE001 - a broken callback must not take down an M
-                _log.exception("ragged: timer callback %r raised", e.fn)
+            except BaseException as err:  # noqa: BLE001 - raised below, once the others have fired
+                err.add_note(f"raised by the ragged timer callback {e.fn!r}")
+                if failed is None:
+                    failed = err
+                else:
+                    _log.critical("ragged: timer callback %r raised too", e.fn, exc_info=err)
+        if failed is not None:
+            raise failed
         return len(fired)
 
     def clear(self) -> None:

@@ -121,15 +121,20 @@ def wait_stopwait(
 
     Called without ``sched.lock``.  ``pending()`` lists the Ps still outstanding
     (for straggler reports).  Returns with timed out = True when ``deadline``
-    passes first; the caller then cleans up under the lock.
+    passes first; the caller then cleans up under the lock.  Raises
+    ``RuntimeCrashed`` if the runtime crashes meanwhile (the caller cleans up
+    as for any exception).
     """
     rounds = 0
     reported = False
     straggler = sched.settings.straggler_timeout
     note = sched.stopnote
+    rt = sched.runtime
     # stopwait only falls while we wait, and the P that brings it to 0 wakes
     # the note after its locked decrement: a plain read of 0 is final.
     while sched.stopwait != 0:
+        if rt._crash is not None:
+            raise rt.crash_error()  # ragged failed: the Ps still awaited may never come (a crash wakes the note)
         if note.sleep(REPREEMPT_INTERVAL):
             continue  # woken (perhaps by a wakeup left over from an earlier round): look again
         rounds += 1

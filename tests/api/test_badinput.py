@@ -1,10 +1,12 @@
 """The bad-input table (issue 7): every public function and method with wrong input.
 
 Each row is one call with a wrong type or value -- non-callables, plain
-functions where coroutines belong, negative capacities and timeouts,
-``procs=0``, closed channels, calls made from the wrong kind of thread, a
-handle from another runtime -- and the *exact* exception type it must raise
-(``type(err) is expected``, not a subclass).  After every row the runtime the
+functions where coroutines belong, negative capacities, NaN or non-number
+timeouts, wall-clock deadlines on monotonic APIs, ``procs=0``, closed
+channels, calls made from the wrong kind of thread, a handle from another
+runtime -- and the *exact* exception type it must raise (``type(err) is
+expected``, not a subclass).  A negative or infinite duration is not bad
+input: it means already expired / never (``test_timeouts.py``).  After every row the runtime the
 call was made against must still work: a barrier runs exactly once per P, a
 spawn+join returns, and the scheduler is quiescent.
 
@@ -40,6 +42,7 @@ from _badinput import (
     async_gen,
     closed_chan,
     closed_runtime,
+    conn,
     drive,
     finished,
     g_call,
@@ -216,8 +219,12 @@ async def g_cond_wait_unlocked(e: Env) -> None:
     await ragged.Cond().wait()
 
 
-async def g_timer_reset_negative(e: Env) -> None:
-    ragged.Timer(10).reset(-1)
+async def g_timer_reset_nan(e: Env) -> None:
+    t = ragged.Timer(10)
+    try:
+        t.reset(NAN)
+    finally:
+        t.stop()
 
 
 async def g_ticker_reset_zero(e: Env) -> None:
@@ -291,7 +298,6 @@ ROWS: list[Row] = [
     Row("rt.for_each_p-async-fn", T, lambda e: e.rt.for_each_p(async_fn), TypeError),
     # fn runs on every P; each P's error is kept, so two Ps give a group (DESIGN.md).
     Row("rt.for_each_p-fn-wrong-arity", T, lambda e: e.rt.for_each_p(lambda: None), ExceptionGroup, TypeError),
-    Row("rt.for_each_p-timeout-negative", T, lambda e: e.rt.for_each_p(sync_fn, timeout=-1), ValueError),
     Row("rt.for_each_p-timeout-nan", T, lambda e: e.rt.for_each_p(sync_fn, timeout=NAN), ValueError),
     Row("rt.for_each_p-timeout-str", T, lambda e: e.rt.for_each_p(sync_fn, timeout="1"), TypeError),
     Row("rt.for_each_p-closed-runtime", T, lambda e: closed_runtime().for_each_p(sync_fn), ragged.RuntimeClosed),
@@ -317,12 +323,14 @@ ROWS: list[Row] = [
     Row("rt.set_procs-closed", T, lambda e: closed_runtime().set_procs(2), ragged.RuntimeClosed),
     Row("rt.set_procs-in-goroutine", G, g_rt_set_procs, ragged.NotInPlainThread),
     Row("rt.close-in-goroutine", G, g_rt_close, ragged.NotInPlainThread),
+    Row("rt.close-timeout-nan", T, lambda e: e.rt.close(timeout=NAN), ValueError),
+    Row("rt.close-timeout-str", T, lambda e: e.rt.close(timeout="5"), TypeError),
     # ragged.go / sleep / syscall / for_each_p / set_procs / stop_the_world in goroutines
     Row("go-outside-goroutine", T, lambda e: ragged.go(async_fn), ragged.NotInGoroutine),
     Row("go-sync-fn", G, lambda e: g_go(sync_fn), TypeError),
     Row("go-non-callable", G, lambda e: g_go(42), TypeError),
     Row("go-name-int", G, lambda e: g_go(async_fn, name=3), TypeError),
-    Row("sleep-negative", G, lambda e: ragged.sleep(-1), ValueError),
+    Row("sleep-complex", G, lambda e: ragged.sleep(1j), TypeError),
     Row("sleep-nan", G, lambda e: ragged.sleep(NAN), ValueError),
     Row("sleep-str", G, lambda e: ragged.sleep("1"), TypeError),
     Row("sleep-none", G, lambda e: ragged.sleep(None), TypeError),
@@ -332,7 +340,7 @@ ROWS: list[Row] = [
     Row("wait_readable-bool", G, lambda e: ragged.wait_readable(True), TypeError),
     Row("wait_readable-negative-fd", G, lambda e: ragged.wait_readable(-1), ValueError),
     Row("wait_readable-closed-fd", G, lambda e: ragged.wait_readable(closed_fd()), ragged.NotPollable),
-    Row("wait_readable-timeout-negative", G, lambda e: ragged.wait_readable(0, timeout=-1), ValueError),
+    Row("wait_readable-timeout-nan", G, lambda e: ragged.wait_readable(0, timeout=NAN), ValueError),
     Row("wait_readable-outside-goroutine", T, lambda e: drive(ragged.wait_readable(0)), ragged.NotInGoroutine),
     Row("wait_writable-none", G, lambda e: ragged.wait_writable(None), TypeError),
     Row("wait_writable-timeout-str", G, lambda e: ragged.wait_writable(1, timeout="1"), TypeError),
@@ -369,17 +377,16 @@ ROWS: list[Row] = [
     Row(
         "select-outside-goroutine", T, lambda e: drive(ragged.select(ragged.Chan().recv_case())), ragged.NotInGoroutine
     ),
-    Row("after-negative", G, lambda e: g_call(ragged.after, -1), ValueError),
+    Row("after-nan", G, lambda e: g_call(ragged.after, NAN), ValueError),
     Row("after-str", G, lambda e: g_call(ragged.after, "1"), TypeError),
     Row("after-outside-goroutine", T, lambda e: ragged.after(1), ragged.NotInGoroutine),
     Row("after-runtime-int", T, lambda e: ragged.after(1, runtime=42), TypeError),
     Row("after-runtime-closed", T, lambda e: ragged.after(1, runtime=closed_runtime()), ragged.RuntimeClosed),
-    Row("Timer-negative", G, lambda e: g_call(ragged.Timer, -1), ValueError),
     Row("Timer-nan", G, lambda e: g_call(ragged.Timer, NAN), ValueError),
     Row("Timer-str", G, lambda e: g_call(ragged.Timer, "1"), TypeError),
     Row("Timer-outside-goroutine", T, lambda e: ragged.Timer(1), ragged.NotInGoroutine),
     Row("Timer-runtime-int", T, lambda e: ragged.Timer(1, runtime=42), TypeError),
-    Row("Timer.reset-negative", G, g_timer_reset_negative, ValueError),
+    Row("Timer.reset-nan", G, g_timer_reset_nan, ValueError),
     Row("Ticker-0", G, lambda e: g_call(ragged.Ticker, 0), ValueError),
     Row("Ticker-negative", G, lambda e: g_call(ragged.Ticker, -1), ValueError),
     Row("Ticker-str", G, lambda e: g_call(ragged.Ticker, "1"), TypeError),
@@ -397,9 +404,9 @@ ROWS: list[Row] = [
     Row("Chan.send-closed", G, g_send_closed, ragged.ChanClosed),
     Row("Chan.send-closed-while-waiting", G, g_send_closed_while_waiting, ragged.ChanClosed),
     Row("Chan.recv-closed", G, g_recv_closed, ragged.ChanClosed),
-    Row("Chan.send_blocking-timeout-negative", T, lambda e: ragged.Chan().send_blocking(1, timeout=-1), ValueError),
+    Row("Chan.send_blocking-timeout-nan", T, lambda e: ragged.Chan().send_blocking(1, timeout=NAN), ValueError),
     Row("Chan.send_blocking-timeout-str", T, lambda e: ragged.Chan().send_blocking(1, timeout="1"), TypeError),
-    Row("Chan.recv_blocking-timeout-negative", T, lambda e: ragged.Chan().recv_blocking(timeout=-1), ValueError),
+    Row("Chan.recv_blocking-timeout-bool", T, lambda e: ragged.Chan().recv_blocking(timeout=True), TypeError),
     Row("Chan.recv_blocking-timeout-nan", T, lambda e: ragged.Chan().recv_blocking(timeout=NAN), ValueError),
     Row("Chan.recv_blocking-in-goroutine", G, g_recv_blocking, ragged.NotInPlainThread),
     Row("Chan.send_blocking-in-goroutine", G, g_send_blocking, ragged.NotInPlainThread),
@@ -410,7 +417,7 @@ ROWS: list[Row] = [
     Row("WaitGroup.add-float", T, lambda e: ragged.WaitGroup().add(1.0), TypeError),
     Row("WaitGroup.add-negative-counter", T, lambda e: ragged.WaitGroup().add(-1), ValueError),
     Row("WaitGroup.done-at-zero", T, lambda e: ragged.WaitGroup().done(), ValueError),
-    Row("WaitGroup.wait_blocking-timeout-negative", T, lambda e: _wg1().wait_blocking(timeout=-1), ValueError),
+    Row("WaitGroup.wait_blocking-timeout-nan", T, lambda e: _wg1().wait_blocking(timeout=NAN), ValueError),
     Row("WaitGroup.wait_blocking-in-goroutine", G, g_wait_blocking, ragged.NotInPlainThread),
     Row("WaitGroup.wait-outside-goroutine", T, lambda e: drive(_wg1().wait()), ragged.NotInGoroutine),
     Row("Mutex.unlock-unlocked", T, lambda e: ragged.Mutex().unlock(), ragged.RaggedError),
@@ -431,9 +438,14 @@ ROWS: list[Row] = [
     Row("with_value-none-key", T, lambda e: ragged.with_value(ragged.background(), None, 1), TypeError),
     Row("with_value-bad-parent", T, lambda e: ragged.with_value("ctx", "k", 1), TypeError),
     Row("with_deadline-str", T, lambda e: ragged.with_deadline(ragged.background(), "soon", runtime=e.rt), TypeError),
-    Row("with_deadline-nan", T, lambda e: ragged.with_deadline(ragged.background(), NAN, runtime=e.rt), TypeError),
+    Row("with_deadline-nan", T, lambda e: ragged.with_deadline(ragged.background(), NAN, runtime=e.rt), ValueError),
+    Row("with_deadline-bool", T, lambda e: ragged.with_deadline(ragged.background(), True, runtime=e.rt), TypeError),
+    # A wall-clock deadline (Go's WithDeadline takes one) would silently never expire: refused.
+    Row(
+        "with_deadline-wall-clock", T, lambda e: ragged.with_deadline(ragged.background(), time.time() + 1), ValueError
+    ),
     Row("with_deadline-bad-parent", T, lambda e: ragged.with_deadline(1, time.monotonic() + 1), TypeError),
-    Row("with_timeout-negative", T, lambda e: ragged.with_timeout(ragged.background(), -1, runtime=e.rt), ValueError),
+    Row("with_timeout-nan", T, lambda e: ragged.with_timeout(ragged.background(), NAN, runtime=e.rt), ValueError),
     Row("with_timeout-str", T, lambda e: ragged.with_timeout(ragged.background(), "1", runtime=e.rt), TypeError),
     Row("with_timeout-no-runtime", T, lambda e: ragged.with_timeout(ragged.background(), 1), ragged.NotInGoroutine),
     Row("with_timeout-runtime-int", T, lambda e: ragged.with_timeout(ragged.background(), 1, runtime=42), TypeError),
@@ -456,13 +468,17 @@ ROWS: list[Row] = [
     Row("PerP-non-callable", T, lambda e: ragged.PerP(42), TypeError),
     Row("PerP.get-outside-goroutine", T, lambda e: ragged.PerP(list).get(), ragged.NotInGoroutine),
     # Goroutine handles
-    Row("g.result-timeout-negative", T, lambda e: parked(e).result(timeout=-1), ValueError),
     Row("g.result-timeout-nan", T, lambda e: parked(e).result(timeout=NAN), ValueError),
     Row("g.result-timeout-str", T, lambda e: parked(e).result(timeout="1"), TypeError),
-    Row("g.exception-timeout-negative", T, lambda e: parked(e).exception(timeout=-1), ValueError),
+    Row("g.exception-timeout-nan", T, lambda e: parked(e).exception(timeout=NAN), ValueError),
     Row("g.result-in-goroutine", G, g_result_blocking, ragged.NotInPlainThread),
     Row("g.name-int", T, lambda e: setattr(finished(e), "name", 7), TypeError),
     Row("await-g-outside-goroutine", T, lambda e: drive(parked(e).__await__()), ragged.NotInGoroutine),
+    # ragged.net connection deadlines (the other ragged.net rows are in test_net.py)
+    Row("Conn.set_deadline-wall-clock", T, lambda e: conn(e).set_deadline(time.time() + 0.2), ValueError),
+    Row("Conn.set_deadline-nan", T, lambda e: conn(e).set_deadline(NAN), ValueError),
+    Row("Conn.set_read_deadline-str", T, lambda e: conn(e).set_read_deadline("soon"), TypeError),
+    Row("Conn.set_write_deadline-wall-clock", T, lambda e: conn(e).set_write_deadline(time.time()), ValueError),
     # the runtime-level diagnostics outside a goroutine
     Row("dump-outside-goroutine", T, lambda e: ragged.dump(), ragged.NotInGoroutine),
     Row("metrics-outside-goroutine", T, lambda e: ragged.metrics(), ragged.NotInGoroutine),
@@ -543,6 +559,7 @@ def test_table_covers_every_public_callable() -> None:
         "NotInPlainThread",
         "RaggedError",
         "RuntimeClosed",
+        "RuntimeCrashed",
         "GILEnabledWarning",
         "Case",  # made by recv_case/send_case, covered through select rows
         "P",  # handed to callbacks, never constructed by users

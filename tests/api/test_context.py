@@ -108,7 +108,9 @@ def test_deadline_from_a_plain_thread_needs_a_runtime() -> None:
     with pytest.raises(ragged.NotInGoroutine, match="runtime="):
         with_timeout(background(), 1)
     with pytest.raises(ValueError):
-        with_timeout(background(), -1)
+        with_timeout(background(), float("nan"))
+    expired, _ = with_timeout(background(), -1)  # already expired: no timer, so no runtime needed
+    assert isinstance(expired.err(), ragged.DeadlineExceeded)
     with ragged.Runtime(procs=1) as rt:
         ctx, _ = with_timeout(background(), 0.01, runtime=rt)
         assert ctx.err() is None

@@ -319,7 +319,9 @@ def test_dial_refused_and_timeout_and_bad_arguments() -> None:
         with pytest.raises(ValueError):
             await net.dial("127.0.0.1", 70000)
         with pytest.raises(ValueError):
-            await net.dial("127.0.0.1", 1, timeout=-1)
+            await net.dial("127.0.0.1", 1, timeout=float("nan"))
+        with pytest.raises(ragged.IOTimeout):
+            await net.dial("127.0.0.1", 1, timeout=-1)  # already expired, as 0
         with pytest.raises(ragged.IOTimeout):
             await net.dial("127.0.0.1", 1, timeout=0)
         c = await net.dial("localhost", _listener_port())  # resolved through ragged.syscall

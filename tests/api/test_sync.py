@@ -304,8 +304,10 @@ def test_waitgroup_misuse() -> None:
     assert "counter=2" in repr(wg)  # unchanged by the failed add
     with pytest.raises(TypeError):
         wg.add(1.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=">= 0"):
-        wg.wait_blocking(timeout=-1)
+    with pytest.raises(ValueError, match="NaN"):
+        wg.wait_blocking(timeout=float("nan"))
+    with pytest.raises(TimeoutError):
+        wg.wait_blocking(timeout=-1)  # already expired, as a timeout of 0
 
 
 @pytest.mark.timeout(30)

@@ -379,7 +379,8 @@ def test_argument_errors() -> None:
         with pytest.raises(TypeError):
             rt.for_each_p(async_fn)
         with pytest.raises(ValueError):
-            rt.for_each_p(nothing, timeout=-1)
+            rt.for_each_p(nothing, timeout=float("nan"))
+        rt.for_each_p(nothing, timeout=-1)  # already expired, but idle Ps are served at once
         with pytest.raises(TypeError):
             rt.for_each_p(nothing, timeout="1")  # type: ignore[arg-type]
         check_quiescent(rt)

@@ -164,6 +164,95 @@ def test_sleeping_or_syscall_goroutines_are_not_a_deadlock() -> None:
     assert ragged.run(main, procs=2) == ["syscall", "sleep"]
 
 
+# ---------------------------------------------------------------- errors nobody received
+
+
+async def _boom() -> None:
+    raise ValueError("boom")
+
+
+@pytest.mark.timeout(30)
+def test_a_goroutine_that_dies_unreceived_is_logged_when_it_dies(caplog: pytest.LogCaptureFixture) -> None:
+    """Logged at its death, with its id, name, labels and traceback, while the program runs on."""
+    caplog.set_level(logging.ERROR, logger="ragged")
+    with ragged.Runtime(procs=2) as rt:
+        g = rt.go(_boom, name="worker", labels={"job": "j7"})
+        wait_until(g.done)
+
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "died with ValueError('boom')" in r.getMessage()]
+
+        wait_until(logged, what="the death to be logged")  # before close(): not only at exit
+        (rec,) = logged()
+        msg = rec.getMessage()
+        assert f"goroutine {g.id} 'worker'" in msg and "'job': 'j7'" in msg
+        assert rec.exc_info is not None and rec.exc_info[1] is g.exception(timeout=1)
+    # The exit report only lists it (its traceback is in the log once already).
+    assert caplog.text.count("ValueError: boom") == 1
+
+
+@pytest.mark.timeout(30)
+def test_the_deadlock_report_lists_goroutines_that_died_unreceived_first() -> None:
+    async def main() -> None:
+        ch: ragged.Chan[int] = ragged.Chan()
+        ragged.go(_boom, name="worker")
+        await ch.recv()  # the worker was to send: it died instead
+
+    with pytest.raises(ragged.Deadlock) as info:
+        ragged.run(main, procs=2)
+    msg = str(info.value)
+    lines = msg.splitlines()
+    assert lines[0] == "all goroutines are asleep - deadlock!"
+    lost = [i for i, line in enumerate(lines) if "'worker' died with ValueError('boom'), which nobody received" in line]
+    dump = [i for i, line in enumerate(lines) if re.match(r"goroutine \d+ \[waiting, chan receive\]: 'main'", line)]
+    assert lost and dump and lost[0] < dump[0], msg
+
+
+_LOST_PROGRAM = """
+import ragged
+
+async def worker(ch):
+    raise ValueError("boom")
+
+async def main():
+    ch = ragged.Chan()
+    ragged.go(worker, ch, name="worker")
+    await ch.recv()
+
+ragged.run(main, procs=2)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_lost_exception_program_prints_it_once_before_a_single_deadlock_report() -> None:
+    """The program of the issue: before, the deadlock dump twice and "boom" nowhere; now the
+    traceback once, when the worker dies, then the deadlock (raised by run) once."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _LOST_PROGRAM], capture_output=True, text=True, timeout=50)
+    err = proc.stderr
+    assert proc.returncode == 1, err
+    assert err.count("ValueError: boom") == 1, err
+    assert err.count("all goroutines are asleep - deadlock!") == 1, err
+    assert err.index("ValueError: boom") < err.index("all goroutines are asleep"), err
+    assert "died with ValueError('boom'), which nobody received" in err
+
+
+@pytest.mark.timeout(30)
+def test_a_deadlock_nobody_waits_for_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """An embedded runtime with detection on and no plain thread waiting: the log is the only place."""
+    caplog.set_level(logging.ERROR, logger="ragged")
+
+    async def stuck() -> None:
+        await ragged.Chan[int]().recv()
+
+    with ragged.Runtime(procs=1, detect_deadlock=True) as rt:
+        rt.go(stuck)
+        wait_until(lambda: rt._deadlock is not None, what="the deadlock to be found")
+    assert caplog.text.count("all goroutines are asleep - deadlock!") == 1
+
+
 # ---------------------------------------------------------------- RAGGED_DEBUG
 
 

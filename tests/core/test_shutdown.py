@@ -203,7 +203,7 @@ def test_go_sieve_200_runs_in_a_row_exit_cleanly(name: str) -> None:
 
 
 class _StartingThread:
-    """A thread as close() can meet it in ``_join_m``: ``startm`` has called
+    """A thread as close() can meet it in ``join_m``: ``startm`` has called
     ``start()``, the new thread has set its ident but not yet marked itself
     started, and ``join()`` raises as CPython's does in that window (found by
     the stateful machine on 3.13t: close() failed with that RuntimeError).
@@ -227,7 +227,7 @@ class _StartingThread:
 def test_close_joins_an_m_whose_thread_is_still_starting() -> None:
     from types import SimpleNamespace
 
-    from ragged._core._runtime import _join_m
+    from ragged._core._shutdown import join_m as _join_m
 
     starting = _StartingThread(starts_after=3)
     assert _join_m(SimpleNamespace(thread=starting), 5.0) is True
