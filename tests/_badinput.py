@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +23,32 @@ import ragged
 
 T, G = "thread", "goroutine"
 NAN = math.nan
+
+# Numbers every duration, timeout and deadline must take (none is bad input: see
+# ragged/_core/_timeout.py): the edges, and what the fuzz test (tests/stress/
+# test_fuzz_api.py) found -- a period below the clock's resolution livelocked the
+# timer heap (1e-300, 5e-324), an int beyond any float overflowed a setting (10**400).
+EDGE_NUMBERS: list[Any] = [
+    0,
+    -0.0,
+    5e-324,
+    1e-300,
+    1e-6,
+    0.01,
+    -1,
+    -1e-9,
+    -1e300,
+    1e10,
+    1e300,
+    10**400,
+    -(10**400),
+    math.inf,
+    -math.inf,
+    Fraction(1, 3),
+    Fraction(10**500, 7),
+]
+# Values of the wrong type for any of them (a TypeError; NaN is the ValueError).
+WRONG_TYPES: list[Any] = ["1", b"1", None, True, False, 1j, Decimal("0.1"), [1], object()]
 
 
 def sync_fn(*args: Any) -> int:

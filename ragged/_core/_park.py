@@ -234,7 +234,7 @@ def block_on(
     removes itself from ``q`` and raises ``TimeoutError``.  ``registry`` (a
     runtime's sched) lets ``close()``, a crash and deadlock detection find the
     waiter; a runtime that crashed is checked after registering
-    (``Runtime.waiter_error``), so a waiter that arrives after the crash
+    (``Runtime._waiter_error``), so a waiter that arrives after the crash
     released the others does not wait for good.
     """
     try:
@@ -249,7 +249,7 @@ def block_on(
     q.push(s)
     if registry is not None:
         registry.thread_waiter_add(s)
-        dead = registry.runtime.waiter_error()
+        dead = registry.runtime._waiter_error()
         if dead is not None and s.try_claim():
             q.discard(s)
             lock.release()

@@ -505,7 +505,7 @@ def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | N
     # see g done: main may return the moment it does (Runtime.tearing_down).
     teardown = exc is not None and sched.runtime.tearing_down()
     if teardown and isinstance(exc, Cancelled) and sched.runtime._crash is not None:
-        exc = sched.runtime.crash_error()  # cancelled because ragged failed: joiners learn why
+        exc = sched.runtime._crash_error()  # cancelled because ragged failed: joiners learn why
     callbacks = g._finish(result, exc)
     # After _finish: a cancel() arms only a goroutine not yet done (see
     # Goroutine.cancel), so no request can be armed after this drop.

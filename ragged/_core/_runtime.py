@@ -164,7 +164,7 @@ class Runtime:
         A fresh error each time, chained to the original exception.  See
         :class:`RuntimeCrashed` for what a crash does.
         """
-        return self.crash_error() if self._crash is not None else None
+        return self._crash_error() if self._crash is not None else None
 
     @property
     def settings(self) -> Settings:
@@ -178,10 +178,10 @@ class Runtime:
     def _check_open(self) -> None:
         if self._closed or self._closing:
             if self._crash is not None:
-                raise self.crash_error()
+                raise self._crash_error()
             raise RuntimeClosed("this ragged Runtime is closed; create a new one")
 
-    def crash_error(self) -> RuntimeCrashed:
+    def _crash_error(self) -> RuntimeCrashed:
         """A fresh :class:`RuntimeCrashed` for this runtime's crash, chained to the original exception.
 
         One per recipient, so no two threads raise (and add tracebacks to) the
@@ -193,18 +193,18 @@ class Runtime:
         err.__cause__ = exc
         return err
 
-    def dead_error(self, what: str) -> RuntimeCrashed | RuntimeClosed:
+    def _dead_error(self, what: str) -> RuntimeCrashed | RuntimeClosed:
         """What a plain thread whose wait this runtime can no longer complete gets (``what``: when)."""
-        return self.crash_error() if self._crash is not None else closed_error(self, what)
+        return self._crash_error() if self._crash is not None else closed_error(self, what)
 
-    def waiter_error(self) -> RuntimeCrashed | None:
+    def _waiter_error(self) -> RuntimeCrashed | None:
         """For ``block_on``: the error a plain thread that starts waiting now gets at once, or None.
 
         After a crash: the waiters present then were released already, and
         nothing is certain to complete a new wait.  (Not after a plain close:
         a channel may go on being used by goroutines of another runtime.)
         """
-        return self.crash_error() if self._crash is not None else None
+        return self._crash_error() if self._crash is not None else None
 
     def _on_crash(self, where: str, exc: BaseException, m: M | None = None) -> None:
         """``where`` -- an M's loop (``m``), sysmon -- failed with ``exc``: stop loudly (``_shutdown.crash``)."""
@@ -581,10 +581,10 @@ def run(
             rt._close(report=not check_unjoined)
     except BaseException as err:
         if rt._crash is not None and not isinstance(err, RuntimeCrashed):
-            raise rt.crash_error()  # noqa: B904 - chained to the crash; err is its __context__
+            raise rt._crash_error()  # noqa: B904 - chained to the crash; err is its __context__
         raise
     if rt._crash is not None:
-        raise rt.crash_error()
+        raise rt._crash_error()
     if check_unjoined:
         errs = rt.unjoined_errors()
         if errs:

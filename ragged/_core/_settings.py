@@ -22,11 +22,20 @@ def env_int(name: str) -> int | None:
         raise ValueError(f"{name} must be an integer seed, not {text!r}") from None
 
 
+def _seconds(v: int | float) -> float:
+    """A validated time as a float: an int too big for a float (``10**400``) is ``inf``, as it means."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
 @dataclass
 class Settings:
     """A runtime's settings: the keyword arguments of :class:`~ragged.Runtime` and :func:`~ragged.run`.
 
-    Times are in seconds; ``rt.settings`` holds the validated values.
+    Times are in seconds (``math.inf`` and huge values are accepted: never, or
+    wait as long as it takes); ``rt.settings`` holds the validated values.
 
     ``syscall_retake`` (20µs, as Go)
         sysmon hands a P stuck in a syscall this long to another M.
@@ -81,9 +90,10 @@ class Settings:
             if f.type in ("float", float):
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise TypeError(f"{f.name} must be a number of seconds, not {type(v).__name__}")
-                if math.isnan(v) or v < 0:
+                fv = _seconds(v)
+                if math.isnan(fv) or fv < 0:
                     raise ValueError(f"{f.name} must be >= 0 seconds, not {v!r}")
-                setattr(self, f.name, float(v))
+                setattr(self, f.name, fv)
             elif f.type in ("int", int):
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise TypeError(f"{f.name} must be an int, not {type(v).__name__}")
@@ -96,9 +106,10 @@ class Settings:
                 if v is not None:
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
                         raise TypeError(f"{f.name} must be None or a number of seconds, not {type(v).__name__}")
-                    if math.isnan(v) or v < 0:
+                    fv = _seconds(v)
+                    if math.isnan(fv) or fv < 0:
                         raise ValueError(f"{f.name} must be None or >= 0 seconds, not {v!r}")
-                    setattr(self, f.name, float(v))
+                    setattr(self, f.name, fv)
             elif f.type in ("int | None",):
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                     raise TypeError(f"{f.name} must be None or an int, not {type(v).__name__}")

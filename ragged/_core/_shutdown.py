@@ -27,7 +27,7 @@ instead, on the failing thread, which then exits:
   abandoned) ends with :class:`RuntimeCrashed` as its outcome, so joiners
   and ``submit()`` futures get it too; ``ragged.run`` raises it.
 
-``RuntimeCrashed`` is made afresh for each recipient (:meth:`Runtime.crash_error`),
+``RuntimeCrashed`` is made afresh for each recipient (:meth:`Runtime._crash_error`),
 chained (``__cause__``) to the original exception, and names the thread.
 """
 
@@ -123,7 +123,7 @@ def release_thread_waiters(rt: Runtime) -> None:
         waiters = list(sched.thread_waiters)
     for s in waiters:
         if s.try_claim():
-            err = rt.dead_error(f"while this thread waited for {s.reason}")
+            err = rt._dead_error(f"while this thread waited for {s.reason}")
             ready(s, None, err)
 
 
@@ -143,7 +143,7 @@ def abandon(rt: Runtime, g: Goroutine) -> None:
         except BaseException:  # noqa: BLE001
             _log.warning("ragged: goroutine %d (%s) did not close cleanly", g.id, g.name, exc_info=True)
         g.st = DEAD
-        err = rt.crash_error() if rt._crash is not None else None
+        err = rt._crash_error() if rt._crash is not None else None
         callbacks = g._finish(None, err or Cancelled(f"goroutine {g.id} ({g.name}) was abandoned at shutdown"))
         if g.armed:
             disarm_g(g)  # close()'s cancel armed it; no M will ever drop that arm

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,23 @@ if TYPE_CHECKING:  # pragma: no cover
 _log = logging.getLogger("ragged")
 _monotonic = time.monotonic
 _INF = float("inf")
+
+
+def next_tick(when: float, period: float, now: float) -> float:
+    """A ticker's next deadline after firing at ``now``: the next tick of its grid after ``now``.
+
+    Go's ticker: the ticks a late run missed are dropped, never fired back to
+    back.  Always strictly after ``now`` and finite: with a period below the
+    float resolution of ``now`` (``Ticker(1e-300)``) the grid would not move
+    (``now + period == now``), and the heap would fire the same tick forever
+    under its lock, every M spinning there; such a ticker ticks at most once
+    per timer check instead.  A period that overflows the grid arithmetic
+    (``Ticker(5e-324)``) is handled the same way.
+    """
+    nxt = when + period * (1 + (now - when) // period)
+    if now < nxt < _INF:
+        return nxt
+    return max(now + period, math.nextafter(now, _INF))
 
 
 class TimerEntry:
@@ -132,9 +150,7 @@ class Timers:
                     continue
                 fired.append(e)
                 if e.period > 0:
-                    # Go's ticker: the next tick of the period's grid after now; the
-                    # ticks a late run missed are dropped, never fired back to back.
-                    e.when += e.period * (1 + (now - e.when) // e.period)
+                    e.when = next_tick(e.when, e.period, now)
                     heapq.heappush(heap, (e.when, next(self._seq), e))
                 else:
                     e.alive = False

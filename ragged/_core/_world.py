@@ -134,7 +134,7 @@ def wait_stopwait(
     # the note after its locked decrement: a plain read of 0 is final.
     while sched.stopwait != 0:
         if rt._crash is not None:
-            raise rt.crash_error()  # ragged failed: the Ps still awaited may never come (a crash wakes the note)
+            raise rt._crash_error()  # ragged failed: the Ps still awaited may never come (a crash wakes the note)
         if note.sleep(REPREEMPT_INTERVAL):
             continue  # woken (perhaps by a wakeup left over from an earlier round): look again
         rounds += 1

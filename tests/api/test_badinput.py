@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -55,6 +56,8 @@ from _badinput import (
 from _invariants import check_still_works
 
 import ragged
+
+HUGE = 10**400  # beyond any float
 
 
 def enter_stw_twice(e: Env) -> None:
@@ -273,6 +276,16 @@ ROWS: list[Row] = [
     Row("Runtime-chaos-str", T, lambda e: ragged.Runtime(procs=1, chaos="7"), TypeError),
     Row("Runtime-chaos-float", T, lambda e: ragged.Runtime(procs=1, chaos=7.5), TypeError),
     Row("Runtime-block_report-negative", T, lambda e: ragged.Runtime(procs=1, block_report=-0.1), ValueError),
+    # Found by the fuzz test: an int beyond any float raised OverflowError (10**400 is inf, as it means).
+    Row(
+        "Runtime-shutdown_timeout-huge-negative",
+        T,
+        lambda e: ragged.Runtime(procs=1, shutdown_timeout=-(10**400)),
+        ValueError,
+    ),
+    Row("Runtime-straggler_timeout-complex", T, lambda e: ragged.Runtime(procs=1, straggler_timeout=1j), TypeError),
+    Row("Ticker-nan", G, lambda e: g_call(ragged.Ticker, NAN), ValueError),
+    Row("Ticker-decimal", G, lambda e: g_call(ragged.Ticker, Decimal("0.1")), TypeError),
     Row("Runtime-block_report-nan", T, lambda e: ragged.Runtime(procs=1, block_report=NAN), ValueError),
     Row("Runtime-block_report-str", T, lambda e: ragged.Runtime(procs=1, block_report="0.1"), TypeError),
     Row("Runtime-block_report-bool", T, lambda e: ragged.Runtime(procs=1, block_report=True), TypeError),

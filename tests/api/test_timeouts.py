@@ -244,6 +244,22 @@ def test_timers_and_contexts_that_never_fire() -> None:
         healthy(rt, "never-firing timers from a plain thread")
 
 
+@pytest.mark.parametrize("period", [1e-300, 5e-324, 1e-9])
+def test_a_ticker_with_a_period_below_the_clock_resolution_ticks_and_the_runtime_lives(period: float) -> None:
+    """Found by the fuzz test: with ``Ticker(1e-300)`` the next tick (``now + period``) was ``now``
+    again, so the heap fired it forever under its lock and every M spun there."""
+
+    async def main() -> int:
+        tk = ragged.Ticker(period)
+        got = [await tk.c.recv() for _ in range(3)]
+        tk.stop()
+        return len(got)
+
+    with ragged.Runtime(procs=2) as rt:
+        assert rt.go(main).result(timeout=30) == 3
+        healthy(rt, f"Ticker({period!r})")
+
+
 def test_settings_and_close_accept_infinite_times() -> None:
     with ragged.Runtime(
         procs=2, shutdown_timeout=INF, straggler_timeout=INF, barrier_step_aside=INF, syscall_retake=1e300
@@ -266,6 +282,10 @@ def test_settings_and_close_accept_infinite_times() -> None:
         rt.go(ragged.sleep, INF)
         rt.close(timeout=-1)  # do not wait: the sleeper is abandoned at once
     assert rt.closed
+    # Found by the fuzz test: an int beyond any float overflowed the settings' NaN check.
+    with ragged.Runtime(procs=1, shutdown_timeout=10**400, straggler_timeout=10**400, block_report=10**400) as rt:
+        assert rt.settings.shutdown_timeout == INF and rt.settings.block_report == INF
+        healthy(rt, "settings of 10**400")
 
 
 # ---------------------------------------------------------------- deadlines: monotonic, far, and wall-clock
