@@ -135,6 +135,8 @@ def abandon(rt: Runtime, g: Goroutine) -> None:
     runnable one too: the teardown waited until no P ran (``_can_progress``),
     so one still runnable is on no queue -- the failed M had it in hand.
     """
+    if g.done():
+        return  # it finished meanwhile (its M has yet to forget it)
     s = g.waiting
     parked = g.st == WAITING and s is not None and s.try_claim()
     if parked or (rt._crash is not None and g.st == RUNNABLE and not g.done()):
