@@ -21,6 +21,7 @@ from ._api import (
     stop_the_world,
     syscall,
 )
+from ._atomic import AtomicInt
 from ._chan import Case, Chan
 from ._context import (
     Context,
@@ -71,6 +72,7 @@ __version__ = "0.1.0"
 warn_if_gil_reenabled()
 
 __all__ = [
+    "AtomicInt",
     "BarrierError",
     "BarrierTimeout",
     "Cancelled",
