@@ -63,7 +63,7 @@ from ._core import (
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
-from ._time import Ticker, Timer, after
+from ._time import Ticker, Timer, after, after_func
 from .net import wait_readable, wait_writable
 
 __version__ = "0.1.0"
@@ -109,6 +109,7 @@ __all__ = [
     "UnexpectedEOF",
     "WaitGroup",
     "after",
+    "after_func",
     "background",
     "checkpoint",
     "current_goroutine",
