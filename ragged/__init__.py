@@ -60,6 +60,7 @@ from ._core import (
     trace,
     warn_if_gil_reenabled,
 )
+from ._group import Group
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._select import select
 from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
@@ -88,6 +89,7 @@ __all__ = [
     "IOTimeout",
     "Goroutine",
     "GoroutineLogFilter",
+    "Group",
     "IllegalTransition",
     "Mutex",
     "NetClosed",
