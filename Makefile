@@ -58,7 +58,7 @@ soak: $(STAMP)
 clean:
 	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache
 
-# ---------------------------------------------------------------- free-threaded suite (issue 11)
+# ---------------------------------------------------------------- free-threaded suite
 # `make test-ft`: the whole suite on a free-threaded CPython (PEP 703) with the GIL really off.
 # The interpreter: FT_PYTHON=..., else the first python3.14t/python3.13t on PATH, else the one
 # ../shared/tools/python-ft cached (.ci/ft-python says how to get one when none is found).

@@ -3,7 +3,10 @@
 Goroutines are ``async def`` coroutines run by a pool of OS threads (Ms) that
 hold ``procs`` processors (Ps), with Go's scheduler, and Go's ragged global
 barrier ``for_each_p``: run a function once on every P at its next safe point
-without stopping the world.  See README.md and DESIGN.md.
+without stopping the world.  See README.md and docs/design.md.
+
+The runtime proper is the ``ragged._core`` package; this module re-exports the
+public names of both layers.
 """
 
 from . import net  # noqa: E402 - ragged.net: listen/dial on the network poller
@@ -51,6 +54,8 @@ from ._core import (
     RaggedError,
     Runtime,
     RuntimeClosed,
+    Settings,
+    StopTheWorld,
     TooManyOpenFiles,
     UnexpectedEOF,
     checkpoint,
@@ -61,7 +66,7 @@ from ._core import (
 )
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._select import select
-from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
+from ._sync import Cond, Locker, Mutex, Once, RWMutex, Semaphore, WaitGroup
 from ._time import Ticker, Timer, after
 from .net import wait_readable, wait_writable
 
@@ -83,10 +88,11 @@ __all__ = [
     "Deadlock",
     "FdBusy",
     "GILEnabledWarning",
-    "IOTimeout",
     "Goroutine",
     "GoroutineLogFilter",
+    "IOTimeout",
     "IllegalTransition",
+    "Locker",
     "Mutex",
     "NetClosed",
     "NetError",
@@ -101,6 +107,8 @@ __all__ = [
     "Runtime",
     "RuntimeClosed",
     "Semaphore",
+    "Settings",
+    "StopTheWorld",
     "Ticker",
     "Timer",
     "TooManyOpenFiles",
@@ -129,6 +137,7 @@ __all__ = [
     "trace",
     "wait_readable",
     "wait_writable",
+    "warn_if_gil_reenabled",
     "with_cancel",
     "with_deadline",
     "with_timeout",

@@ -106,15 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         action="store_true",
-        help="run the peer comparison (asyncio, threading, gevent; and issue 12's compute scaling and "
-        "barrier-vs-stop-the-world mutator rate) instead",
+        help="run the peer comparison instead (asyncio, threading, gevent; compute scaling on several Ps and "
+        "the mutators' rate while a barrier or a stop-the-world is in flight), ~3 minutes",
     )
     p.add_argument("--quick", action="store_true", help="with --peers: a smoke run with small sizes (a few seconds)")
     p.add_argument(
         "--only",
         type=_parts,
         metavar="PARTS",
-        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator (issue 12's cases); "
+        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator; "
         "parts: " + ", ".join(PEER_PARTS),
     )
     p.add_argument(

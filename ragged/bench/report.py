@@ -1,4 +1,4 @@
-"""Turn stress results into the tables and ratios the issues ask for."""
+"""Turn the stress benchmark's results into its tables, with a legend of every column."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """The goals ``python -m ragged.bench --peers`` checks, each PASS/MISS on the figures of the same run.
 
-Two tables: issue 6's targets with DESIGN.md's stricter goals (single-thread
-costs and idle barriers), and issue 12's table (compute scaling, and barrier
-vs stop-the-world on busy Ps; meant for the free-threaded build, measured on
-both).  A target is ``value op bound``; a row with no ``op`` is shown for
-information (the issue gives no goal for it).
+Two tables: the single-thread goals (costs of one switch, spawn, checkpoint
+and idle barrier, each beside its asyncio or thread peer: the "floor" each
+must at least reach, and the stricter "goal" of docs/design.md), and the
+parallel goals (compute scaling, and barrier vs stop-the-world on busy Ps;
+meant for the free-threaded build, measured on both).  A target is ``value op
+bound``; a row with no ``op`` is shown for information (no goal is set).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Target:
 
     key: str
     label: str
-    source: str  # "issue 6", "issue 12" or "DESIGN.md"
+    source: str  # "floor" (the least acceptable) or "goal" (docs/design.md, "Performance goals")
     value: float
     op: str  # "<=", ">=", "<" or "" (no goal)
     bound: float
@@ -91,8 +92,8 @@ def _checkpoint_ratio(secs: dict[str, dict[str, Any]]) -> float:
     return ratio(chk.get("median"), chk.get("attr"))
 
 
-def issue6(secs: dict[str, dict[str, Any]], barrier_procs: int) -> list[Target]:
-    """Issue 6's targets and DESIGN.md's goals, from the peer sections ``secs``."""
+def single_thread_goals(secs: dict[str, dict[str, Any]], barrier_procs: int) -> list[Target]:
+    """The single-thread floors and goals, from the peer sections ``secs``."""
 
     def med(section: str, case: str) -> float:
         v = _case(secs, section, case).get("median")
@@ -106,7 +107,7 @@ def issue6(secs: dict[str, dict[str, Any]], barrier_procs: int) -> list[Target]:
     sys1 = ratio(med("syscall", "ragged_p1"), med("syscall", "tpe"))
     sys4 = ratio(med("syscall", "ragged_p4"), med("syscall", "tpe"))
     idle = f"for_each_p, {barrier_procs} idle Ps"
-    i6, dm = "issue 6", "DESIGN.md"
+    i6, dm = "floor", "goal"
     return [
         Target("checkpoint", "checkpoint / obj.attr, same loop", i6, ratio_check, "<=", 3, "x"),
         Target("switch_half", "gosched / asyncio sleep(0) switch rate, procs=1", i6, sw, ">=", 0.5, "x"),
@@ -156,17 +157,17 @@ def _paired(secs: dict[str, dict[str, Any]], section: str, a: str, b: str) -> di
     return spread([ratio(x, y) for x, y in zip(xs, ys, strict=True)])
 
 
-def issue12(
+def parallel_goals(
     secs: dict[str, dict[str, Any]], scaled: dict[str, Any] | None, mutators: dict[str, Any] | None
 ) -> list[Target]:
-    """Issue 12's table: compute scaling, barrier vs stop-the-world on busy Ps, and the single-thread rows.
+    """The parallel goals: compute scaling, barrier vs stop-the-world on busy Ps, and the single-thread rows.
 
     Values are medians over the interleaved rounds of the same run (the
     single-thread rows: over runs), with the range over rounds beside them;
     a goal is checked on the median.  Parts not run (``--only``; None here)
     give "not measured" rows.
     """
-    nan, i12 = math.nan, "issue 12"
+    nan, i12 = math.nan, "goal"
     rows: list[Target] = []
 
     def add(key: str, label: str, d: dict[str, Any] | None, op: str, bound: float, unit: str = "x") -> None:
@@ -182,7 +183,7 @@ def issue12(
     add("cpu_p1_thread", "CPU per chunk, procs=1 / one plain thread", sr.get("cpu_p1_thread"), "", 1)
     add("cpu_p2_tpe2", "CPU per chunk, procs=2 / ThreadPoolExecutor(2)", sr.get("cpu_p2_tpe2"), "", 1)
     results = {r["procs"]: r for r in mutators["results"]} if mutators else {}
-    procs = (2, 4)  # the issue's rows; the case may also run procs=8 (information, in its own table)
+    procs = (2, 4)  # the goals' rows; the case may also run procs=8 (information, in its own table)
 
     def mode(p: int, m: str) -> dict[str, Any]:
         return results[p]["modes"][m] if p in results else {}

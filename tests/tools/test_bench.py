@@ -173,7 +173,7 @@ def test_peers_quick_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert t["pass"] in (True, False), t
     for title in ("spawn+join", "context switch", "channel ping-pong", "syscall-heavy", "checkpoint", "for_each_p"):
         assert title in out
-    assert "targets" in out and ("PASS" in out or "MISS" in out)
+    assert "single-thread goals" in out and ("PASS" in out or "MISS" in out)
 
 
 @pytest.mark.timeout(60)

@@ -92,3 +92,32 @@ def test_docstrings_keep_the_contract(kind: str, name: str, members: list[str]) 
             elif callable(raw) and not inspect.isclass(raw):
                 problems += contract_problems(f"{name}.{member}", doc_of(getattr(obj, member)))
     assert not problems, "\n".join(problems)
+
+
+# A private name in backquotes or a role (``_lock``, :class:`~ragged._sync.X`, ``_barrier.foreachp``).
+_PRIVATE = re.compile(r"(``|`~?|[\s(])(ragged\.)?_[a-z][a-z_]*[.`\s]")
+
+
+def _public_docs() -> list[tuple[str, str]]:
+    """(name, docstring) of every exported name and of the documented members of each class."""
+    out = []
+    for kind, name, members in ENTRIES:
+        if kind == "module":
+            continue
+        obj = resolve(name)
+        out.append((name, doc_of(obj)))
+        for member in members:
+            raw = inspect.getattr_static(obj, member, None)
+            out.append((f"{name}.{member}", (raw.__doc__ or "") if isinstance(raw, property) else doc_of(raw)))
+    return out
+
+
+def test_the_reference_names_no_private_internals() -> None:
+    """What a user reads in the reference talks about ragged's behaviour, not its private modules or fields."""
+    bad = [
+        f"{name}: {line.strip()}"
+        for name, doc in _public_docs()
+        for line in doc.splitlines()
+        if _PRIVATE.search(line) and "__" not in line
+    ]
+    assert not bad, "\n".join(bad)
