@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ragged.bench",
         description=__doc__,
+        epilog=report.LEGEND,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(

@@ -86,6 +86,35 @@ RATIO_HEADERS = [
 ]
 
 
+# What every column means; printed under the tables and in ``--help``.
+LEGEND = """\
+Columns of the first table (one row per procs value and mode):
+  procs      the number of Ps (GOMAXPROCS) of the runtime
+  mode       the coordinator's operation: none (no coordinator, the baseline), foreach (a ragged
+             barrier, rt.for_each_p) or stw (a stop-the-world), one every --interval
+  ops        operations completed in the mode's slices
+  lat p50/p99/max
+             operation latency as the coordinator sees it: from the request until every P has run
+             fn (foreach) or has stopped (stw)
+  pause p50/p99
+             mutator time an operation takes from goroutines, summed over Ps: for stw each P from the
+             moment it stopped until the restart; for foreach the callback plus the time an M stepped
+             aside for the others (the GIL build)
+  compute/s  work units per second of the compute goroutines (--mix compute=N per P; a unit is ~50us
+             of Python, then a checkpoint)
+  vs none    compute/s relative to the none row of the same procs (1.00: the operations cost nothing)
+  pipe/s     values per second through the channel pipelines (producer -> stage -> consumer)
+  sysc/s     1ms blocking calls per second completed through ragged.syscall
+Columns of the second table (for_each_p / stop-the-world, same procs; below 1 the barrier is better
+for latency and pause, above 1 for throughput):
+  lat p50/p99/max, pause p50/mean
+             the barrier's figure divided by stop-the-world's
+  thru f/s   compute/s under barriers divided by compute/s under stop-the-world
+  thru f/none
+             compute/s under barriers divided by compute/s with no coordinator
+"""
+
+
 def render(data: dict[str, Any]) -> str:
     """The full text report."""
     out = [
@@ -102,5 +131,7 @@ def render(data: dict[str, Any]) -> str:
     out += [
         "",
         f"exactly-once check: {'FAILED: ' + '; '.join(errors[:5]) if errors else 'every barrier ran fn once per P'}",
+        "",
+        LEGEND.rstrip(),
     ]
     return "\n".join(out)
