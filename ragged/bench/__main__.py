@@ -17,6 +17,7 @@ from typing import Any
 
 from . import report, stress
 from .cli import PEER_PARTS, positive
+from .targets import stress_goals
 
 
 def _procs_list(text: str) -> list[int]:
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.procs, modes, args.mix, args.duration, args.reps, args.interval, settings, args.quiet
             ),
         )
+        data["targets"] = [t.as_dict() for t in stress_goals(data)]
         print(report.render(data))
         if args.plot:
             from . import plot

@@ -386,7 +386,7 @@ def run(quiet: bool = False, quick: bool = False, only: tuple[str, ...] = PARTS)
         **({"scaling": scaled} if scaled else {}),
         **({"mutator": mutators} if mutators else {}),
         "targets": [t.as_dict() for t in single_thread_goals(secs, BARRIER_PROCS)],
-        "parallel": [t.as_dict() for t in parallel_goals(secs, scaled, mutators)],
+        "parallel": [t.as_dict() for t in parallel_goals(secs, scaled, mutators, build_info.info()["gil"])],
     }
 
 

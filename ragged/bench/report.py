@@ -6,6 +6,7 @@ from typing import Any
 
 from . import build
 from .stats import fmt_time, ratio, table
+from .targets import render as render_targets
 
 
 def mode_rows(result: dict[str, Any]) -> list[list[object]]:
@@ -127,6 +128,8 @@ def render(data: dict[str, Any]) -> str:
     if rr:
         out += ["", "for_each_p / stop-the-world (latency and pause: lower is better; throughput: higher)", ""]
         out.append(table(RATIO_HEADERS, rr))
+    if data.get("targets"):
+        out += ["", *render_targets("goals", data["targets"])]
     errors = [e for r in data["results"] for m in r["modes"].values() for e in m["errors"]]
     out += [
         "",

@@ -158,14 +158,19 @@ def _paired(secs: dict[str, dict[str, Any]], section: str, a: str, b: str) -> di
 
 
 def parallel_goals(
-    secs: dict[str, dict[str, Any]], scaled: dict[str, Any] | None, mutators: dict[str, Any] | None
+    secs: dict[str, dict[str, Any]],
+    scaled: dict[str, Any] | None,
+    mutators: dict[str, Any] | None,
+    gil: bool = False,
 ) -> list[Target]:
     """The parallel goals: compute scaling, barrier vs stop-the-world on busy Ps, and the single-thread rows.
 
     Values are medians over the interleaved rounds of the same run (the
     single-thread rows: over runs), with the range over rounds beside them;
     a goal is checked on the median.  Parts not run (``--only``; None here)
-    give "not measured" rows.
+    give "not measured" rows.  The scaling and busy-P goals are the
+    free-threaded build's: where the GIL is on (``gil``) those rows are
+    shown for information.
     """
     nan, i12 = math.nan, "goal"
     rows: list[Target] = []
@@ -202,8 +207,64 @@ def parallel_goals(
     add("stw_p50", "stop-the-world p50 on 2 busy Ps", st.get("latency_p50_rounds"), "<=", 150e-6, "s")
     p99 = st["latency"]["p99"] if st.get("ops") else nan
     rows.append(Target("stw_p99", "stop-the-world p99 on 2 busy Ps (all rounds)", i12, p99, "<=", 1e-3, "s"))
+    if gil:  # the Ps cannot run Python in parallel: these goals are not this build's
+        rows = [Target(t.key, t.label, "free-threaded goal", t.value, "", t.bound, t.unit, t.spread) for t in rows]
     value = _checkpoint_ratio(secs)
     rows.append(Target("checkpoint", "checkpoint with nothing pending / attribute read", i12, value, "<=", 3, "x"))
     add("switch", "gosched on one P / asyncio sleep(0)", _paired(secs, "switch", "ragged", "asyncio"), ">=", 2)
     add("spawn", "spawn+join / asyncio, one at a time", _paired(secs, "spawn", "ragged_one", "asyncio_one"), ">=", 1)
     return rows
+
+
+def stress_goals(data: dict[str, Any]) -> list[Target]:
+    """The stress benchmark's goals, at 4 Ps (or the most Ps run below that): barrier vs stop-the-world.
+
+    The barrier's latency: at most 1.3x stop-the-world's on a GIL build (every
+    M must win the one GIL to reach its safe point either way) and at most
+    stop-the-world's where the Ps run in parallel.  Channel pipelines and
+    blocking calls must keep going better under barriers than under
+    stop-the-world, which stops them.
+    """
+    results = {
+        r["procs"]: r["modes"] for r in data.get("results", []) if "foreach" in r["modes"] and "stw" in r["modes"]
+    }
+    if not results:
+        return []
+    procs = max((p for p in results if p <= 4), default=min(results))
+    fe, st = results[procs]["foreach"], results[procs]["stw"]
+    gil = data.get("gil", True)
+    where = f"{procs} Ps, default stress mix"
+
+    def kept(a: float, b: float) -> float:
+        # stop-the-world may stop a part entirely (0/s): then any rate under barriers is infinitely better
+        return math.inf if a > 0 and b == 0 else ratio(a, b)
+
+    return [
+        Target(
+            "stress_latency",
+            f"for_each_p p50 / stop-the-world p50, {where}",
+            "goal",
+            ratio(fe["latency"]["p50"], st["latency"]["p50"]),
+            "<=",
+            1.3 if gil else 1.0,
+            "x",
+        ),
+        Target(
+            "stress_pipelines",
+            f"channel pipeline rate under barriers / under stop-the-world, {where}",
+            "goal",
+            kept(fe["pipeline_per_s"], st["pipeline_per_s"]),
+            ">=",
+            1,
+            "x",
+        ),
+        Target(
+            "stress_syscalls",
+            f"blocking-call rate under barriers / under stop-the-world, {where}",
+            "goal",
+            kept(fe["syscalls_per_s"], st["syscalls_per_s"]),
+            ">=",
+            1,
+            "x",
+        ),
+    ]
