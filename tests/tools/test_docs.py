@@ -121,3 +121,29 @@ def test_the_reference_names_no_private_internals() -> None:
         if _PRIVATE.search(line) and "__" not in line
     ]
     assert not bad, "\n".join(bad)
+
+
+ROOT = API.parent.parent
+_BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+
+
+def _programs() -> list[tuple[str, str]]:
+    """Every python block of the README and the guides that is a whole program (it calls ragged.run)."""
+    out = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs" / "guides").glob("*.md"))]:
+        for i, m in enumerate(_BLOCK.finditer(path.read_text())):
+            if "ragged.run(" in m.group(1):
+                out.append((f"{path.relative_to(ROOT)}#{i}", m.group(1)))
+    return out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("where", "code"), _programs(), ids=[w for w, _ in _programs()])
+def test_the_examples_in_the_readme_and_guides_run(where: str, code: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=50, cwd=tmp_path)
+    assert proc.returncode == 0, f"{where}:\n{proc.stdout}\n{proc.stderr}"
