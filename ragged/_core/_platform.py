@@ -54,6 +54,9 @@ GIL_REENABLED_MESSAGE = (
 )
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../ragged
+
+
 def warn_if_gil_reenabled(free_threaded: bool | None = None, enabled: bool | None = None) -> bool:
     """Warn (a :class:`GILEnabledWarning`, one line) if the GIL is on in a free-threaded build.
 
@@ -71,8 +74,7 @@ def warn_if_gil_reenabled(free_threaded: bool | None = None, enabled: bool | Non
     on = gil_enabled() if enabled is None else enabled
     if not (ft and on):
         return False
-    kw: dict[str, Any] = (
-        {"skip_file_prefixes": (os.path.dirname(__file__),)} if sys.version_info >= (3, 12) else {"stacklevel": 2}
-    )
+    # Point at the first frame outside the ragged package: the user's import (or call).
+    kw: dict[str, Any] = {"skip_file_prefixes": (_PACKAGE_DIR,)} if sys.version_info >= (3, 12) else {"stacklevel": 2}
     warnings.warn(GIL_REENABLED_MESSAGE, GILEnabledWarning, **kw)
     return True
