@@ -201,7 +201,7 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
 def stop_the_world(reason: str = "user") -> StopTheWorld:
     """``async with ragged.stop_the_world("why"):`` stops every other goroutine.
 
-    Returns a :class:`~ragged._core._stw.StopTheWorld`; entering it waits until
+    Returns a :class:`~ragged.StopTheWorld`; entering it waits until
     every other P has stopped, and leaving it restarts them.  Inside the
     section this goroutine must not park or yield (nothing else could run to
     wake it): ``sleep``, channel waits and ``gosched`` raise there.

@@ -58,6 +58,7 @@ from ._park import (
 from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._procresize import check_on_retire, hand_over
 from ._runtime import Runtime, check_fn, check_procs_value, make_coro, run
+from ._settings import Settings
 from ._stw import StopTheWorld
 from ._timers import TimerEntry, Timers
 from ._trace import trace
@@ -87,6 +88,7 @@ __all__ = [
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
+    "Settings",
     "StopTheWorld",
     "Sudog",
     "TimerEntry",

@@ -44,7 +44,7 @@ What each case does:
    ``gevent.threadpool.ThreadPool(10)`` (the hub's default pool size: real
    blocking calls on real threads).  Thread-pool creation and shutdown are
    timed; the lower bound for W threads is 10,000 ms / W.
-5. **checkpoint** (the issue-6 target): ns per iteration of a loop doing
+5. **checkpoint**: ns per iteration of a loop doing
    ``await ragged.checkpoint()`` with nothing pending, beside the same loop
    doing a plain attribute read ``obj.attr`` and an empty loop, all in one
    goroutine on procs=1 (loop overhead included on both sides, as the
@@ -57,8 +57,8 @@ What each case does:
    ragged.for_each_p(...)`` N times from a goroutine (which holds one of the
    4 Ps); median, p99 and max of single barriers.
 
-The targets (issue 6, and DESIGN.md's "Performance goals" where it asks for
-more) are checked on the figures of the same run and reported PASS/MISS
+The floors and goals (``targets``; the goals are docs/design.md's
+"Performance goals") are checked on the figures of the same run and reported PASS/MISS
 with the margin.  gevent is optional (the ``peers`` extra); when it cannot be
 imported its cases are reported as "not installed".  gevent is never
 monkey-patched here: only its own APIs are used, so ragged's threads are
