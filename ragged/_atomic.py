@@ -72,6 +72,13 @@ class AtomicInt:
     ``AtomicInt`` does).  ``bool`` and ``float`` are refused with
     ``TypeError``; other integer types with ``__index__`` (numpy's) are taken.
 
+    What it is for: counters, flags and ids shared by goroutines, plain
+    threads and the callbacks that must never block (``for_each_p``
+    callbacks, timer and done callbacks), with no lock to wait on.  What it
+    costs: each operation is one foreign call, about 0.5-1µs in CPython,
+    more than an uncontended ``threading.Lock`` around an int; where a lock
+    is allowed and contention is low, the lock can be faster.
+
     :raises TypeError: if ``value`` is not an int.
     :raises OverflowError: if ``value`` is outside the int64 range.
     :Called from: anywhere; every method may be called from any goroutine or thread.
@@ -85,7 +92,8 @@ class AtomicInt:
         self._addr = _addressof(self._cell)
         self._pub: Any = None
         if _OPS is None:  # pragma: no cover - only when the op table cannot be bound
-            self._pub = atomics.atomicview(buffer=memoryview(self._cell).cast("B"), atype=atomics.INT).__enter__()
+            self._pub = atomics.atomic(width=8, atype=atomics.INT)  # the value lives there, not in _cell
+            self._pub.store(v)
 
     def load(self) -> int:
         """The value now.
