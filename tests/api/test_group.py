@@ -542,3 +542,29 @@ def test_racing_failures_spawns_and_cancels_leave_nothing_behind(rep: int) -> No
     kinds, goroutines = ragged.run(main, procs=4)
     assert set(kinds) <= {"Boom"}, f"seed {seed}: {kinds}"
     assert goroutines == 1, f"seed {seed}"
+
+
+@pytest.mark.timeout(60)
+def test_closing_the_runtime_during_a_group_ends_everything(caplog: pytest.LogCaptureFixture) -> None:
+    """close() cancels the owner and the members (the owner may be waiting at the block's exit): no hang, no leak."""
+
+    async def owner(started: AtomicInt, in_exit: bool) -> None:
+        async with Group() as g:
+            for _ in range(4):
+                g.go(sleeper)
+            g.go(spinner, AtomicInt())
+            started.add(1)
+            if not in_exit:
+                await ragged.sleep(600)
+
+    for in_exit in (False, True):
+        started = AtomicInt()
+        with ragged.Runtime(procs=2) as rt:
+            o = rt.go(owner, started, in_exit)
+            deadline = time.monotonic() + 20
+            while not started.load() and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(0.01)
+        assert o.done()
+        assert rt.metrics()["goroutines"] == 0
+    assert "did not close cleanly" not in caplog.text and "still" not in caplog.text
