@@ -9,13 +9,15 @@ no member is left and raises the failures as one ``ExceptionGroup``.
 State and locking.  ``_lock`` guards ``_n`` (members started and not yet
 finished), ``_members``, ``_errors``, ``_cancelling``, ``_closed``,
 ``_in_body``, ``_owner_cancelled`` and the ``_waiters`` queue.  A member's end
-is seen by its done callback, which runs on whichever thread finishes it.
-Cancelling goes from the group to goroutines: ``Goroutine.cancel`` (which
-takes that goroutine's lock and may ready it) is called with ``_lock`` held
-only for the owner (see :meth:`Group._abort`); nothing takes ``_lock`` while
-holding a goroutine's lock, so the order ``_lock`` -> goroutine lock cannot
-deadlock.  Waiters park on ``_waiters`` with the one park/ready pair
-(``park_op`` / ``complete``) and are woken when ``_n`` reaches zero.
+is seen by its done callback, which runs on whichever thread finishes it,
+with no lock held.  Some calls into the runtime are made with ``_lock`` held:
+spawning a member (``Runtime.go``), and cancelling the owner or a member
+started while the group cancels (``Goroutine.cancel``, which takes that
+goroutine's lock and may ready it).  Nothing in the runtime takes a group's
+lock, and done callbacks run after the goroutine's lock is released, so the
+order ``_lock`` -> goroutine lock -> scheduler locks cannot deadlock.
+Waiters park on ``_waiters`` with the one park/ready pair (``park_op`` /
+``complete``) and are woken when ``_n`` reaches zero.
 """
 
 from __future__ import annotations
@@ -369,7 +371,7 @@ class Group:
         that records it: once ``__aexit__`` has taken the lock and left the
         body, it knows whether a cancel was requested, and that it already
         was.  Members are cancelled outside the lock, from a snapshot; one
-        started after it sees ``_cancelling`` and cancels itself (``_start``).
+        started after the snapshot is cancelled by ``_start``, under the lock.
         """
         with self._lock:
             if self._cancelling:
@@ -463,6 +465,7 @@ class Group:
 
         :raises RaggedError: if the group was entered before or is done.
         :raises NotInGoroutine: outside a goroutine.
+        :Called from: the ``async with`` statement, inside a goroutine.
         """
         g = current_g("async with ragged.Group()")
         self._runtime("async with ragged.Group()")
@@ -477,22 +480,30 @@ class Group:
     async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
         """Leave the block: wait for every member, then raise their failures (see the class).
 
+        A ``KeyboardInterrupt`` or ``SystemExit`` from the body cancels the
+        members, waits for them and goes on unchanged (as ``TaskGroup``'s
+        does); a ``GeneratorExit`` (the goroutine's coroutine is being closed,
+        at shutdown) cancels them and goes on at once: it must not await.
+
         :raises ExceptionGroup: the members' failures and the body's exception.
         :raises Cancelled: if the owner was cancelled from outside and no member failed.
+        :Called from: the ``async with`` statement, in the goroutine that entered the block.
         """
         g = current_g("ragged.Group.__aexit__")
         with self._lock:
             self._in_body = False
             own = self._owner_cancelled  # a cancel of the owner requested by the group itself
-        if exc is not None and not isinstance(exc, Exception):
-            # GeneratorExit (the coroutine is being closed: it must not await),
-            # KeyboardInterrupt, SystemExit: cancel the members and let it through.
+        if isinstance(exc, GeneratorExit):
             self._abort()
             return False
         consumed = own and isinstance(exc, Cancelled)  # the body ended with the group's own cancel
         body_exc = None if consumed else exc
         if body_exc is not None:
             self._abort()
+        if body_exc is not None and not isinstance(body_exc, Exception):
+            await self._wait_members(False)  # a Cancelled meanwhile cannot outrank KeyboardInterrupt
+            self._cancel_ctx()
+            return False
         cancelled, own_pending = await self._wait_members(own and not consumed)
         if own_pending and g.cancel_pending:
             # Requested while the body ran but not delivered yet: take it here,

@@ -568,3 +568,19 @@ def test_closing_the_runtime_during_a_group_ends_everything(caplog: pytest.LogCa
         assert o.done()
         assert rt.metrics()["goroutines"] == 0
     assert "did not close cleanly" not in caplog.text and "still" not in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_a_keyboard_interrupt_in_the_body_waits_for_the_cancelled_members_and_goes_on() -> None:
+    async def main() -> tuple[str, list[bool]]:
+        hs: list[Any] = []
+        try:
+            async with Group() as g:
+                hs = [g.go(sleeper) for _ in range(3)]
+                await ragged.sleep(0.01)
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            return "KeyboardInterrupt", [h.done() for h in hs]
+        return "not raised", []
+
+    assert ragged.run(main, procs=2) == ("KeyboardInterrupt", [True, True, True])
