@@ -24,6 +24,7 @@ from ._api import (
     stop_the_world,
     syscall,
 )
+from ._atomic import AtomicInt
 from ._chan import Case, Chan
 from ._context import (
     Context,
@@ -64,10 +65,11 @@ from ._core import (
     trace,
     warn_if_gil_reenabled,
 )
+from ._group import Group
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._select import select
 from ._sync import Cond, Locker, Mutex, Once, RWMutex, Semaphore, WaitGroup
-from ._time import Ticker, Timer, after
+from ._time import Ticker, Timer, after, after_func
 from .net import wait_readable, wait_writable
 
 __version__ = "0.1.0"
@@ -76,6 +78,7 @@ __version__ = "0.1.0"
 warn_if_gil_reenabled()
 
 __all__ = [
+    "AtomicInt",
     "BarrierError",
     "BarrierTimeout",
     "Cancelled",
@@ -90,6 +93,7 @@ __all__ = [
     "GILEnabledWarning",
     "Goroutine",
     "GoroutineLogFilter",
+    "Group",
     "IOTimeout",
     "IllegalTransition",
     "Locker",
@@ -115,6 +119,7 @@ __all__ = [
     "UnexpectedEOF",
     "WaitGroup",
     "after",
+    "after_func",
     "background",
     "checkpoint",
     "current_goroutine",

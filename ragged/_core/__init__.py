@@ -16,6 +16,7 @@ nothing else of the core; ``docs/design.md`` describes the contract.
 
 from __future__ import annotations
 
+from ._atomics import SEQ_CST, bind_ops
 from ._barrier import foreachp
 from ._errors import (
     BarrierError,
@@ -83,6 +84,7 @@ __all__ = [
     "P",
     "PollDesc",
     "READ",
+    "SEQ_CST",
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
@@ -95,6 +97,7 @@ __all__ = [
     "UnexpectedEOF",
     "WRITE",
     "WaitQueue",
+    "bind_ops",
     "block_on",
     "caller_sched",
     "check_fn",

@@ -108,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         action="store_true",
-        help="run the peer comparison instead (asyncio, threading, gevent; compute scaling on several Ps and "
-        "the mutators' rate while a barrier or a stop-the-world is in flight), ~3 minutes",
+        help="run the peer comparison instead (asyncio, threading, gevent; compute scaling on several Ps, "
+        "the mutators' rate while a barrier or a stop-the-world is in flight, and AtomicInt beside a "
+        "lock-guarded int), ~3 minutes",
     )
     p.add_argument("--quick", action="store_true", help="with --peers: a smoke run with small sizes (a few seconds)")
     p.add_argument(

@@ -21,8 +21,8 @@ from typing import Any
 
 import ragged
 
+from . import atomic_cases, mutator, scaling
 from . import build as build_info
-from . import mutator, scaling
 from .cli import PEER_PARTS
 from .peer_cases import (
     CHECK_CHUNKS,
@@ -60,7 +60,7 @@ from .peer_cases import (
     perf,
 )
 from .stats import fmt_time, percentile, table
-from .targets import parallel_goals, ratio, single_thread_goals
+from .targets import atomic_rows, parallel_goals, ratio, single_thread_goals
 from .targets import render as render_targets
 
 # ------------------------------------------------------------------ the sections
@@ -246,6 +246,30 @@ def build(cfg: Config) -> list[Section]:
             ],
             ops_label="barrier",
         ),
+        Section(
+            "atomic",
+            f"one shared counter, 2 workers x {c.n_atomic:,} increments at once",
+            "/s",
+            "increments per second (both workers)",
+            [
+                Case(
+                    "ragged_atomic",
+                    "ragged procs=2: 2 goroutines, AtomicInt.add(1)",
+                    lambda: atomic_cases.ragged_atomic(c.n_atomic),
+                    True,
+                ),
+                Case(
+                    "ragged_lock",
+                    "ragged procs=2: 2 goroutines, with threading.Lock: n += 1",
+                    lambda: atomic_cases.ragged_lock(c.n_atomic),
+                ),
+                Case(
+                    "threads_lock",
+                    "threading: 2 threads, with threading.Lock: n += 1",
+                    lambda: atomic_cases.threads_lock(c.n_atomic),
+                ),
+            ],
+        ),
     ]
 
 
@@ -387,6 +411,7 @@ def run(quiet: bool = False, quick: bool = False, only: tuple[str, ...] = PARTS)
         **({"mutator": mutators} if mutators else {}),
         "targets": [t.as_dict() for t in single_thread_goals(secs, BARRIER_PROCS)],
         "parallel": [t.as_dict() for t in parallel_goals(secs, scaled, mutators, build_info.info()["gil"])],
+        "atomic": [t.as_dict() for t in atomic_rows(secs)],
     }
 
 
@@ -488,4 +513,6 @@ def render(data: dict[str, Any]) -> str:
     if "parallel" in data:
         title = f"parallel goals, measured on {build_info.label(data)} (median over rounds; range over rounds)"
         out += ["", *render_targets(title, data["parallel"])]
+    if "atomic" in data:
+        out += ["", *render_targets("AtomicInt beside a lock-guarded int (information)", data["atomic"])]
     return "\n".join(out)

@@ -58,11 +58,11 @@ BENCHES: tuple[Bench, ...] = (
         "peers",
         "Beside asyncio, threads and gevent (`--peers`)",
         "Single-thread costs (switch, spawn, checkpoint, idle barrier, blocking calls) beside asyncio and "
-        "threads, compute scaling over Ps, and the mutators' rate while a barrier or a stop-the-world is in "
-        "flight on busy Ps.",
+        "threads, compute scaling over Ps, the mutators' rate while a barrier or a stop-the-world is in "
+        "flight on busy Ps, and AtomicInt beside a lock-guarded int on 2 Ps.",
         ("-m", "ragged.bench", "--peers", "--quiet"),
         ("-m", "ragged.bench", "--peers", "--quick", "--quiet"),
-        ("targets", "parallel"),
+        ("targets", "parallel", "atomic"),
     ),
 )
 

@@ -216,6 +216,32 @@ def parallel_goals(
     return rows
 
 
+def atomic_rows(secs: dict[str, dict[str, Any]]) -> list[Target]:
+    """The ``atomic`` part, for information (no goal): AtomicInt beside a lock-guarded int on 2 Ps."""
+    a = _case(secs, "atomic", "ragged_atomic").get("median")
+    lk = _case(secs, "atomic", "ragged_lock").get("median")
+
+    def per(rate: float | None) -> float:
+        return 1 / rate if rate else math.nan
+
+    where = "2 goroutines on 2 Ps, one counter"
+    return [
+        Target(
+            "atomic_vs_lock",
+            f"AtomicInt.add / threading.Lock-guarded += rate, {where}",
+            "info",
+            ratio(a, lk),
+            "",
+            1,
+            "x",
+        ),
+        Target("atomic_add", f"AtomicInt.add(1), {where}: wall time per increment", "info", per(a), "", 0, "s"),
+        Target(
+            "lock_add", f"with threading.Lock: n += 1, {where}: wall time per increment", "info", per(lk), "", 0, "s"
+        ),
+    ]
+
+
 def stress_goals(data: dict[str, Any]) -> list[Target]:
     """The stress benchmark's goals, at 4 Ps (or the most Ps run below that): barrier vs stop-the-world.
 

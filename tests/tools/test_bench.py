@@ -147,7 +147,7 @@ def test_plot_draws_full_curves_from_raw_samples(tmp_path: Path) -> None:
     _png_is_drawn(path)
 
 
-SECTIONS = {"spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier"}
+SECTIONS = {"spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier", "atomic"}
 
 
 @pytest.mark.timeout(60)
@@ -167,11 +167,21 @@ def test_peers_quick_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
                 assert key.startswith("gevent"), (name, key)
     assert data["sections"]["syscall"]["cases"]["ragged_p4"]["threads"] > 1
     assert data["sections"]["pingpong"]["cases"]["asyncio"]["ops"]["count"] > 0
+    assert {t["key"] for t in data["atomic"]} == {"atomic_vs_lock", "atomic_add", "lock_add"}
+    assert all(t["value"] > 0 and t["pass"] is None for t in data["atomic"])  # information rows
     keys = {t["key"] for t in data["targets"]}
     assert {"checkpoint", "switch_half", "spawn_gather", "barrier", "barrier_g", "syscall_p1", "syscall_p4"} <= keys
     for t in data["targets"]:
         assert t["pass"] in (True, False), t
-    for title in ("spawn+join", "context switch", "channel ping-pong", "syscall-heavy", "checkpoint", "for_each_p"):
+    for title in (
+        "spawn+join",
+        "context switch",
+        "channel ping-pong",
+        "syscall-heavy",
+        "checkpoint",
+        "for_each_p",
+        "AtomicInt",
+    ):
         assert title in out
     assert "single-thread goals" in out and ("PASS" in out or "MISS" in out)
 
