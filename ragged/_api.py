@@ -21,6 +21,7 @@ from ._core import (
     StopTheWorld,
     Sudog,
     check_fn,
+    checkpoint,
     check_seconds,
     current_g,
     foreachp,
@@ -196,6 +197,9 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
         foreachp(sched, fn, tls.m.p, None)
     finally:
         sched.worldsema.release()
+    # An uncontended barrier never leaves the M: be a safe point on the way out, so that a
+    # goroutine looping on barriers still honours sysmon's request to yield its P.
+    await checkpoint()
 
 
 def stop_the_world(reason: str = "user") -> StopTheWorld:

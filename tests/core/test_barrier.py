@@ -504,3 +504,28 @@ def test_metrics_count_barriers_and_stws_with_sensible_histograms() -> None:
     assert all(v >= 0 for v in m["per_p_pause_seconds"].values())
     assert sorted(m["per_p_pause_seconds"]) == list(range(procs))
     assert m["barrier_timeouts"] == 0 and m["barrier_fn_errors"] == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_goroutine_looping_on_barriers_does_not_starve_its_p() -> None:
+    """An uncontended barrier never parks its caller: on its way out it is a safe point, so sysmon's
+    request to yield (after preempt_after) reaches a goroutine that does nothing but barriers."""
+    done = threading.Event()
+
+    async def looper() -> int:
+        n = 0
+        while not done.is_set():
+            await ragged.for_each_p(lambda p: None)
+            n += 1
+        return n
+
+    async def other() -> None:
+        done.set()
+
+    async def main() -> int:
+        g = ragged.go(looper)
+        await ragged.gosched()  # the looper now runs; `other` queues behind it on the only P
+        ragged.go(other)
+        return await g
+
+    assert ragged.run(main, procs=1) > 0
