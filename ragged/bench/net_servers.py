@@ -52,10 +52,11 @@ def serve_ragged(procs: int, edge: bool = True) -> None:
     """ragged on its poller: edge-triggered epoll (Linux's default), or with
     ``edge=False`` the level-triggered ``selectors`` one other platforms use."""
     import ragged
-    from ragged._core import _netpoll
+    from ragged._core import _netpoll_sched
+    from ragged._core._netpoll_selectors import SelectorsBackend
 
     if not edge:
-        _netpoll.EDGE_TRIGGERED = False
+        _netpoll_sched.TheBackend = SelectorsBackend
 
     async def handle(c: ragged.net.Conn) -> None:
         async with c:
