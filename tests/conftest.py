@@ -115,6 +115,19 @@ def poller_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
+def no_socket_leak() -> Iterator[None]:
+    """Every socket the test opened is closed by its end (the ragged.net tests)."""
+    from _nethelpers import open_sockets
+
+    before = open_sockets()
+    yield
+    deadline = time.monotonic() + 5
+    while open_sockets() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert open_sockets() <= before, f"{open_sockets() - before} sockets left open"
+
+
+@pytest.fixture
 def short_switch_interval() -> Iterator[None]:
     """Make the interpreter switch threads very often, to widen race windows."""
     old = sys.getswitchinterval()
