@@ -30,7 +30,10 @@ following functions"):
                            edge-triggered one keeps its one registration.  Same locks.
 ``poll(np, timeout, blocking, out)``  wait up to ``timeout`` (0: do not block; None: forever); for each
                            ready fd call ``np.netpollready(pd, mask, blocking, out)`` (Go's
-                           ``netpollready``), and for the break fd, if ``blocking``, ``np.drain_brk()``.
+                           ``netpollready``; ``mask`` may carry ``HUP``, which an edge-triggered
+                           backend must report: the end of stream or an error stays readable
+                           without a further edge), and for the break fd, if ``blocking``,
+                           ``np.drain_brk()``.
                            Runs under ``NetPoll.poll_lock`` only; tolerates fds unregistered meanwhile
                            and a poller closed under it (returns nothing).
 ``close()``                close the OS poller.
@@ -104,7 +107,9 @@ READ = 0
 WRITE = 1
 DIRS = (READ, WRITE)
 BOTH = (1 << READ) | (1 << WRITE)  # an interest mask: both directions
+HUP = 1 << 2  # in a poll's report: the peer hung up or the fd has an error (readable for good)
 REASONS = ("IO wait read", "IO wait write")  # a parked goroutine's wait reason, by direction
+_DIRS_OF = ((), (READ,), (WRITE,), (READ, WRITE)) * 2  # the directions of a reported mask
 _VERBS = ("read", "write")
 
 
@@ -130,7 +135,8 @@ class PollDesc:
     timer of that wait (``rt``/``wt``); ``deadline``, the read / write
     deadline (``time.monotonic()``; 0.0 for none; ``rd``/``wd``); ``ready``,
     a readiness a poll saw while nobody waited, for the next wait to consume
-    (Go's ``pdReady``).  ``events``: the interest mask the backend holds now
+    (Go's ``pdReady``).  ``hup``: a poll reported a hang-up or an error (never
+    cleared: a reader must not count on a further edge).  ``events``: the interest mask the backend holds now
     (0: not registered).  ``np``: the poller it is attached to, or None until
     a goroutine first waits on it (written once, under ``NetPoll.lock``).
     ``owner``: the ``ragged.net`` object that owns the fd (its ``_shutdown()``
@@ -138,7 +144,9 @@ class PollDesc:
     ``wait_readable``/``wait_writable``, which lives while ``refs`` waits use it.
     """
 
-    __slots__ = ("fd", "lock", "np", "waiter", "timer", "deadline", "ready", "events", "closing", "owner", "refs")
+    __slots__ = (
+        "fd", "lock", "np", "waiter", "timer", "deadline", "ready", "hup", "events", "closing", "owner", "refs"
+    )  # fmt: skip
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
@@ -148,6 +156,7 @@ class PollDesc:
         self.timer: list[TimerEntry | None] = [None, None]
         self.deadline = [0.0, 0.0]
         self.ready = [False, False]
+        self.hup = False
         self.events = 0
         self.closing = False
         self.owner = owner
@@ -254,11 +263,6 @@ class NetPoll:
         finally:
             self.nregistered += (pd.events != 0) - (old != 0)
 
-    def want_locked(self, pd: PollDesc, d: int) -> None:
-        """Make sure the backend reports direction ``d`` of ``pd``.  Requires ``pd.lock``."""
-        if not pd.events & (1 << d):
-            self.set_interest_locked(pd, pd.events | (1 << d))
-
     def forget_locked(self, pd: PollDesc) -> None:
         """The one way an fd leaves the poller: out of the fd map and the backend.
         Requires ``pd.lock`` and ``NetPoll.lock``.  Idempotent."""
@@ -348,16 +352,17 @@ class NetPoll:
         (Go's ``netpollready``), or record the readiness for the next wait.  Takes ``pd.lock``.
         """
         drop = 0
-        timers = []
+        timers = None
         with pd.lock:
             if pd.closing:
                 return
-            for d in DIRS:
-                if not mask & (1 << d):
-                    continue
+            if mask & HUP:
+                pd.hup = True
+            for d in _DIRS_OF[mask]:
                 s = pd.waiter[d]
                 if s is not None and s.try_claim():
-                    e = self.take_locked(pd, d)
+                    e = pd.timer[d]
+                    pd.waiter[d] = pd.timer[d] = None
                     out.append(s)  # interest stays: the reader will most likely wait again
                 else:
                     pd.ready[d] = True  # for the next wait to consume
@@ -366,7 +371,10 @@ class NetPoll:
                     e = self.take_locked(pd, d)  # a stale waiter's timer, if any
                     drop |= 1 << d
                 if e is not None:
-                    timers.append(e)
+                    if timers is None:
+                        timers = [e]
+                    else:
+                        timers.append(e)
             if drop:
                 self._drop_idle_locked(pd, drop)
         if timers:
@@ -520,22 +528,24 @@ def pollwait(pd: PollDesc, d: int, timeout: float | None) -> Generator[Any, Any,
                 "direction (serialise the waits, or use ragged.net, which queues them)"
             )
         deadline = pd.deadline[d]
-        if timeout is not None:
-            t = _monotonic() + timeout
-            if not deadline or t < deadline:
-                deadline = t
-        if deadline and deadline <= _monotonic():
-            raise IOTimeout("i/o timeout")
+        if timeout is not None or deadline:
+            now = _monotonic()
+            if timeout is not None and (not deadline or now + timeout < deadline):
+                deadline = now + timeout
+            if deadline <= now:
+                raise IOTimeout("i/o timeout")
         if pd.ready[d]:
             pd.ready[d] = False  # a readiness nobody was waiting for: no need to park
             lock.release()
             return False
-        np.want_locked(pd, d)
+        if not pd.events & (1 << d):
+            np.set_interest_locked(pd, pd.events | (1 << d))
         s = Sudog(g)
         s.reason = reason
-        stale = np.take_locked(pd, d) if cur is not None else None
-        if stale is not None:
-            np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
+        if cur is not None:
+            stale = np.take_locked(pd, d)
+            if stale is not None:
+                np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
         pd.waiter[d] = s
         if deadline:
             np.arm_locked(pd, d, s, deadline)

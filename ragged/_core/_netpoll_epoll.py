@@ -13,7 +13,7 @@ from __future__ import annotations
 import select
 from typing import TYPE_CHECKING
 
-from ._netpoll import BOTH, READ, WRITE, not_pollable
+from ._netpoll import BOTH, HUP, READ, WRITE, not_pollable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._netpoll import NetPoll, PollDesc
@@ -23,6 +23,7 @@ _ET_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 # What readies a reader / a writer: an error or a hang-up ends both waits (the I/O then reports it).
 _R_MASK = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _W_MASK = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+_HUP_MASK = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _R_BIT = 1 << READ
 _W_BIT = 1 << WRITE
 
@@ -76,7 +77,8 @@ class EpollBackend:
                 pd = pds[fd]
             except KeyError:
                 continue  # evicted since the poll returned
-            netpollready(pd, (_R_BIT if m & _R_MASK else 0) | (_W_BIT if m & _W_MASK else 0), blocking, out)
+            mask = (_R_BIT if m & _R_MASK else 0) | (_W_BIT if m & _W_MASK else 0) | (HUP if m & _HUP_MASK else 0)
+            netpollready(pd, mask, blocking, out)
 
     def close(self) -> None:
         """Close the epoll fd."""

@@ -35,6 +35,21 @@ CLOSED = "use of closed network connection"
 _TURN_REASONS = ("net read lock", "net write lock")
 
 
+@types.coroutine
+def _exhausted() -> Generator[Any, Any, None]:
+    return
+    yield  # pragma: no cover - makes this a generator
+
+
+# What FdMutex.acquire returns when the turn was free: awaiting a finished
+# generator-based coroutine returns at once, every time.
+_DONE = _exhausted()
+try:
+    _DONE.send(None)
+except StopIteration:
+    pass
+
+
 class FdMutex:
     """Go's ``fdMutex``: serialises reads and writes, and delays the real close.
 
@@ -53,11 +68,12 @@ class FdMutex:
         self.busy = [False, False]
         self.q = (WaitQueue(), WaitQueue())
 
-    @types.coroutine
-    def acquire(self, d: int) -> Generator[Any, Any, None]:
-        """Take direction ``d``'s turn, parking behind the calls before us (FIFO).
+    def acquire(self, d: int) -> Any:
+        """Take direction ``d``'s turn: ``await mu.acquire(d)``, parking behind the calls before us (FIFO).
 
-        Returns without parking when the turn is free.  Raises NetClosed once closed.
+        When the turn is free it is taken here and an exhausted awaitable is
+        returned (awaiting it costs about nothing: no generator is made on the
+        fast path).  Raises NetClosed once closed.
         """
         lock = self.lock
         lock.acquire()
@@ -68,8 +84,13 @@ class FdMutex:
             self.busy[d] = True
             self.refs += 1
             lock.release()
-            return
-        yield from park_on(self.q[d], lock, _TURN_REASONS[d])
+            return _DONE
+        return self._acquire_slow(d)
+
+    @types.coroutine
+    def _acquire_slow(self, d: int) -> Generator[Any, Any, None]:
+        """Park for the turn (``lock`` held on entry, released by the park)."""
+        yield from park_on(self.q[d], self.lock, _TURN_REASONS[d])
         # Handed the turn by release() (refs counted for us), or woken by close() with NetClosed.
 
     def try_acquire(self, d: int) -> bool:

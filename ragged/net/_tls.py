@@ -182,7 +182,7 @@ class TLSConn(Conn):
             return data
 
     @types.coroutine
-    def _send(self, view: memoryview) -> Generator[Any, Any, None]:
+    def _send(self, view: bytes | memoryview) -> Generator[Any, Any, None]:
         """Write all of ``view`` as TLS records.  Holds the write turn.
 
         After a "want write" OpenSSL needs the same bytes again: ``off`` only
