@@ -167,17 +167,19 @@ def run_one(
             # Cores busy: the server's CPU over most of the measured window.  With
             # the load generator on the same machine, this says how much of it the
             # server could get.
-            c0, t0 = proc_cpu(srv.pid), time.monotonic()
+            c0, l0, t0 = proc_cpu(srv.pid), proc_cpu(ld.pid), time.monotonic()
             time.sleep(seconds / 2)
             row["threads"], row["rss_mb"] = proc_status(srv.pid)
             time.sleep(seconds * 0.4)
             row["cores"] = (proc_cpu(srv.pid) - c0) / (time.monotonic() - t0)
+            row["client_cores"] = (proc_cpu(ld.pid) - l0) / (time.monotonic() - t0)
         out, _ = ld.communicate(timeout=warmup + seconds + 120)
         res = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         row.update(res)
         row["rt_per_s"] = res.get("roundtrips", 0) / res["seconds"] if res.get("seconds") else 0.0
         if row.get("cores") is not None and row["rt_per_s"]:
             row["cpu_us_per_rt"] = row["cores"] / row["rt_per_s"] * 1e6
+            row["client_cpu_us_per_rt"] = row["client_cores"] / row["rt_per_s"] * 1e6
     except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as err:
         row["error"] = str(err)[:200]
     finally:

@@ -45,13 +45,14 @@ class Conn(NetFD):
     :Called from: anywhere; its reads and writes are awaited in goroutines.
     """
 
-    __slots__ = ("local_addr", "remote_addr", "_hot", "_rbuf", "_drained")
+    __slots__ = ("local_addr", "remote_addr", "_hot", "_rbuf", "_drained", "_hs_pending")
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock)
         self._hot = 0  # reads in a row that found data at once (a hint; written by the reader)
         self._rbuf = b""  # read past a separator, for the next read (the reader's)
         self._drained = False  # the last recv emptied the socket (the reader's)
+        self._hs_pending = False  # a TLS handshake must run before the next read or write
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go does
         self.local_addr: Any = sock.getsockname()
@@ -109,6 +110,10 @@ class Conn(NetFD):
             if off < total and not isinstance(data, memoryview):
                 data = memoryview(data)  # slices of the rest without copies
 
+    async def _handshake(self) -> None:
+        """The TLS handshake, run by the first read or write of a TLS connection (``_tls``)."""
+        raise AssertionError("only a TLS connection has a handshake pending")  # pragma: no cover
+
     # ------------------------------------------------------------ reads
 
     async def read(self, n: int = 65536) -> bytes:
@@ -127,6 +132,8 @@ class Conn(NetFD):
         """
         if type(n) is not int or n <= 0:
             check_n(n, "Conn.read()")
+        if self._hs_pending:
+            await self._handshake()
         if self._hot >= HOT_READS:
             self._hot = 0
             await gosched()  # fairness: let the other ready connections have a turn
@@ -160,6 +167,8 @@ class Conn(NetFD):
         :Called from: inside a goroutine.
         """
         check_n(n, "Conn.read_exactly()")
+        if self._hs_pending:
+            await self._handshake()
         await checkpoint()
         await self._mu.acquire(READ)
         try:
@@ -205,6 +214,8 @@ class Conn(NetFD):
         if limit < len(sep):
             raise ValueError(f"Conn.read_until(): limit {limit} is shorter than the separator")
         sep = bytes(sep)
+        if self._hs_pending:
+            await self._handshake()
         await checkpoint()
         await self._mu.acquire(READ)
         try:
@@ -252,6 +263,8 @@ class Conn(NetFD):
                 data = memoryview(data).cast("B")
             except TypeError:
                 raise TypeError(f"Conn.write() takes bytes-like data, not {type(data).__name__}") from None
+        if self._hs_pending:
+            await self._handshake()
         await checkpoint()
         await self._mu.acquire(WRITE)
         try:

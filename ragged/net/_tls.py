@@ -68,21 +68,30 @@ class TLSConn(Conn):
     :class:`TLSTruncated` if the TCP stream ends without one.  ``close()``
     sends a close-notify first when no read or write is in progress.  After
     the handshake: ``version``, ``cipher``, ``alpn_protocol``,
-    :meth:`peer_certificate`.
+    :meth:`peer_certificate`.  Reads and writes also raise what TLS adds:
+    :class:`TLSHandshakeError` (and :class:`TLSCertificateError`) from the
+    handshake they run when it has not run, :class:`TLSTruncated`, and
+    :class:`TLSError` for any other protocol error.
 
     :raises TypeError: if ``sock`` is not an ``ssl.SSLSocket``.
     :raises NetClosed: if the socket is closed already.
     :Called from: anywhere; its reads and writes are awaited in goroutines.
     """
 
-    __slots__ = ("_ssl_lock", "_hs_done", "_hs_err", "server_side", "server_hostname")
+    __slots__ = ("_ssl_lock", "_ssl", "_hs_done", "_hs_err", "server_side", "server_hostname")
 
     def __init__(self, sock: _ssl.SSLSocket) -> None:
         if not isinstance(sock, _ssl.SSLSocket):
             raise TypeError(f"TLSConn wraps an ssl.SSLSocket, not {type(sock).__name__}")
         super().__init__(sock)
         self._ssl_lock = threading.Lock()  # every call into the SSL object
+        # The C-level SSL object where the ssl module exposes it: SSLSocket.recv
+        # and send are Python wrappers around its read and write (two and one
+        # frames more per call, and an exception raised through them on every
+        # "want read").  Its read/write behave the same (no ragged-EOF suppression).
+        self._ssl: Any = getattr(sock, "_sslobj", None) or sock
         self._hs_done = False  # written once, holding both turns
+        self._hs_pending = True  # the first read or write runs the handshake
         self._hs_err: TLSError | None = None
         self.server_side: bool = sock.server_side
         self.server_hostname: str | None = sock.server_hostname
@@ -132,6 +141,7 @@ class TLSConn(Conn):
                     raise self._hs_err
                 if not self._hs_done:
                     await self._do_handshake(deadline)
+                    self._hs_pending = False
             finally:
                 self._release(WRITE)
         finally:
@@ -156,17 +166,21 @@ class TLSConn(Conn):
             await pollwait(self._attach(), d, left)
         self._hs_done = True
 
+    async def _handshake(self) -> None:
+        """The first read or write runs the handshake (Go's ``tls.Conn`` does the same)."""
+        await self._handshake_until(None)
+
     # ------------------------------------------------------------ the I/O primitives
 
     @types.coroutine
     def _recv(self, n: int) -> Generator[Any, Any, bytes]:
         """Up to ``n`` bytes of plaintext; b"" after the peer's close-notify.  Holds the read turn."""
-        sock, lock = self._sock, self._ssl_lock
+        obj, lock = self._ssl, self._ssl_lock
         hot = True
         while True:
             try:
                 with lock:
-                    data = sock.recv(n)
+                    data = obj.read(n)
             except _ssl.SSLWantReadError:
                 hot = False
                 yield from pollwait(self._attach(), READ, None)
@@ -188,13 +202,13 @@ class TLSConn(Conn):
         After a "want write" OpenSSL needs the same bytes again: ``off`` only
         moves on a call that succeeded.
         """
-        sock, lock = self._sock, self._ssl_lock
+        obj, lock = self._ssl, self._ssl_lock
         total = len(view)
         off = 0
         while off < total:
             try:
                 with lock:
-                    off += sock.send(view[off:] if off else view)
+                    off += obj.write(view[off:] if off else view)
             except _ssl.SSLWantWriteError:
                 yield from pollwait(self._attach(), WRITE, None)
             except _ssl.SSLWantReadError:
@@ -214,80 +228,6 @@ class TLSConn(Conn):
             from .._api import sleep
 
             yield from sleep(0.001).__await__()
-
-    # ------------------------------------------------------------ the Conn methods, after the handshake
-
-    async def read(self, n: int = 65536) -> bytes:
-        """Read what is there, up to ``n`` bytes of plaintext (see :meth:`Conn.read`); b"" after close-notify.
-
-        :raises TLSTruncated: the TCP stream ended without a close-notify.
-        :raises TLSHandshakeError: the handshake (run now if it has not) failed.
-        :raises TLSError: another TLS protocol error.
-        :raises TypeError: if ``n`` is not an int.
-        :raises ValueError: if ``n`` is not positive.
-        :raises NetClosed: if the connection is or gets closed.
-        :raises IOTimeout: past the read deadline.
-        :raises Cancelled: if the goroutine is cancelled while waiting.
-        :raises OSError: what the OS reports about the connection.
-        :raises NotInGoroutine: outside a goroutine.
-        :Called from: inside a goroutine.
-        """
-        if not self._hs_done:
-            await self.handshake()
-        return await super().read(n)
-
-    async def read_exactly(self, n: int) -> bytes:
-        """Read exactly ``n`` bytes of plaintext (see :meth:`Conn.read_exactly`).
-
-        :raises UnexpectedEOF: the peer's close-notify came first (``partial`` holds what was read).
-        :raises TLSTruncated: the TCP stream ended without a close-notify.
-        :raises TLSError: the handshake or another TLS exchange failed.
-        :raises TypeError: if ``n`` is not an int.
-        :raises ValueError: if ``n`` is not positive.
-        :raises NetClosed: if the connection is or gets closed.
-        :raises IOTimeout: past the read deadline.
-        :raises Cancelled: if the goroutine is cancelled while waiting.
-        :raises NotInGoroutine: outside a goroutine.
-        :Called from: inside a goroutine.
-        """
-        if not self._hs_done:
-            await self.handshake()
-        return await super().read_exactly(n)
-
-    async def read_until(self, sep: bytes = b"\n", limit: int = 65536) -> bytes:
-        """Read up to and including ``sep`` (see :meth:`Conn.read_until`).
-
-        :raises UnexpectedEOF: the stream ended before ``sep`` (``partial`` holds what was read).
-        :raises LineTooLong: ``limit`` bytes came without ``sep``.
-        :raises TLSTruncated: the TCP stream ended without a close-notify.
-        :raises TLSError: the handshake or another TLS exchange failed.
-        :raises TypeError: if ``sep`` is not bytes or ``limit`` not an int.
-        :raises ValueError: if ``sep`` is empty or ``limit`` < ``len(sep)``.
-        :raises NetClosed: if the connection is or gets closed.
-        :raises IOTimeout: past the read deadline.
-        :raises Cancelled: if the goroutine is cancelled while waiting.
-        :raises NotInGoroutine: outside a goroutine.
-        :Called from: inside a goroutine.
-        """
-        if not self._hs_done:
-            await self.handshake()
-        return await super().read_until(sep, limit)
-
-    async def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Write all of ``data`` as TLS records (see :meth:`Conn.write`).
-
-        :raises TLSError: the handshake or another TLS exchange failed.
-        :raises TypeError: if ``data`` is not bytes-like.
-        :raises NetClosed: if the connection is or gets closed.
-        :raises IOTimeout: past the write deadline.
-        :raises Cancelled: if the goroutine is cancelled while waiting.
-        :raises OSError: what the OS reports about the connection (``BrokenPipeError``...).
-        :raises NotInGoroutine: outside a goroutine.
-        :Called from: inside a goroutine.
-        """
-        if not self._hs_done:
-            await self.handshake()
-        return await super().write(data)
 
     # ------------------------------------------------------------ close
 
