@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ragged
+from ragged import net
 
 
 def open_sockets() -> int:
@@ -32,3 +33,23 @@ def run_clean(main: Callable[..., Any], *args: Any, procs: int = 2) -> Any:
             assert time.monotonic() < deadline, f"goroutines left behind:\n{rt.dump()}"
             time.sleep(0.01)
         return out
+
+
+async def echo(c: net.Conn) -> None:
+    """Echo what ``c`` reads until end of stream, then close it."""
+    async with c:
+        while True:
+            data = await c.read(4096)
+            if not data:
+                return
+            await c.write(data)
+
+
+async def serve(ln: net.Listener, handler: Callable[[net.Conn], Any] = echo) -> None:
+    """Accept connections on ``ln`` until it is closed, each served by ``handler`` in its own goroutine."""
+    while True:
+        try:
+            c = await ln.accept()
+        except ragged.NetClosed:
+            return
+        ragged.go(handler, c)

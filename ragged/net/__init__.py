@@ -15,8 +15,8 @@ cancelled or the connection is closed.  So 10,000 idle connections cost
 What there is: TCP (:func:`listen`, :func:`dial`), TLS on the same calls
 (``ssl=``; :class:`TLSConn`, :meth:`Conn.starttls`), Unix-domain stream
 sockets (:func:`listen_unix`, :func:`dial_unix`), UDP (:func:`listen_packet`,
-:class:`PacketConn`), and waits on bare fds (:func:`wait_readable`,
-:func:`wait_writable`).  Modules: ``_fd`` (what every object shares: the
+:class:`PacketConn`), and waits on bare fds (:func:`~ragged.wait_readable`,
+:func:`~ragged.wait_writable`).  Modules: ``_fd`` (what every object shares: the
 socket, its poll descriptor, turns, close, deadlines), ``_conn``
 (:class:`Conn`), ``_listen`` (listeners), ``_dial`` (names and dialling),
 ``_tls``, ``_packet``, ``_wait``, ``_errors``.

@@ -15,6 +15,7 @@ import ssl as _ssl
 import time
 import types
 from collections.abc import Generator
+from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
 from .._core import READ, WRITE, NetClosed, UnexpectedEOF, check_timeout, checkpoint, gosched, pollwait
@@ -275,7 +276,7 @@ class Conn(NetFD):
 
     async def starttls(
         self,
-        ssl: _ssl.SSLContext,
+        ssl: SSLContext,
         server_side: bool = False,
         server_hostname: str | None = None,
         timeout: float | None = None,

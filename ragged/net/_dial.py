@@ -7,8 +7,8 @@ import errno
 import ipaddress
 import os
 import socket
-import ssl as _ssl
 import time
+from ssl import SSLContext
 from typing import Any
 
 from .._core import WRITE, IOTimeout, check_timeout, current_g
@@ -65,7 +65,7 @@ async def dial(
     host: str,
     port: int,
     timeout: float | None = None,
-    ssl: _ssl.SSLContext | bool | None = None,
+    ssl: SSLContext | bool | None = None,
     server_hostname: str | None = None,
 ) -> Conn:
     """Connect to ``host:port`` over TCP (Go's ``net.Dial``, or ``tls.Dial`` with ``ssl=``).

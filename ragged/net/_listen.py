@@ -7,6 +7,7 @@ import os
 import socket
 import ssl as _ssl
 import stat
+from ssl import SSLContext
 from typing import Any
 
 from .._core import READ, TooManyOpenFiles, checkpoint
@@ -29,7 +30,7 @@ class Listener(NetFD):
 
     __slots__ = ("addr", "ssl_context", "_unlink")
 
-    def __init__(self, sock: socket.socket, ssl_context: _ssl.SSLContext | None = None) -> None:
+    def __init__(self, sock: socket.socket, ssl_context: SSLContext | None = None) -> None:
         super().__init__(sock)
         self.addr: Any = sock.getsockname()
         self.ssl_context = ssl_context  # accept() wraps each connection in TLS with it
@@ -105,7 +106,7 @@ def _check_backlog(backlog: Any, what: str) -> None:
         raise ValueError(f"{what}: backlog must be an int >= 0, not {backlog!r}")
 
 
-def check_ssl(ssl: Any, what: str, server_side: bool) -> _ssl.SSLContext | None:
+def check_ssl(ssl: Any, what: str, server_side: bool) -> SSLContext | None:
     """An ``ssl=`` argument: None, an ``ssl.SSLContext``, or True (a default context; clients only)."""
     if ssl is None or ssl is False:
         return None
@@ -117,7 +118,7 @@ def check_ssl(ssl: Any, what: str, server_side: bool) -> _ssl.SSLContext | None:
     return ssl
 
 
-def listen(host: str, port: int, backlog: int = 128, ssl: _ssl.SSLContext | None = None) -> Listener:
+def listen(host: str, port: int, backlog: int = 128, ssl: SSLContext | None = None) -> Listener:
     """Listen for TCP connections on ``host:port`` (port 0: any free port; see ``ln.addr``).
 
     With ``ssl=`` a server ``ssl.SSLContext`` (``ssl.create_default_context(

@@ -33,9 +33,10 @@ import threading
 import time
 import types
 from collections.abc import Generator
+from ssl import SSLContext, SSLSocket
 from typing import Any
 
-from .._core import READ, WRITE, NetClosed, NetError, poll_close, pollwait, ready
+from .._core import READ, WRITE, NetClosed, NetError, check_timeout, poll_close, pollwait, ready
 from ._conn import Conn
 from ._errors import TLSCertificateError, TLSError, TLSHandshakeError, TLSHostnameError, TLSTruncated
 from ._fd import CLOSED
@@ -80,7 +81,7 @@ class TLSConn(Conn):
 
     __slots__ = ("_ssl_lock", "_ssl", "_hs_done", "_hs_err", "server_side", "server_hostname")
 
-    def __init__(self, sock: _ssl.SSLSocket) -> None:
+    def __init__(self, sock: SSLSocket) -> None:
         if not isinstance(sock, _ssl.SSLSocket):
             raise TypeError(f"TLSConn wraps an ssl.SSLSocket, not {type(sock).__name__}")
         super().__init__(sock)
@@ -98,7 +99,7 @@ class TLSConn(Conn):
 
     @classmethod
     def wrap(
-        cls, sock: socket.socket, ctx: _ssl.SSLContext, server_side: bool, server_hostname: str | None = None
+        cls, sock: socket.socket, ctx: SSLContext, server_side: bool, server_hostname: str | None = None
     ) -> TLSConn:
         """A TLS connection over the connected socket ``sock`` (taken over), handshake not yet done."""
         try:
@@ -122,11 +123,14 @@ class TLSConn(Conn):
             not for ``server_hostname``).
         :raises TLSHandshakeError: the peer closed during the handshake, or no common protocol or cipher.
         :raises IOTimeout: after ``timeout`` seconds or past a deadline.
+        :raises TypeError: for a ``timeout`` that is not a number or None.
+        :raises ValueError: for a negative or NaN ``timeout``.
         :raises NetClosed: if the connection is or gets closed.
         :raises Cancelled: if the goroutine is cancelled while waiting.
         :raises NotInGoroutine: outside a goroutine.
         :Called from: inside a goroutine.
         """
+        timeout = check_timeout(timeout)
         if not self._hs_done:
             await self._handshake_until(None if timeout is None else _monotonic() + timeout)
 
@@ -318,7 +322,7 @@ class TLSConn(Conn):
 
 async def starttls(
     conn: Conn,
-    ssl: _ssl.SSLContext,
+    ssl: SSLContext,
     server_side: bool = False,
     server_hostname: str | None = None,
     deadline: float | None = None,

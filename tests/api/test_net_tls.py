@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from _nethelpers import run_clean
+from _nethelpers import echo, run_clean, serve
 
 import ragged
 from ragged import net
@@ -43,24 +43,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """Certificates from a second CA, which the clients of these tests do not trust."""
     return make_certs(tmp_path_factory.mktemp("tls-other"))
-
-
-async def echo(c: net.Conn) -> None:
-    async with c:
-        while True:
-            data = await c.read(4096)
-            if not data:
-                return
-            await c.write(data)
-
-
-async def serve(ln: net.Listener) -> None:
-    while True:
-        try:
-            c = await ln.accept()
-        except ragged.NetClosed:
-            return
-        ragged.go(echo, c)
 
 
 def test_tls_echo_and_what_was_negotiated(certs: Certs, no_socket_leak: None) -> None:
@@ -132,15 +114,7 @@ def test_curl_fetches_a_page_from_a_ragged_https_server(certs: Certs, no_socket_
                 head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                 await c.write(head % len(body) + body)
 
-        async def server() -> None:
-            while True:
-                try:
-                    c = await ln.accept()
-                except ragged.NetClosed:
-                    return
-                ragged.go(handle, c)
-
-        g = rt.go(server)
+        g = rt.go(serve, ln, handle)
         for _ in range(3):
             out = subprocess.run(
                 [curl, "-sS", "--max-time", "20", "--cacert", str(certs.ca), f"https://localhost:{ln.addr[1]}/hello"],
@@ -441,6 +415,12 @@ def test_bad_tls_arguments(certs: Certs) -> None:
         c = await net.dial("127.0.0.1", ln.addr[1])
         with pytest.raises(TypeError):
             await c.starttls("ctx")  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await c.starttls(certs.client_context(), timeout=-1)
+        tls = net.TLSConn.wrap(socket.socket(), certs.server_context(), server_side=True)
+        with pytest.raises(ValueError):
+            await tls.handshake(timeout=float("nan"))
+        tls.close()
         c.close()
         ln.close()
 
