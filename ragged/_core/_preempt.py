@@ -34,12 +34,11 @@ on events that another thread's running code then raises.  So:
   There it does what a checkpoint would for the request (:func:`_serve`):
   runs the P's safe-point function (a barrier), stops the M until the world
   restarts (stop-the-world), or for a time slice gives the P away as a
-  blocking call does (``handoffp``) and waits for a P to come back
-  (:func:`_yield`).  The goroutine cannot be suspended mid-frame, so it keeps
-  its M: it waits in the run queue as a *locked* goroutine (``g.lockedm``,
-  Go's ``LockOSThread`` machinery), and the M that takes it off a queue
-  hands its P to the waiting M (:func:`startlockedm`) instead of running it.
-  **Each goroutine preempted this way holds an M (an OS thread) while it
+  blocking call does (``handoffp``) and waits for a P to come back.  The
+  goroutine cannot be suspended mid-frame, so it keeps its M: it waits in
+  the run queue as a *locked* goroutine (``_lockedm``, Go's
+  ``LockOSThread`` machinery), and the M that takes it off a queue hands
+  its P to the waiting M instead of running it.  **Each goroutine preempted this way holds an M (an OS thread) while it
   waits.**  The callback never raises: cancellation stays at await points.
 * **Disarm.**  Events slow every thread while on (a callback per jump, and
   each switch re-instruments code), so once no request wants them sysmon
@@ -73,10 +72,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._g import RUNNABLE, RUNNING
+from ._lockedm import asyncstop, asyncyield, count
 from ._m import tls
-from ._p import GCSTOP, W_SAFEPOINT, W_STATUS
 from ._p import RUNNING as P_RUNNING
+from ._p import W_SAFEPOINT, W_STATUS
 from ._traps import disarm_g
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -463,14 +462,14 @@ def _serve(sched: Sched, m: M, g: Goroutine) -> None:
     served = False
     while True:
         p = m.p
-        assert p is not None  # checked by the caller; _stop and _yield return with a P
-        if sched.gcwaiting and _stop(sched, m, g, p):
+        assert p is not None  # checked by the caller; asyncstop and asyncyield return with a P
+        if sched.gcwaiting and asyncstop(sched, m, g, p):
             continue
         if p.plain[W_SAFEPOINT] and not served:
             served = True
             if sched.trace is not None:
                 sched.trace.async_preempt(p, g, "barrier")
-            _count(sched, g)
+            count(sched, g)
             # Then step aside as at any safe point but a goroutine's
             # checkpoint: under the GIL this M hands the GIL on until the
             # barrier ends (or its step-aside window closes), so the Ms still
@@ -479,141 +478,12 @@ def _serve(sched: Sched, m: M, g: Goroutine) -> None:
             run_safe_point_fn(sched, p)
             continue
         if g.preempt:
-            if _yield(sched, m, g, p):
+            if asyncyield(sched, m, g, p):
                 continue
             g.preempt = False  # nothing waits for the P: the request is moot
             if g.armed:
                 disarm_g(g)
         return
-
-
-def _count(sched: Sched, g: Goroutine) -> None:
-    """``g`` was reached asynchronously: count it, and escalate its next requests at once."""
-    g.noncoop = True
-    g.async_preempts += 1
-    sched.metrics.incr("async_preemptions")
-
-
-def _stop(sched: Sched, m: M, g: Goroutine, p: P) -> bool:
-    """Stop this M for the world, mid-frame; return once it runs again (False: no stop pending).
-
-    ``gcstopm`` of its own: the goroutine cannot go back to the scheduler, so
-    it goes on ``p``'s run queue as a locked goroutine (this P runs it again
-    once the world restarts) and the M waits for a P (:func:`stoplockedm`)
-    instead of joining the idle Ms.  The count-down comes after the lock is
-    released, as in ``gcstopm``.
-    """
-    tr = sched.trace
-    with sched.lock:
-        if not sched.gcwaiting:
-            return False
-        if tr is not None:
-            tr.async_preempt(p, g, "stop the world")
-            tr.go_stop(p, g, "stop the world (async)")
-            tr.stopped(p)
-        _park_locked(m, g)
-        sched.runqput(p, g)
-        p.sp_requested = _monotonic()  # reused as "stopped at" for pause accounting
-        sched.releasep(m, GCSTOP)
-    sched.stopwait_done()
-    _count(sched, g)
-    stoplockedm(sched, m, g)
-    return True
-
-
-def _yield(sched: Sched, m: M, g: Goroutine, p: P) -> bool:
-    """A time slice is over: give the P away as a blocking call does and wait for one.
-
-    Only when something waits for the P (its queue, the global queue, an
-    overdue timer); otherwise returns False and the goroutine goes on.
-    """
-    t0 = sched.timers.timer0
-    if not (p.runq or sched.globrunq or (t0 and t0 <= _monotonic())):
-        return False
-    tr = sched.trace
-    if tr is not None:
-        tr.go_stop(p, g, "preempted (async)")
-        tr.async_preempt(p, g, "time slice")
-    _count(sched, g)
-    _park_locked(m, g)
-    g.preempt = False
-    if g.armed:
-        disarm_g(g)
-    sched.releasep(m)  # RUNNING -> IDLE: this M owns it until handoffp
-    with sched.lock:
-        sched.globrunq.append(g)  # as Go: a preempted goroutine goes to the global queue
-    sched.handoffp(p, "async preempt")
-    stoplockedm(sched, m, g)
-    return True
-
-
-def _park_locked(m: M, g: Goroutine) -> None:
-    """``g`` stops running on ``m`` but stays inside its thread: mark it locked to ``m``."""
-    g.st = RUNNABLE
-    g.lockedm = m
-    m.lockedg = g
-    m.curg = None
-
-
-def stoplockedm(sched: Sched, m: M, g: Goroutine) -> None:
-    """Wait on this M's note until some M hands it a P for ``g`` (Go's ``stoplockedm``).
-
-    ``g`` is queued, locked to ``m``; :func:`startlockedm` sets ``m.nextp``
-    before it wakes the note (left-over wakeups are re-checked).  Returns
-    with ``m.p`` set and ``g`` running on ``m`` again.  The M holds no P and
-    no lock while it waits, and releases the GIL.
-    """
-    while True:
-        p = m.nextp
-        if p is not None:
-            break
-        m.park.sleep(None)
-    m.nextp = None
-    sched.acquirep(m, p)
-    p.schedtick += 1
-    m.lockedg = None
-    m.curg = g
-    g.m = m
-    g.st = RUNNING
-    if sched.trace is not None:
-        sched.trace.go_start(p, g)
-
-
-def take_locked(p: P) -> M | None:
-    """If the goroutine at the head of ``p``'s run queue waits inside its own M, dequeue it; return that M.
-
-    For ``startworld``, which owns ``p`` (stopped) and then hands it straight
-    to that M rather than to an idle M that would only pass it on.
-    """
-    q = p.runq
-    if not q:
-        return None
-    g = q[0]
-    lm = g.lockedm
-    if lm is None:
-        return None
-    q.popleft()
-    g.lockedm = None
-    return lm
-
-
-def startlockedm(sched: Sched, m: M, g: Goroutine) -> None:
-    """``m`` took ``g`` off a run queue, but ``g`` waits inside another M: hand that M our P, park.
-
-    Go's ``startlockedm``.  Runs with ``m.p`` set and no locks held; returns
-    with ``m.p`` set again (``stopm``), to schedule anew.
-    """
-    from ._proc import stopm
-
-    lm = g.lockedm
-    assert lm is not None  # the caller saw it set; only we, its dequeuer, clear it
-    g.lockedm = None
-    if sched.trace is not None and m.p is not None:
-        sched.trace.handoff(m.p, f"to goroutine {g.id} (preempted asynchronously)")
-    p = sched.releasep(m)  # RUNNING -> IDLE, on no list: lm takes it
-    lm.nextp = p
-    lm.park.wakeup()
-    stopm(sched, m)
 
 
 # ---------------------------------------------------------------- reports

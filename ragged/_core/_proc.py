@@ -24,11 +24,11 @@ from typing import Any
 from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
+from ._lockedm import startlockedm
 from ._m import M, tls
 from ._netpoll_sched import block as netpoll_block
 from ._netpoll_sched import findrunnable_poll, schedtick_poll
 from ._p import GCSTOP, W_SAFEPOINT, P
-from ._preempt import startlockedm
 from ._sched import Sched, _MExit
 from ._syscall import syscall
 from ._traps import CHECK, PARK, SYSCALL, YIELD, arm_g, disarm_g

@@ -18,11 +18,11 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BarrierError, NotInPlainThread, RaggedError
+from ._lockedm import take_locked
 from ._m import tls
 from ._netpoll_sched import wakem
 from ._p import GCSTOP, IDLE, RUNNING, SYSCALL, W_STATUS
 from ._park import current_g
-from ._preempt import take_locked
 from ._procresize import procresize
 from ._traps import arm, disarm
 from ._world import check_not_in_fn, wait_stopwait
