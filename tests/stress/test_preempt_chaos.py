@@ -71,8 +71,10 @@ async def tight_helper(n: int) -> int:
 
 
 def _gen(n: int) -> Iterator[int]:
-    for i in range(n):
+    i = 0
+    while i < n:  # a loop in Python (``yield from range(n)`` would be one in C)
         yield i
+        i += 1
 
 
 async def tight_generator(n: int) -> int:
