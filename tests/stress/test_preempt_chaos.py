@@ -33,9 +33,7 @@ from conftest import wait_until
 import ragged
 from ragged._core import _preempt
 
-pytestmark = pytest.mark.skipif(
-    not _preempt.AVAILABLE, reason="async preemption needs sys.monitoring (CPython 3.12+)"
-)
+pytestmark = pytest.mark.skipif(not _preempt.AVAILABLE, reason="async preemption needs sys.monitoring (CPython 3.12+)")
 
 
 def _seeds() -> list[int]:
