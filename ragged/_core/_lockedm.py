@@ -75,8 +75,7 @@ def asyncyield(sched: Sched, m: M, g: Goroutine, p: P) -> bool:
     Only when something waits for the P (its queue, the global queue, an
     overdue timer); otherwise returns False and the goroutine goes on.
     """
-    t0 = sched.timers.timer0
-    if not (p.runq or sched.globrunq or (t0 and t0 <= _monotonic())):
+    if not waits_for_p(sched, p, _monotonic()):
         return False
     tr = sched.trace
     if tr is not None:
@@ -93,6 +92,15 @@ def asyncyield(sched: Sched, m: M, g: Goroutine, p: P) -> bool:
     sched.handoffp(p, "async preempt")
     stoplockedm(sched, m, g)
     return True
+
+
+def waits_for_p(sched: Sched, p: P, now: float) -> bool:
+    """Whether anything waits for ``p`` to be given up: its queue, the global queue, an overdue timer.
+
+    Plain reads (hints): what a time slice ends for.
+    """
+    t0 = sched.timers.timer0
+    return bool(p.runq or sched.globrunq or (t0 and t0 <= now))
 
 
 def park_locked(m: M, g: Goroutine) -> None:

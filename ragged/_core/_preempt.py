@@ -72,7 +72,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._lockedm import asyncstop, asyncyield, count
+from ._lockedm import asyncstop, asyncyield, count, waits_for_p
 from ._m import tls
 from ._p import RUNNING as P_RUNNING
 from ._p import W_SAFEPOINT, W_STATUS
@@ -325,8 +325,12 @@ def slice_requested(sched: Sched, p: P, tick: int) -> None:
 def sysmon_round(sched: Sched, now: float) -> float:
     """sysmon's share: escalate overdue time-slice requests, switch idle events off.
 
-    Returns the longest sysmon may sleep before its next round (``inf``:
-    no limit): short while a request waits for its grace or the events are on.
+    A time slice is escalated only while something waits for the P (its
+    queue, the global queue, an overdue timer): a loop that blocks nobody
+    keeps running at full speed, events off, as it would between two
+    checkpoints with nothing pending.  Returns the longest sysmon may sleep
+    before its next round (``inf``: no limit): short while a request waits
+    for its grace or the events are on.
     """
     cap = float("inf")
     if _want:
@@ -347,8 +351,9 @@ def sysmon_round(sched: Sched, now: float) -> float:
                 if c is None or c - p.sysmon_preempt_cpu < GRACE:
                     cap = SLICE_POLL
                     continue
-            want(sched, m)
-            cap = SLICE_POLL
+            if waits_for_p(sched, p, now):
+                want(sched, m)
+                cap = SLICE_POLL
     if _armed and not disarm(now):
         cap = min(cap, LINGER)
     return cap
