@@ -176,7 +176,9 @@ def report_stragglers(sched: Sched, ps: list[P], what: str, elapsed: float) -> N
     body = "\n".join(describe_p(p) for p in ps)
     _log.warning(
         "ragged: %s has waited %.3fs for %d P(s) to reach a safe point "
-        "(a goroutine that never awaits the runtime cannot be stopped; add `await ragged.checkpoint()`):\n%s",
+        "(a goroutine cannot be stopped while it runs code that raises no Python events -- a loop in C, a "
+        "blocking call, or on CPython 3.11 any code that never awaits the runtime; add "
+        "`await ragged.checkpoint()` to loops and use `await ragged.syscall(fn)` for blocking calls):\n%s",
         what,
         elapsed,
         len(ps),
