@@ -373,7 +373,7 @@ def _sweep(sched: Sched, all_of_them: bool) -> None:
         if not all_of_them:
             p = m.p
             g = m.curg
-            if p is None or sched.gcwaiting or p.plain[W_SAFEPOINT] or (g is not None and g.preempt):
+            if p is not None and (sched.gcwaiting or p.plain[W_SAFEPOINT] or (g is not None and g.preempt)):
                 continue
         unwant(m)
 
@@ -443,8 +443,11 @@ def _async_safe_point(m: M, frame: Any) -> None:
             return
         g = m.curg
         p = m.p
-        if g is None or p is None or p.plain[W_STATUS] != P_RUNNING or not _user_code(frame, g):
-            return  # not now: the scheduler, a syscall, ragged's own code; the next event retries
+        if p is None:  # in a syscall, or waiting for a P: it owes nothing now
+            unwant(m)
+            return
+        if g is None or p.plain[W_STATUS] != P_RUNNING or not _user_code(frame, g):
+            return  # not now: the scheduler, ragged's own code; the next event retries
         sched = m.sched
         if sched.chaos is not None:
             sched.chaos.point("async-preempt")
