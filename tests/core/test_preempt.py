@@ -9,6 +9,7 @@ C raise no Python events and stay unreachable on every build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -89,6 +90,16 @@ LOOPS: dict[str, Callable[..., Any]] = {
 }
 
 
+@contextlib.contextmanager
+def loops(rt: ragged.Runtime, n: int, kind: str = "goroutine") -> Iterator[list[int]]:
+    """``n`` tight loops of ``kind`` on ``rt`` while the block runs; yields their counts."""
+    st, counts, gs = start_loops(rt, n, kind)
+    try:
+        yield counts
+    finally:
+        stop_loops(st, gs)
+
+
 def start_loops(rt: ragged.Runtime, n: int, kind: str = "goroutine") -> tuple[Stop, list[int], list[ragged.Goroutine]]:
     """``n`` tight loops of ``kind`` on ``rt``, running when this returns."""
     st = Stop()
@@ -96,6 +107,12 @@ def start_loops(rt: ragged.Runtime, n: int, kind: str = "goroutine") -> tuple[St
     gs = [rt.go(LOOPS[kind], st, counts, i, name=f"tight-{kind}-{i}") for i in range(n)]
     wait_until(lambda: all(counts), what="every tight loop to start")
     return st, counts, gs
+
+
+def wait_all_move(counts: list[int], what: str = "every loop to go on") -> None:
+    """Wait until every loop has counted further than it had when called."""
+    before = list(counts)
+    wait_until(lambda: all(c > b for c, b in zip(counts, before, strict=True)), what=what)
 
 
 def stop_loops(st: Stop, gs: list[ragged.Goroutine]) -> None:
@@ -156,11 +173,8 @@ def test_ticker_keeps_ticking_beside_two_tight_loops() -> None:
         return got
 
     with ragged.Runtime(procs=2) as rt:
-        st, _, gs = start_loops(rt, 2)
-        try:
+        with loops(rt, 2):
             assert rt.go(ticks, 20).result(timeout=30) == 20
-        finally:
-            stop_loops(st, gs)
         assert rt.metrics()["async_preemptions"] > 0
 
 
@@ -197,16 +211,12 @@ def test_barrier_runs_fn_exactly_once_on_every_p_running_a_tight_loop(kind: str)
     barrier still runs fn once on every P, and the loops keep going between barriers."""
     procs = 2
     with ragged.Runtime(procs=procs) as rt:
-        st, counts, gs = start_loops(rt, procs, kind)
-        try:
+        with loops(rt, procs, kind) as counts:
             for _ in range(15):
                 ids: list[int] = []
                 rt.for_each_p(lambda p, ids=ids: ids.append(p.id), timeout=20)
                 assert_once(ids, procs)
-            before = list(counts)
-            wait_until(lambda: all(c > b for c, b in zip(counts, before, strict=True)), what="the loops to go on")
-        finally:
-            stop_loops(st, gs)
+            wait_all_move(counts)
         assert rt.metrics()["async_preemptions"] >= procs
 
 
@@ -240,17 +250,13 @@ def test_stop_the_world_reaches_tight_loops_and_nothing_runs_while_it_holds() ->
     and every loop runs again after the restart."""
     procs = 2
     with ragged.Runtime(procs=procs) as rt:
-        st, counts, gs = start_loops(rt, procs)
-        try:
+        with loops(rt, procs) as counts:
             for _ in range(10):
                 with rt.stop_the_world("test"):
                     held = list(counts)
                     time.sleep(0.02)
                     assert counts == held, "a goroutine ran while the world was stopped"
-                before = list(counts)
-                wait_until(lambda b=before: all(c > x for c, x in zip(counts, b, strict=True)), what="loops to resume")
-        finally:
-            stop_loops(st, gs)
+                wait_all_move(counts, "loops to resume")
         assert rt.metrics()["async_preemptions"] >= procs
 
 
@@ -278,12 +284,9 @@ def test_on_311_a_tight_loop_is_a_straggler() -> None:
     reached: the barrier gives up on its P, as before."""
     settings = {} if not ASYNC else {"async_preempt": False}
     with ragged.Runtime(procs=2, **settings) as rt:
-        st, _, gs = start_loops(rt, 1)
-        try:
+        with loops(rt, 1):
             with pytest.raises(ragged.BarrierTimeout):
                 rt.for_each_p(lambda p: None, timeout=0.2)
-        finally:
-            stop_loops(st, gs)
         assert rt.metrics()["async_preemptions"] == 0
 
 
@@ -465,13 +468,10 @@ def test_trace_and_metrics_show_async_preemptions(tmp_path: Any) -> None:
     wait_until(lambda: not _preempt.armed(), what="events left on by an earlier test to go off")
     with ragged.trace(path):
         with ragged.Runtime(procs=2) as rt:
-            st, _, gs = start_loops(rt, 2)
-            try:
+            with loops(rt, 2):
                 rt.for_each_p(lambda p: None, timeout=20)
                 with rt.stop_the_world("t"):
                     pass
-            finally:
-                stop_loops(st, gs)
             m = rt.metrics()
     names = [e["name"] for e in json.loads(path.read_text())["traceEvents"]]
     assert "async preempt (barrier)" in names
@@ -486,12 +486,9 @@ def test_events_are_switched_off_once_nothing_needs_them() -> None:
     """After the last request the events go off again (sysmon, ``LINGER`` later)."""
     wait_until(lambda: not _preempt.armed(), what="events left on by an earlier test to go off")
     with ragged.Runtime(procs=2) as rt:
-        st, _, gs = start_loops(rt, 2)
-        try:
+        with loops(rt, 2):
             rt.for_each_p(lambda p: None, timeout=20)
             assert rt.metrics()["async_preempt_arms"] >= 1
-        finally:
-            stop_loops(st, gs)
         wait_until(lambda: not _preempt.armed(), what="the events to be switched off")
 
 
@@ -517,16 +514,13 @@ def test_a_coverage_tool_keeps_its_events_during_async_preemption() -> None:
         mon.register_callback(cov, mon.events.LINE, on_line)
         mon.set_local_events(cov, helper_loop.__code__, mon.events.LINE)
         with ragged.Runtime(procs=2) as rt:
-            st, _, gs = start_loops(rt, 2, "helper")
-            try:
+            with loops(rt, 2, "helper"):
                 for _ in range(5):
                     ids: list[int] = []
                     rt.for_each_p(lambda p, ids=ids: ids.append(p.id), timeout=20)
                     assert_once(ids, 2)
                 seen = lines[0]
                 wait_until(lambda: lines[0] > seen, what="coverage events after the barriers")
-            finally:
-                stop_loops(st, gs)
             assert rt.metrics()["async_preemptions"] > 0
         assert _preempt._tool != cov
     finally:
@@ -584,14 +578,11 @@ def test_no_free_tool_id_degrades_to_cooperative_preemption(
     caplog.set_level(logging.WARNING, logger="ragged")
     try:
         with ragged.Runtime(procs=2) as rt:
-            st, _, gs = start_loops(rt, 1)
-            try:
+            with loops(rt, 1):
                 for _ in range(2):
                     with pytest.raises(ragged.BarrierTimeout):
                         rt.for_each_p(lambda p: None, timeout=0.2)
                 assert _preempt.state(rt._sched) == "no tool id"
-            finally:
-                stop_loops(st, gs)
     finally:
         for t in taken:
             mon.free_tool_id(t)
