@@ -17,6 +17,7 @@ nothing else of the core; ``docs/design.md`` describes the contract.
 
 from __future__ import annotations
 
+from ._atomics import SEQ_CST, bind_ops
 from ._barrier import foreachp
 from ._errors import (
     BarrierError,
@@ -58,6 +59,7 @@ from ._park import (
 from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._procresize import check_on_retire, hand_over
 from ._runtime import Runtime, check_fn, check_procs_value, make_coro, run
+from ._settings import Settings
 from ._stw import StopTheWorld
 from ._timers import TimerEntry, Timers
 from ._trace import trace
@@ -83,9 +85,11 @@ __all__ = [
     "P",
     "PollDesc",
     "READ",
+    "SEQ_CST",
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
+    "Settings",
     "StopTheWorld",
     "Sudog",
     "TimerEntry",
@@ -94,6 +98,7 @@ __all__ = [
     "UnexpectedEOF",
     "WRITE",
     "WaitQueue",
+    "bind_ops",
     "block_on",
     "caller_sched",
     "check_fn",
