@@ -53,3 +53,16 @@ def test_preempt_quick_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFix
     else:
         assert "not available here" in out
         assert keys["speed"]["pass"] in (True, False)
+
+
+@pytest.mark.timeout(120)
+def test_results_has_a_table_for_it(tmp_path: Path) -> None:
+    """``make results`` runs it too: its section, command and goal rows in RESULTS.md."""
+    from ragged.bench import results
+
+    out = tmp_path / "RESULTS.md"
+    assert results.main(["--quick", "--only", "preempt", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## Goroutines that never await" in text and "--preempt" in text
+    rows = [line for line in text.splitlines() if line.startswith("| tight loop, nothing pending")]
+    assert len(rows) == 1 and ("PASS" in rows[0] or "MISS" in rows[0]), rows
