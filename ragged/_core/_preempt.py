@@ -38,8 +38,10 @@ on events that another thread's running code then raises.  So:
   goroutine cannot be suspended mid-frame, so it keeps its M: it waits in
   the run queue as a *locked* goroutine (``_lockedm``, Go's
   ``LockOSThread`` machinery), and the M that takes it off a queue hands
-  its P to the waiting M instead of running it.  **Each goroutine preempted this way holds an M (an OS thread) while it
-  waits.**  The callback never raises: cancellation stays at await points.
+  its P to the waiting M instead of running it.  **Each goroutine
+  preempted this way holds an M (an OS thread) while it waits.**  A time
+  slice is escalated only while something waits for the P.  The callback
+  never raises: cancellation stays at await points.
 * **Disarm.**  Events slow every thread while on (a callback per jump, and
   each switch re-instruments code), so once no request wants them sysmon
   switches them off, ``LINGER`` after the last one ended (back-to-back
@@ -57,8 +59,9 @@ or trace inside a monitoring callback): coverage and debuggers do not see
 that run.
 
 Shared state (nothing relies on the GIL): ``_want`` is a dict whose single
-reads, stores and pops are atomic on both builds; ``_armed``, ``_tool`` and
-``_idle_since`` change under ``_lock``.  ``g.lockedm`` is set by the M that
+reads, stores and pops are atomic on both builds; ``_armed`` and ``_tool``
+change under ``_lock``, a leaf lock (taken with no other ragged lock held,
+and nothing else is taken under it); ``_idle_since`` is a hint.  ``g.lockedm`` is set by the M that
 owns the goroutine's frames before it queues the goroutine and cleared by the
 M that takes it off the queue; ``m.lockedg`` belongs to its M.
 """
