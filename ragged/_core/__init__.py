@@ -41,7 +41,7 @@ from ._errors import (
 from ._g import Goroutine, check_label
 from ._handoff import caller_sched, committed, complete, park_op
 from ._m import tls
-from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
+from ._netpoll import READ, REASONS, WRITE, NetPoll, PollDesc, poll_close, poll_release, poll_set_deadline, pollwait
 from ._netpoll_sched import netpoll_of
 from ._p import P
 from ._park import (
@@ -85,6 +85,7 @@ __all__ = [
     "P",
     "PollDesc",
     "READ",
+    "REASONS",
     "SEQ_CST",
     "RaggedError",
     "Runtime",
@@ -121,6 +122,9 @@ __all__ = [
     "park_on",
     "park_op",
     "parkable_g",
+    "poll_close",
+    "poll_release",
+    "poll_set_deadline",
     "pollwait",
     "ready",
     "run",
