@@ -2,7 +2,8 @@
 
 Per seed, on ``Runtime(procs=P, chaos=seed, debug=True)``: goroutines that
 never await (loops in the goroutine, in a helper, in a generator, finite, each
-with a result to check) run beside channel pipelines, goroutines contending
+with a result to check, and one that spins for as long as the coordinators
+run) run beside channel pipelines, goroutines contending
 for a ``Mutex`` and sleepers, while coordinators -- a plain thread and a
 goroutine -- issue barriers and stop-the-worlds at random (and a ``set_procs``
 now and then).  Every barrier must run ``fn`` exactly once per P, nothing may
@@ -77,6 +78,14 @@ def _gen(n: int) -> Iterator[int]:
 
 async def tight_generator(n: int) -> int:
     return sum(_gen(n))
+
+
+async def spinner(until: float) -> int:
+    """A loop that never awaits for as long as the coordinators run: every barrier must reach it."""
+    n = 0
+    while time.monotonic() < until:
+        n += 1
+    return n
 
 
 async def pipeline(n: int) -> int:
@@ -179,6 +188,7 @@ def test_tight_loops_with_channels_locks_barriers_and_stop_the_world(seed: int) 
     with ragged.Runtime(procs=r.randint(2, 4), chaos=seed, debug=True, straggler_timeout=10) as rt:
         gs, want, box = _workload(rt, r)
         until = time.monotonic() + SECONDS
+        spin = rt.go(spinner, until, name="spinner")
         gc = rt.go(_goroutine_coordinator, seed, until, name="coordinator")
         t = threading.Thread(target=_coordinate, args=(rt, random.Random(seed + 1000), seed, until, errors))
         t.start()
@@ -189,6 +199,7 @@ def test_tight_loops_with_channels_locks_barriers_and_stop_the_world(seed: int) 
         assert got == want, f"results differ [seed={seed}]"
         assert box[0] == sum(want[-4:-1]), f"the mutex lost an increment [seed={seed}]"
         assert gc.result(timeout=30) > 0
+        assert spin.result(timeout=30) > 0
         check_accounted(gs, rt, seed)
         check_quiescent(rt, seed)
         check_p_statuses(rt, seed)
