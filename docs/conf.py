@@ -44,7 +44,7 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|exc|data|func)", r"(builtins\.)?(int|float|str|bool|bytes|dict|list|tuple|set|object|type|None)"),
     (r"py:(class|obj|exc|data)", r"(builtins\.)?[A-Z][A-Za-z]*(Error|Exception|Group|Iteration|Interrupt|Exit)"),
     (r"py:(class|obj|data)", r"(collections\.abc|typing|types|concurrent\.futures|contextvars|threading)\..*"),
-    (r"py:(class|obj|data)", r"(logging|socket)\..*"),
+    (r"py:(class|obj|data)", r"(logging|socket|ssl)\..*|SSLContext|SSLSocket"),
     (r"py:(class|obj|data)", r"(Any|Callable|Coroutine|Awaitable|Generator|Iterator|AsyncIterator|Iterable|Mapping)"),
     (r"py:(class|obj|data)", r"(Future|Context|LogRecord|Filter|FrameType|TracebackType|Self|ParamSpec)"),
     (r"py:(class|obj|data)", r"(ragged\.)?(_[A-Za-z]+\.)*([TRKV]|[TRKV]_co|Ts)|P\.(args|kwargs)"),
@@ -59,7 +59,10 @@ def _front_page(app: Any, docname: str, source: list[str]) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     text = text.replace("](benchmarks/RESULTS.md)", "](results.md)")
     text = re.sub(r"\]\(docs/", "](", text)
-    toc = "\n\n```{toctree}\n:maxdepth: 2\n:caption: Reference\n\napi\nresults\n```\n"
+    toc = (
+        "\n\n```{toctree}\n:maxdepth: 1\n:caption: Guides\n:glob:\n\nguides/*\n```\n"
+        "\n```{toctree}\n:maxdepth: 2\n:caption: Reference\n\napi\ndesign\nresults\n```\n"
+    )
     source[0] = text + toc
 
 

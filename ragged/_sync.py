@@ -261,7 +261,7 @@ class RWMutex:
     writer (``await rw.lock()`` / ``rw.unlock()``, or ``async with rw:``).
     As in Go, a waiting writer keeps new readers out, so writers are not
     starved; when a writer unlocks, the readers that queued meanwhile go
-    first, then the next writer.  ``_lock`` guards every field.
+    first, then the next writer.
 
     :raises: nothing.
     :Called from: anywhere (construction); see each method.
@@ -374,7 +374,7 @@ class RWMutex:
                 complete(r)
 
     def rlocker(self) -> Locker:
-        """A :class:`~ragged._sync.Locker` whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``.
+        """A :class:`~ragged.Locker` whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``.
 
         For a :class:`Cond` over the read side; ``async with rw.rlocker():`` holds a read lock.
 
@@ -581,7 +581,7 @@ class Cond:
     Hold ``L`` and ``await cond.wait()`` in a loop on your predicate;
     ``cond.signal()`` wakes one waiter, ``cond.broadcast()`` all (callable
     from anywhere, with or without ``L``).  ``async with cond:`` holds ``L``.
-    ``_lock`` guards the waiter queue.  ``L`` defaults to a new :class:`Mutex`.
+    ``L`` defaults to a new :class:`Mutex`.
 
     :raises TypeError: if ``L`` has no ``lock()`` and ``unlock()``.
     :Called from: anywhere (construction); see each method.

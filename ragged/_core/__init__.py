@@ -2,7 +2,8 @@
 
 Everything below this line of the package is the runtime proper (trio's
 ``_core``): goroutines, threads and processors (``_g``, ``_m``, ``_p``), the
-scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), the one module
+scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), asynchronous
+preemption on CPython 3.12+ (``_preempt``, ``_lockedm``), the one module
 that yields to the scheduler (``_traps``), the one waiter queue (``_park``,
 ``_handoff``), kernel waits (``_note``), timers, the network poller
 (``_netpoll*``), the barrier and stop-the-world (``_barrier``, ``_stw``,
@@ -18,6 +19,7 @@ nothing else of the core; ``docs/design.md`` describes the contract.
 
 from __future__ import annotations
 
+from ._atomics import SEQ_CST, bind_ops
 from ._barrier import foreachp
 from ._errors import (
     BarrierError,
@@ -42,7 +44,7 @@ from ._errors import (
 from ._g import Goroutine, check_label
 from ._handoff import caller_sched, committed, complete, park_op
 from ._m import tls
-from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
+from ._netpoll import READ, REASONS, WRITE, NetPoll, PollDesc, poll_close, poll_release, poll_set_deadline, pollwait
 from ._netpoll_sched import netpoll_of
 from ._p import P
 from ._park import (
@@ -58,6 +60,7 @@ from ._park import (
 from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._procresize import check_on_retire, hand_over
 from ._runtime import Runtime, check_fn, check_procs_value, make_coro, run
+from ._settings import Settings
 from ._stw import StopTheWorld
 from ._timeout import MAX_WAIT, check_deadline, check_seconds, check_timeout, clamp_wait
 from ._timers import TimerEntry, Timers
@@ -85,10 +88,13 @@ __all__ = [
     "P",
     "PollDesc",
     "READ",
+    "REASONS",
+    "SEQ_CST",
     "RaggedError",
     "Runtime",
     "RuntimeClosed",
     "RuntimeCrashed",
+    "Settings",
     "StopTheWorld",
     "Sudog",
     "TimerEntry",
@@ -97,6 +103,7 @@ __all__ = [
     "UnexpectedEOF",
     "WRITE",
     "WaitQueue",
+    "bind_ops",
     "block_on",
     "caller_sched",
     "check_deadline",
@@ -121,6 +128,9 @@ __all__ = [
     "park_on",
     "park_op",
     "parkable_g",
+    "poll_close",
+    "poll_release",
+    "poll_set_deadline",
     "pollwait",
     "ready",
     "run",

@@ -147,7 +147,7 @@ def step_aside(sched: Sched, p: P, at_checkpoint: bool = False) -> None:
     the GIL for a whole switch interval (5ms), so if it simply went back to
     its goroutine, the Ms still to reach their safe point -- and the
     coordinator, which must wake up to finish -- would queue behind it: the
-    barrier would take about procs x 5ms (DESIGN.md).  So it waits for the
+    barrier would take about procs x 5ms (docs/design.md).  So it waits for the
     barrier to end, off the GIL, but only within the step-aside window: a
     barrier held up by a straggler that never reaches a safe point must not
     stall everyone else, so after that window the M goes straight back to its

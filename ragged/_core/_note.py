@@ -22,7 +22,7 @@ Two implementations behind one interface, chosen when the note is made:
   yield gives the core away for a scheduler slice.  Measured with 2 busy
   threads on 2 cores, a 100µs-sliced wait woken from another thread: lock
   note 22-48µs p50 but 111-167ms p99; eventfd note 13µs p50, 3.3ms p99
-  (DESIGN.md, "Free-threaded CPython").
+  (docs/design.md, "Free-threaded CPython").
 
 The choice follows what the interpreter is (``sys._is_gil_enabled()``), never
 a user flag: both are correct on either build, only their speed differs.
@@ -151,6 +151,15 @@ class FdNote:
     def fileno(self) -> int:
         """The descriptor that becomes readable on wakeup (for a poller to watch)."""
         return self._rfd
+
+    def close(self) -> None:
+        """Close the fds now, for an owner that knows nobody sleeps on or wakes the note any more
+        (the network poller's break note at runtime close); later calls raise ``OSError``."""
+        fds = {self._rfd, self._wfd}
+        self._rfd = self._wfd = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
     def __del__(self) -> None:
         for fd in {getattr(self, "_rfd", -1), getattr(self, "_wfd", -1)}:

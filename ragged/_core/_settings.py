@@ -50,16 +50,22 @@ class Settings:
     ``barrier_step_aside`` (None: automatic)
         for this long after a barrier starts, an M whose P has run ``fn`` waits
         for the barrier to end instead of taking the GIL (or its core) back
-        from the Ms still to reach their safe point (0: never; see
-        ``_barrier.step_aside``).  None (the default): 20ms where the GIL is
+        from the Ms still to reach their safe point (0: never).  None (the default): 20ms where the GIL is
         on; on a free-threaded build without it an M never waits while the
         Ps can all run at once; with more Ps than usable CPUs it yields its
         core at each safe point, and after the barrier's first millisecond
         waits at its goroutine's checkpoints (within 20ms).
-    ``block_report`` (off; :data:`DEBUG_BLOCK_REPORT` with ``debug``)
+    ``block_report`` (off; 100ms with ``debug``)
         sysmon logs a goroutine that has held its P this long without reaching
-        a safe point, once per slice, with its stack (see ``_blockreport``);
+        a safe point, once per slice, with its stack (see the blocking-call
+        report guide);
         None or 0: off.  Must exceed ``preempt_after``.
+    ``async_preempt`` (True)
+        on CPython 3.12+, reach a goroutine that never awaits: a barrier, a
+        stop-the-world or sysmon's time slice that a goroutine does not answer
+        at a checkpoint is served from inside its running Python code (see
+        :func:`ragged.checkpoint`); False: only at await points, as on 3.11
+        (Go's ``GODEBUG=asyncpreemptoff=1``).
     ``detect_deadlock`` (False; True in ``ragged.run``)
         fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug`` (``RAGGED_DEBUG=1``)
@@ -80,6 +86,7 @@ class Settings:
     shutdown_timeout: float = 5.0
     barrier_step_aside: float | None = None
     block_report: float | None = None
+    async_preempt: bool = True
     detect_deadlock: bool = False
     debug: bool = False
     chaos: int | None = None

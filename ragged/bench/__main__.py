@@ -5,7 +5,9 @@ With no flags it runs the default stress workload (about a minute): on procs
 blocking syscalls run together while a coordinator issues ragged barriers,
 then the same with stop-the-world, with no-coordinator slices as baseline.
 ``--peers`` runs the comparison with asyncio, threads and gevent; ``--net``
-the echo benchmark of the network poller (``ragged.bench.netbench``).
+the echo benchmark of the network poller (``ragged.bench.netbench``);
+``--preempt`` asynchronous preemption: barriers, stop-the-world and a
+sleeper beside goroutines that never await (``ragged.bench.preempt``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from . import report, stress
 from .cli import PEER_PARTS, positive
+from .targets import stress_goals
 
 
 def _procs_list(text: str) -> list[int]:
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ragged.bench",
         description=__doc__,
+        epilog=report.LEGEND,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -106,19 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         action="store_true",
-        help="run the peer comparison (asyncio, threading, gevent; and issue 12's compute scaling and "
-        "barrier-vs-stop-the-world mutator rate) instead",
+        help="run the peer comparison instead (asyncio, threading, gevent; compute scaling on several Ps, "
+        "the mutators' rate while a barrier or a stop-the-world is in flight, and AtomicInt beside a "
+        "lock-guarded int), ~3 minutes",
     )
     p.add_argument("--quick", action="store_true", help="with --peers: a smoke run with small sizes (a few seconds)")
     p.add_argument(
         "--only",
         type=_parts,
         metavar="PARTS",
-        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator (issue 12's cases); "
+        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator; "
         "parts: " + ", ".join(PEER_PARTS),
     )
     p.add_argument(
         "--net", action="store_true", help="run the network poller's echo benchmark instead (see --net --help)"
+    )
+    p.add_argument(
+        "--preempt",
+        action="store_true",
+        help="run the asynchronous preemption benchmark instead: barriers, stop-the-world and a sleeper beside "
+        "goroutines that never await (see --preempt --help)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
@@ -134,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import netbench
 
         return netbench.main([a for a in argv if a != "--net"])
+    if "--preempt" in argv:
+        # Asynchronous preemption's benchmark has its own options (see --preempt --help).
+        from . import preempt
+
+        return preempt.main([a for a in argv if a != "--preempt"])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.peers:
@@ -164,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.procs, modes, args.mix, args.duration, args.reps, args.interval, settings, args.quiet
             ),
         )
+        data["targets"] = [t.as_dict() for t in stress_goals(data)]
         print(report.render(data))
         if args.plot:
             from . import plot

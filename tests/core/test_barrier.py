@@ -82,6 +82,7 @@ def test_caller_p_runs_fn_inside_the_await_before_it_returns() -> None:
         me = ragged.current_goroutine().id
         log.append(("before", None, me, threading.get_ident()))
         await ragged.for_each_p(lambda p: log.append(("fn", p.id, current_gid(), threading.get_ident())))
+        # No await since the barrier ran (only its start is a safe point): its P and thread.
         log.append(("after", ragged.current_p().id, me, threading.get_ident()))
         return me, threading.get_ident()
 
@@ -505,3 +506,28 @@ def test_metrics_count_barriers_and_stws_with_sensible_histograms() -> None:
     assert all(v >= 0 for v in m["per_p_pause_seconds"].values())
     assert sorted(m["per_p_pause_seconds"]) == list(range(procs))
     assert m["barrier_timeouts"] == 0 and m["barrier_fn_errors"] == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_goroutine_looping_on_barriers_does_not_starve_its_p() -> None:
+    """An uncontended barrier never parks its caller: on its way out it is a safe point, so sysmon's
+    request to yield (after preempt_after) reaches a goroutine that does nothing but barriers."""
+    done = threading.Event()
+
+    async def looper() -> int:
+        n = 0
+        while not done.is_set():
+            await ragged.for_each_p(lambda p: None)
+            n += 1
+        return n
+
+    async def other() -> None:
+        done.set()
+
+    async def main() -> int:
+        g = ragged.go(looper)
+        await ragged.gosched()  # the looper now runs; `other` queues behind it on the only P
+        ragged.go(other)
+        return await g
+
+    assert ragged.run(main, procs=1) > 0
