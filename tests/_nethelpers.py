@@ -35,6 +35,15 @@ def run_clean(main: Callable[..., Any], *args: Any, procs: int = 2) -> Any:
         return out
 
 
+async def wait_parked(g: ragged.Goroutine, reason: str = "IO wait") -> None:
+    """Inside a goroutine: wait (up to ~5s) until ``g`` is parked with ``reason`` in its wait reason."""
+    for _ in range(5000):
+        if g.status == "waiting" and reason in repr(g):
+            return
+        await ragged.sleep(0.001)
+    raise AssertionError(f"{g!r} never parked on {reason!r}")
+
+
 async def echo(c: net.Conn) -> None:
     """Echo what ``c`` reads until end of stream, then close it."""
     async with c:

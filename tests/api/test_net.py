@@ -14,7 +14,7 @@ import struct
 import time
 
 import pytest
-from _nethelpers import serve
+from _nethelpers import serve, wait_parked
 
 import ragged
 from ragged import net
@@ -28,14 +28,6 @@ def run(main, *args, procs: int = 2):
     """Run ``main(*args)`` as a goroutine on a fresh runtime (no deadlock detection: peers are threads)."""
     with ragged.Runtime(procs=procs) as rt:
         return rt.go(main, *args).result(timeout=30)
-
-
-async def wait_parked(g: ragged.Goroutine, reason: str = "IO wait") -> None:
-    for _ in range(5000):
-        if g.status == "waiting" and reason in repr(g):
-            return
-        await ragged.sleep(0.001)
-    raise AssertionError(f"{g!r} never parked on {reason!r}")
 
 
 def test_echo_round_trips_addresses_and_async_with() -> None:

@@ -416,7 +416,7 @@ def test_bad_tls_arguments(certs: Certs) -> None:
         with pytest.raises(TypeError):
             await c.starttls("ctx")  # type: ignore[arg-type]
         with pytest.raises(ValueError):
-            await c.starttls(certs.client_context(), timeout=-1)
+            await c.starttls(certs.client_context(), timeout=float("nan"))  # (a negative timeout is 0)
         tls = net.TLSConn.wrap(socket.socket(), certs.server_context(), server_side=True)
         with pytest.raises(ValueError):
             await tls.handshake(timeout=float("nan"))

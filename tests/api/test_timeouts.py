@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from _invariants import check_still_works
+from _nethelpers import wait_parked
 from conftest import wait_until
 
 import ragged
@@ -48,14 +49,6 @@ def healthy(rt: ragged.Runtime, what: str) -> None:
     assert not rt._errors, f"after {what}: {rt._errors}"
     assert rt.crashed is None
     check_still_works(rt, what)
-
-
-async def parked_on(g: ragged.Goroutine, reason: str) -> None:
-    for _ in range(5000):
-        if g.status == "waiting" and reason in repr(g):
-            return
-        await ragged.sleep(0.001)
-    raise AssertionError(f"{g!r} never parked on {reason!r}")
 
 
 # ---------------------------------------------------------------- negative and zero: already expired
@@ -136,8 +129,8 @@ def test_sleep_inf_parks_with_no_timer_until_cancelled() -> None:
         before = len(timers)
         g = ragged.go(ragged.sleep, INF)
         big = ragged.go(ragged.sleep, 10**400)  # beyond any float: inf too
-        await parked_on(g, "sleep")
-        await parked_on(big, "sleep")
+        await wait_parked(g, "sleep")
+        await wait_parked(big, "sleep")
         assert len(timers) == before, "an infinite sleep must keep no timer"
         g.cancel()
         big.cancel()
@@ -160,8 +153,8 @@ def test_huge_sleep_parks_and_the_timer_waiter_survives_its_wait(seconds: Any) -
     async def main() -> str:
         g = ragged.go(ragged.sleep, seconds)
         reader = ragged.go(ragged.wait_readable, a)  # a poller exists: the timer waiter polls
-        await parked_on(g, "sleep")
-        await parked_on(reader, "IO wait")
+        await wait_parked(g, "sleep")
+        await wait_parked(reader, "IO wait")
         sched = ragged.current_runtime()._sched
         await ragged.syscall(wait_until, lambda: sched.timer_waiter is not None, 10, "a timer waiter")
         await ragged.syscall(time.sleep, 0.05)  # let it block in its (clamped) wait
@@ -318,7 +311,7 @@ def test_far_and_infinite_connection_deadlines_never_fire_and_reads_work() -> No
         for d in (time.monotonic() + 1e10, time.monotonic() + 1e300, INF):
             c.set_deadline(d)
             g = ragged.go(c.read, 10)
-            await parked_on(g, "IO wait")
+            await wait_parked(g, "IO wait")
             await ragged.sleep(0.02)  # the timer waiter waits on (clamps) the far deadline meanwhile
             await s.write(b"hi")
             out.append(await g)

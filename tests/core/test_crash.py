@@ -34,6 +34,17 @@ class Injected(Exception):
     """The failure the tests plant inside ragged."""
 
 
+def _raise_when(armed: threading.Event, real: Callable[..., Any], where: str) -> Callable[..., Any]:
+    """``real``, raising :class:`Injected` instead once ``armed`` is set."""
+
+    def fake(*args: Any) -> Any:
+        if armed.is_set():
+            raise Injected(where)
+        return real(*args)
+
+    return fake
+
+
 class Fault:
     """Where to plant the failure: ``arm(rt)`` makes the runtime hit it (once the victims are in place)."""
 
@@ -62,32 +73,11 @@ class Fault:
 
             mp.setattr(_proc, "_stop_runnable", stop_runnable)
         elif name == "sysmon":
-            real_retake = _sysmon.retake
-
-            def retake(sched: Any, now: float) -> int:
-                if armed.is_set():
-                    raise Injected("in sysmon")
-                return real_retake(sched, now)
-
-            mp.setattr(_sysmon, "retake", retake)
+            mp.setattr(_sysmon, "retake", _raise_when(armed, _sysmon.retake, "in sysmon"))
         elif name == "poller":
-            real_netpoll = NetPoll.netpoll
-
-            def netpoll(self: NetPoll, timeout: float | None) -> list[Any]:
-                if armed.is_set():
-                    raise Injected("in the network poller")
-                return real_netpoll(self, timeout)
-
-            mp.setattr(NetPoll, "netpoll", netpoll)
+            mp.setattr(NetPoll, "netpoll", _raise_when(armed, NetPoll.netpoll, "in the network poller"))
         elif name == "timer":
-            real_wake = _api._wake_sleeper
-
-            def wake_sleeper(s: Any) -> None:
-                if armed.is_set():
-                    raise Injected("in a timer callback")
-                real_wake(s)
-
-            mp.setattr(_api, "_wake_sleeper", wake_sleeper)
+            mp.setattr(_api, "_wake_sleeper", _raise_when(armed, _api._wake_sleeper, "in a timer callback"))
         else:  # pragma: no cover
             raise AssertionError(name)
 

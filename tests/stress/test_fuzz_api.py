@@ -159,30 +159,32 @@ async def g_after(e: Env, x: Any) -> None:
     await ragged.select(ragged.after(x).recv_case(), e.never.recv_case())
 
 
-async def g_timer(e: Env, x: Any) -> None:
-    t = ragged.Timer(x)
+_NO_RESET = object()
+
+
+async def _fires(e: Env, t: Any, reset_to: Any = _NO_RESET) -> None:
+    """Keep ``t`` (a Timer or Ticker) for the release to stop, reset it to ``reset_to`` if given,
+    and wait for its first value (or the release)."""
     e.timers.append(t)
+    if reset_to is not _NO_RESET:
+        t.reset(reset_to)
     await ragged.select(t.c.recv_case(), e.never.recv_case())
+
+
+async def g_timer(e: Env, x: Any) -> None:
+    await _fires(e, ragged.Timer(x))
 
 
 async def g_timer_reset(e: Env, x: Any) -> None:
-    t = ragged.Timer(3600)
-    e.timers.append(t)
-    t.reset(x)
-    await ragged.select(t.c.recv_case(), e.never.recv_case())
+    await _fires(e, ragged.Timer(3600), x)
 
 
 async def g_ticker(e: Env, x: Any) -> None:
-    t = ragged.Ticker(x)
-    e.timers.append(t)
-    await ragged.select(t.c.recv_case(), e.never.recv_case())
+    await _fires(e, ragged.Ticker(x))
 
 
 async def g_ticker_reset(e: Env, x: Any) -> None:
-    t = ragged.Ticker(3600)
-    e.timers.append(t)
-    t.reset(x)
-    await ragged.select(t.c.recv_case(), e.never.recv_case())
+    await _fires(e, ragged.Ticker(3600), x)
 
 
 async def g_with_timeout(e: Env, x: Any) -> None:
