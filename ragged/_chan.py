@@ -20,7 +20,7 @@ Every operation follows Go's ``chansend`` / ``chanrecv``:
   drained.
 
 Waiters are woken only by whoever wins their sudog's claim, through
-``_handoff.complete``; goroutines park with ``_handoff.park_op`` and plain
+``_handoff.complete``; goroutines park with ``park_on`` and plain
 threads block with ``_park.block_on``.  ``select`` (``_select``) uses the same
 lock-held steps, :meth:`Chan._poll_recv` and :meth:`Chan._poll_send`.
 """
@@ -41,7 +41,7 @@ from ._core import (
     checkpoint,
     complete,
     current_g,
-    park_op,
+    park_on,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -245,7 +245,7 @@ class Chan(Generic[T]):
         await checkpoint()
         s = self._start_send(v, g)
         if s is not None:
-            await park_op(self._sendq, self._lock, "chan send", s)
+            await park_on(self._sendq, self._lock, "chan send", s)
             _check_sent(s)
 
     async def recv_ok(self) -> tuple[T | None, bool]:
@@ -263,7 +263,7 @@ class Chan(Generic[T]):
         r = self._start_recv(g)
         if isinstance(r, tuple):
             return r
-        await park_op(self._recvq, self._lock, "chan receive", r)
+        await park_on(self._recvq, self._lock, "chan receive", r)
         return r.elem, r.ok
 
     async def recv(self) -> T:

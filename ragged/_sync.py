@@ -3,7 +3,7 @@
 All of them are built the same way, on the one wait queue of ``_park``:
 a ``threading.Lock`` guards the object's state and its ``WaitQueue``s; a
 goroutine that must wait registers a sudog while holding that lock and parks
-with ``_handoff.park_op`` (the lock is released only once the goroutine is
+with ``park_on`` (the lock is released only once the goroutine is
 suspended); whoever releases the resource wins the waiter's claim and
 *hands the resource over* with ``_handoff.complete`` -- the woken waiter
 already owns it and never competes again.  A waiting goroutine holds no P
@@ -38,7 +38,7 @@ from ._core import (
     checkpoint,
     complete,
     current_g,
-    park_op,
+    park_on,
 )
 
 
@@ -120,7 +120,7 @@ class _Sema:
             self._value -= 1
             lock.release()
             return
-        await park_op(self._q, lock, self._reason, Sudog(g))
+        await park_on(self._q, lock, self._reason, Sudog(g))
 
     def _release(self) -> None:
         """Give a permit back: straight to the first waiter, if any.
@@ -292,7 +292,7 @@ class RWMutex:
             self._readers += 1
             lock.release()
             return
-        await park_op(self._rq, lock, "sync.RWMutex.RLock", Sudog(g))
+        await park_on(self._rq, lock, "sync.RWMutex.RLock", Sudog(g))
 
     def runlock(self) -> None:
         """Undo one ``rlock``; the last reader out hands the lock to a waiting writer.
@@ -324,7 +324,7 @@ class RWMutex:
             self._writer = True
             lock.release()
             return
-        await park_op(self._wq, lock, "sync.RWMutex.Lock", Sudog(g), on_cancel=self._writer_left)
+        await park_on(self._wq, lock, "sync.RWMutex.Lock", Sudog(g), on_cancel=self._writer_left)
 
     def unlock(self) -> None:
         """Undo ``lock``: admit the waiting readers, else the next writer.
@@ -478,7 +478,7 @@ class WaitGroup:
         if self._n == 0:
             lock.release()
             return
-        await park_op(self._q, lock, "sync.WaitGroup.Wait", Sudog(g))
+        await park_on(self._q, lock, "sync.WaitGroup.Wait", Sudog(g))
 
     def wait_blocking(self, timeout: float | None = None) -> None:
         """From a plain thread: block until the counter is zero.
@@ -558,7 +558,7 @@ class Once:
             if self._runner is g:
                 lock.release()
                 raise RaggedError("sync: Once.do() called from inside its own function; it would deadlock")
-            await park_op(self._q, lock, "sync.Once.Do", Sudog(g))
+            await park_on(self._q, lock, "sync.Once.Do", Sudog(g))
             return
         self._runner = g
         lock.release()
@@ -620,7 +620,7 @@ class Cond:
             lock.release()
             raise
         try:
-            await park_op(self._q, lock, "sync.Cond.Wait", Sudog(g))
+            await park_on(self._q, lock, "sync.Cond.Wait", Sudog(g))
         finally:
             await _relock(self.L)
 

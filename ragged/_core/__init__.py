@@ -37,7 +37,7 @@ from ._errors import (
     UnexpectedEOF,
 )
 from ._g import Goroutine, check_label
-from ._handoff import caller_sched, committed, complete, park_op
+from ._handoff import caller_sched, committed, complete
 from ._m import tls
 from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
 from ._netpoll_sched import netpoll_of
@@ -113,7 +113,6 @@ __all__ = [
     "make_coro",
     "netpoll_of",
     "park_on",
-    "park_op",
     "parkable_g",
     "pollwait",
     "ready",

@@ -453,8 +453,8 @@ class Runtime:
             # cancelled (Sched.newproc).
             for g in sched.goroutines():
                 g.cancel()
-            while sched.allgs and time.monotonic() < deadline:
-                time.sleep(0.001)
+            while sched.allgs and (left := deadline - time.monotonic()) > 0:
+                sched.closenote.sleep(left)  # the last gfree wakes it
             for g in sched.goroutines():
                 self._abandon(g)
         finally:
@@ -538,7 +538,8 @@ def _join_m(m: Any, timeout: float) -> bool:
     may exist whose ``Thread.start()`` has not returned yet: wait for that too.
     A thread's ``ident`` is no sign that it has started: CPython sets it in the
     new thread before it marks the thread started, and ``join()`` in between
-    raises ``RuntimeError``; so the join itself is what is retried.
+    raises ``RuntimeError``; so the join itself is what is retried, each time
+    ``startm`` wakes ``sched.closenote`` after a ``Thread.start()`` returns.
     """
     end = time.monotonic() + timeout
     while True:
@@ -552,9 +553,10 @@ def _join_m(m: Any, timeout: float) -> bool:
                 pass  # "cannot join thread before it is started": start() is still under way
             else:
                 return not t.is_alive()
-        if time.monotonic() >= end:
+        left = end - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(0.001)
+        m.sched.closenote.sleep(left)
 
 
 def check_fn(fn: Any) -> None:

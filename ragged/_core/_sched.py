@@ -99,6 +99,10 @@ class Sched:
         self.stw_trace: tuple[str, int, int] = ("", 0, 0)
         self.lock = threading.Lock()
         self.stopnote = new_note()  # the coordinator sleeps here until stopwait reaches 0
+        # close() sleeps here: until the last goroutine is freed (gfree), and
+        # while an M's thread is still starting (startm wakes it once
+        # Thread.start() has returned).
+        self.closenote = new_note()
         self.procs = procs
         self.allp: list[P] = []
         self.pidle: list[P] = []
@@ -110,11 +114,10 @@ class Sched:
         self.gcwaiting = False
         self._stopwait = AtomicWords(1)  # see the stopwait property
         self.safe_point_fn: Callable[[P], Any] | None = None
-        self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
+        self.barrier_done: BarrierDone | None = None  # the Ms stepping aside for the barrier in flight
         self.barrier_yield = False  # Ms that ran fn yield their core (see _barrier.yields_cores)
         self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
         self.barrier_t0 = 0.0  # when the barrier in flight began
-        self.barrier_parked: list[M] = []  # Ms asleep on their notes until it ends (_barrier.park_aside)
         self.cpus = usable_cpus()  # CPUs this process may use, read once at start
         self.wakep_deferred = False
         self.timers = Timers(self)
@@ -345,7 +348,10 @@ class Sched:
 
             t = threading.Thread(target=mstart, args=(self, newm), name=f"ragged-M{newm.id}", daemon=True)
             newm.thread = t
-            t.start()
+            try:
+                t.start()
+            finally:
+                self.closenote.wakeup()  # a close() waiting to join this M may retry now
             self.metrics.incr("threads_started")
         else:
             wakem(self, m)  # its note, or the poll it may be blocked in (netpollBreak)
@@ -458,9 +464,17 @@ class Sched:
             return list(self.allgs.values())
 
     def gfree(self, g: Goroutine) -> None:
-        """Forget a finished goroutine."""
+        """Forget a finished goroutine; the last one to go while the runtime closes wakes ``close()``.
+
+        ``_closing`` is read under ``_allglock``, under which ``close()`` took its
+        snapshot after setting it: either close() sees ``allgs`` empty or the
+        last ``gfree`` sees it closing.
+        """
         with _allglock:
             self.allgs.pop(g.id, None)
+            last = not self.allgs and self.runtime._closing
+        if last:
+            self.closenote.wakeup()
 
     def goready(self, g: Goroutine, value: Any = None, exc: BaseException | None = None) -> None:
         """Make a parked goroutine runnable, resuming it with ``value`` or ``exc``.

@@ -92,7 +92,9 @@ def test_ms_parked_aside_at_checkpoints_are_all_woken_when_the_barrier_ends(
     monkeypatch.setattr(_barrier, "STEP_ASIDE_WINDOW", 600.0)
     parked: list[int] = []
     real_park = _barrier.park_aside
-    monkeypatch.setattr(_barrier, "park_aside", lambda sched, p: (parked.append(p.id), real_park(sched, p))[1])
+    monkeypatch.setattr(
+        _barrier, "park_aside", lambda sched, p, done: (parked.append(p.id), real_park(sched, p, done))[1]
+    )
     with ragged.Runtime(procs=procs) as rt:
         rt._sched.cpus = 1
         with busy_goroutines(rt, procs) as counts:
