@@ -206,8 +206,9 @@ def park_aside(sched: Sched, p: P, done: BarrierDone) -> None:
     the barrier's end (waiting for the GIL after the wakeup is ordinary GIL
     sharing), when yielding cores up to the wakeup.
     """
-    m = p.m
-    assert m is not None  # on p's own M
+    m = getattr(tls, "m", None)  # p's own M; p.m is None once it entered a syscall
+    if m is None:  # pragma: no cover - step_aside runs on Ms only
+        return
     t = _monotonic()
     until = sched.barrier_aside_until
     if until <= t:
