@@ -44,7 +44,6 @@ import errno
 import ipaddress
 import os
 import socket
-import threading
 import time
 from typing import Any, Self
 
@@ -58,6 +57,7 @@ from ._core import (
     NetPoll,
     NotPollable,
     PollDesc,
+    Rank,
     Sudog,
     TooManyOpenFiles,
     UnexpectedEOF,
@@ -66,6 +66,7 @@ from ._core import (
     checkpoint,
     current_g,
     gosched,
+    lock_maker,
     netpoll_of,
     park_on,
     pollwait,
@@ -82,6 +83,8 @@ _CLOSED = "use of closed network connection"
 # connections wait -- throughput at the cost of their latency.
 HOT_READS = 4
 
+_new_fd_lock = lock_maker(Rank.NETFD, "ragged.net _FdMutex.lock")  # threading.Lock unless RAGGED_DEBUG
+
 
 class _FdMutex:
     """Go's ``fdMutex``: serialises reads and writes, and delays the real close.
@@ -94,7 +97,7 @@ class _FdMutex:
     __slots__ = ("lock", "closed", "refs", "busy", "q")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _new_fd_lock()
         self.closed = False
         self.refs = 0
         self.busy = [False, False]

@@ -6,12 +6,15 @@ scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), the one module
 that yields to the scheduler (``_traps``), the one waiter queue (``_park``,
 ``_handoff``), kernel waits (``_note``), timers, the network poller
 (``_netpoll*``), the barrier and stop-the-world (``_barrier``, ``_stw``,
-``_world``), ``procs`` changes, the ``Runtime`` object, diagnostics, the
-tracer, settings, metrics and errors.  Nothing here imports the layer above.
+``_world``), the lock-rank table (``_lockrank``), ``procs`` changes, the
+``Runtime`` object, diagnostics, the tracer, settings, metrics and errors.
+Nothing here imports the layer above.
 
 The user layer (channels, select, sync, time, context, labels, ``ragged.net``,
 the goroutine-side API) builds on the names this module exports and on
-nothing else of the core; ``docs/design.md`` describes the contract.
+nothing else of the core; ``docs/design.md`` describes the contract.  Its
+locks come from ``lock_maker`` with their :class:`Rank` in the one lock-order
+table (``_lockrank``), and its waits on ``park_on``/``block_on`` and ``ready``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ._errors import (
     FdBusy,
     IllegalTransition,
     IOTimeout,
+    LockOrderError,
     NetClosed,
     NetError,
     NotInGoroutine,
@@ -38,6 +42,7 @@ from ._errors import (
 )
 from ._g import Goroutine, check_label
 from ._handoff import caller_sched, committed, complete
+from ._lockrank import Rank, lock_maker, new_claim
 from ._m import tls
 from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
 from ._netpoll_sched import netpoll_of
@@ -73,6 +78,7 @@ __all__ = [
     "Goroutine",
     "IOTimeout",
     "IllegalTransition",
+    "LockOrderError",
     "NetClosed",
     "NetError",
     "NetPoll",
@@ -83,6 +89,7 @@ __all__ = [
     "PollDesc",
     "READ",
     "RaggedError",
+    "Rank",
     "Runtime",
     "RuntimeClosed",
     "StopTheWorld",
@@ -110,8 +117,10 @@ __all__ = [
     "gopark",
     "gosched",
     "hand_over",
+    "lock_maker",
     "make_coro",
     "netpoll_of",
+    "new_claim",
     "park_on",
     "parkable_g",
     "pollwait",

@@ -34,11 +34,11 @@ edge-triggered, on Linux; the standard library's ``selectors`` elsewhere
 Who polls, when, and how readied goroutines reach a P -- the scheduler's side
 of the poller, and ``netpoll_of``, which makes it -- is in ``_netpoll_sched``.
 
-Locks, in order: a ``ragged.net`` object's lock, ``PollDesc.lock`` (the
+Locks (their order is the table in ``_lockrank``): ``PollDesc.lock`` (the
 waiter slots, deadlines, timers and interest of one fd), ``NetPoll.lock``
 (the selector's registrations and the fd map: ``selectors`` is not
 thread-safe by itself, and on the free-threaded build Ms really run in
-parallel), ``Timers.lock``, the sched lock.  ``NetPoll.poll_lock`` is held
+parallel).  ``NetPoll.poll_lock`` is held
 by whoever is inside ``select()``: one poller at a time.  ``select()``
 itself runs under no other lock and tolerates fds unregistered meanwhile
 (``selectors`` skips fds it no longer knows; a stale event for a reused fd
@@ -60,8 +60,11 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import FdBusy, IOTimeout, NetClosed, NotPollable, RaggedError, RuntimeClosed
+from ._lockrank import Rank, lock_maker, new_lock
 from ._park import Sudog, parkable_g, ready
 from ._traps import gopark
+
+_new_pd_lock = lock_maker(Rank.POLLDESC, "PollDesc.lock")  # threading.Lock unless RAGGED_DEBUG
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
@@ -107,7 +110,7 @@ class PollDesc:
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
-        self.lock = threading.Lock()
+        self.lock = _new_pd_lock()
         self.waiter: list[Sudog | None] = [None, None]
         self.timer: list[TimerEntry | None] = [None, None]
         self.deadline = [0.0, 0.0]
@@ -127,8 +130,8 @@ class NetPoll:
 
     def __init__(self, sched: Sched, edge: bool | None = None) -> None:
         self.sched = sched
-        self.lock = threading.Lock()  # selector registrations, pds, nregistered, closed
-        self.poll_lock = threading.Lock()  # held by whoever is inside select()
+        self.lock = new_lock(Rank.NETPOLL, "NetPoll.lock")  # selector registrations, pds, nregistered, closed
+        self.poll_lock = new_lock(Rank.POLL, "NetPoll.poll_lock")  # held by whoever is inside select()
         self.edge = EDGE_TRIGGERED if edge is None else edge
         # Exactly one of the two: an edge-triggered epoll, or a level-triggered selector.
         self.ep: Any = None

@@ -30,6 +30,7 @@ from ._errors import (
     combine,
 )
 from ._g import DEAD, WAITING, Coro, Goroutine, check_labels
+from ._lockrank import Rank, new_lock
 from ._m import tls
 from ._metrics import Metrics
 from ._netpoll_sched import close as netpoll_close
@@ -131,9 +132,9 @@ class Runtime:
         self._sched.worldsema = WorldSema(self._sched)
         self._closed = False
         self._closing = False
-        self._close_lock = threading.Lock()
+        self._close_lock = new_lock(Rank.CLOSE, "Runtime._close_lock")
         self._unjoined: dict[int, Goroutine] = {}
-        self._unjoined_lock = threading.Lock()
+        self._unjoined_lock = new_lock(Rank.UNJOINED, "Runtime._unjoined_lock")
         self._deadlock: Deadlock | None = None
         self._main: Goroutine | None = None  # ragged.run's main goroutine (set before it runs)
         self._errors: list[str] = []

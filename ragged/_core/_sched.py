@@ -15,8 +15,10 @@ Locking.  ``lock`` (Go's ``sched.lock``) guards the idle lists, ``nmspinning``,
 a P's own M pushes and pops its local queue, thieves pop from the same end.
 A goroutine is put on the *global* queue under ``lock`` whenever the caller
 holds no P, so an M deciding to go idle (which checks the global queue and
-parks its P under ``lock``) cannot miss it.  Lock order: a channel or
-goroutine lock, then ``Timers.lock``, then ``lock``.
+parks its P under ``lock``) cannot miss it.  ``lock`` has its rank in the one
+lock-order table (``_lockrank``): a barrier callback runs under it for idle
+Ps, so it ranks below the locks of channels, sync objects and goroutines,
+which are never held while it is taken.
 
 Fields outside ``lock`` (nothing relies on the GIL for atomicity):
 ``allgs``/``ngcreated`` change under the module's ``_allglock``
@@ -47,6 +49,7 @@ from ._atomics import AtomicWords
 from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Coro, Goroutine
+from ._lockrank import Rank, new_lock
 from ._m import M, tls
 from ._netpoll_sched import wakem
 from ._note import new_note
@@ -74,7 +77,7 @@ _log = logging.getLogger("ragged")
 # still get work by stealing half of a busy P's queue.
 RUNQ_SIZE = 4096
 
-_allglock = threading.Lock()
+_allglock = new_lock(Rank.ALLG, "_allglock")
 _gids = itertools.count(1)
 
 
@@ -97,7 +100,7 @@ class Sched:
         self.trace_owned: Any = None  # a RAGGED_TRACE tracer this runtime writes at close
         self.barrier_seq = 0
         self.stw_trace: tuple[str, int, int] = ("", 0, 0)
-        self.lock = threading.Lock()
+        self.lock = new_lock(Rank.SCHED, "sched.lock")
         self.stopnote = new_note()  # the coordinator sleeps here until stopwait reaches 0
         # close() sleeps here: until the last goroutine is freed (gfree), and
         # while an M's thread is still starting (startm wakes it once
@@ -123,12 +126,13 @@ class Sched:
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
         self.netpoll: NetPoll | None = None  # the network poller, made on first use (_netpoll_sched.netpoll_of)
-        self.netpoll_init_lock = threading.Lock()  # Go's netpollInitLock: netpoll is made once, under it
+        # Go's netpollInitLock: netpoll is made once, under it.
+        self.netpoll_init_lock = new_lock(Rank.NETPOLL_INIT, "sched.netpoll_init_lock")
         self.allgs: dict[int, Goroutine] = {}
         self.ngcreated = 0
         self.shutdown = False
         self.thread_waiters: set[Sudog] = set()
-        self._tw_lock = threading.Lock()
+        self._tw_lock = new_lock(Rank.THREAD_WAITERS, "sched._tw_lock")
         with self.lock:
             for i in range(procs):
                 p = P(i, self)
