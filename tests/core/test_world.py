@@ -1,7 +1,11 @@
-"""The barrier and stop-the-world exclude each other: concurrent callers take turns on worldsema.
+"""``worldsema`` and the coordinator's wait (``_core._world``).
 
-A barrier waits for a stop-the-world section and never runs fn inside it; a
-stop-the-world waits for a barrier in progress; barriers and sections from
+``WorldSema`` on its own: FIFO turns for plain threads and goroutines (a
+goroutine waiting for it parks and leaves its P to others), re-entry refused,
+timeouts that leave nothing queued; ``check_not_in_fn``; ``wait_stopwait``.
+Then what it is for: the barrier and stop-the-world exclude each other --
+a barrier waits for a stop-the-world section and never runs fn inside it, a
+stop-the-world waits for a barrier in progress, and barriers and sections from
 many goroutines and threads at once never interleave.
 """
 
@@ -18,6 +22,124 @@ from _invariants import check_quiescent
 from conftest import wait_until
 
 import ragged
+from ragged._core import _world
+from ragged._core._m import tls
+from ragged._core._world import check_not_in_fn, wait_stopwait
+
+# ---------------------------------------------------------------- WorldSema
+
+
+@pytest.mark.timeout(30)
+def test_worldsema_hands_turns_to_plain_threads_in_arrival_order() -> None:
+    with ragged.Runtime(procs=1) as rt:
+        ws = rt._sched.worldsema
+        ws.acquire_thread("test")
+        order: list[int] = []
+
+        def turn(k: int) -> None:
+            ws.acquire_thread("test")
+            order.append(k)
+            ws.release()
+
+        ts = []
+        for k in range(4):
+            t = threading.Thread(target=turn, args=(k,))
+            t.start()
+            wait_until(lambda k=k: len(ws.q) == k + 1, 10, f"thread {k} to queue")
+            ts.append(t)
+        ws.release()
+        for t in ts:
+            t.join(JOIN)
+        assert order == [0, 1, 2, 3]
+        assert not ws.held and ws.owner is None and len(ws.q) == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_goroutine_waiting_for_worldsema_parks_and_leaves_its_p_to_others() -> None:
+    """procs=1: while one goroutine waits for the world, another still runs on the one P."""
+    with ragged.Runtime(procs=1) as rt:
+        ws = rt._sched.worldsema
+        ws.acquire_thread("test")
+
+        async def waiter() -> str:
+            await ws.acquire_g(ragged.current_goroutine(), "test")
+            ws.release()
+            return "got it"
+
+        async def other() -> str:
+            return "ran meanwhile"
+
+        w = rt.go(waiter)
+        wait_until(lambda: len(ws.q) == 1 and w.status == "waiting", 10, "the goroutine to park on worldsema")
+        assert rt.go(other).result(timeout=10) == "ran meanwhile"
+        ws.release()
+        assert w.result(timeout=10) == "got it"
+
+
+def test_worldsema_refuses_its_own_holder_and_times_out_cleanly() -> None:
+    with ragged.Runtime(procs=1) as rt:
+        ws = rt._sched.worldsema
+        ws.acquire_thread("first")
+        try:
+            with pytest.raises(ragged.BarrierError, match="second.*already holds the world"):
+                ws.acquire_thread("second")
+            out: list[BaseException] = []
+
+            def other() -> None:
+                try:
+                    ws.acquire_thread("other", timeout=0.05)
+                except BaseException as err:  # noqa: BLE001 - checked below
+                    out.append(err)
+
+            t = threading.Thread(target=other)
+            t.start()
+            t.join(JOIN)
+            assert len(out) == 1 and isinstance(out[0], TimeoutError)
+            assert len(ws.q) == 0, "a timed-out waiter stayed queued"
+        finally:
+            ws.release()
+        assert not ws.held
+
+
+def test_check_not_in_fn_raises_only_inside_a_barrier_callback() -> None:
+    check_not_in_fn("for_each_p")
+    tls.in_fn = True
+    try:
+        with pytest.raises(ragged.BarrierError, match="stop_the_world called from inside a for_each_p callback"):
+            check_not_in_fn("stop_the_world")
+    finally:
+        tls.in_fn = False
+
+
+@pytest.mark.timeout(30)
+def test_wait_stopwait_repreempts_until_the_last_p_counts_down_and_gives_up_at_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rearms: list[int] = []
+    monkeypatch.setattr(_world, "rearm", lambda: rearms.append(1))
+    with ragged.Runtime(procs=1) as rt:
+        s = rt._sched
+        t0 = time.monotonic()
+        assert wait_stopwait(s, t0, None, list, "test") == (0, False)
+        s.stopwait = 1
+
+        def last_p() -> None:
+            wait_until(lambda: len(rearms) >= 3, 10, "the coordinator to re-preempt")
+            s.stopwait_done()
+
+        t = threading.Thread(target=last_p)
+        t.start()
+        rounds, timed_out = wait_stopwait(s, t0, None, list, "test")
+        t.join(10)
+        assert not timed_out and s.stopwait == 0
+        assert rounds == len(rearms) >= 3, "one re-preempt per timed-out wait"
+        s.stopwait = 1
+        try:
+            rounds, timed_out = wait_stopwait(s, time.monotonic(), time.monotonic() + 0.02, list, "test")
+            assert timed_out
+        finally:
+            s.stopwait_done()
+
 
 # ---------------------------------------------------------------- exclusion and turns
 
