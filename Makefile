@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test test-debug bench lint test-all soak clean
-.PHONY: docs
+.PHONY: docs results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ docs: $(DOCS_STAMP)
 bench: $(STAMP)
 	$(PY) -m ragged.bench
 
+# benchmarks/RESULTS.md, regenerated: every benchmark with goals, on this build and (when a
+# free-threaded CPython is found, see .ci/ft-python) on that one with the GIL off; ~25 minutes.
+results: $(STAMP)
+	@ft=""; if FT_PYTHON="$(FT_PYTHON)" .ci/ft-python >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory install-ft FT_PYTHON="$(FT_PYTHON)" && ft="--ft $(FT_PY)"; \
+	else echo "results: no free-threaded CPython found (see .ci/ft-python): measuring this build only"; fi; \
+	$(PY) -m ragged.bench.results $$ft
+
 lint: $(STAMP)
 	$(PY) -m ruff check ragged tests benchmarks
 	$(PY) -m ruff format --check ragged tests benchmarks
@@ -64,7 +72,7 @@ soak: $(STAMP)
 clean:
 	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache
 
-# ---------------------------------------------------------------- free-threaded suite (issue 11)
+# ---------------------------------------------------------------- free-threaded suite
 # `make test-ft`: the whole suite on a free-threaded CPython (PEP 703) with the GIL really off.
 # The interpreter: FT_PYTHON=..., else the first python3.14t/python3.13t on PATH, else the one
 # ../shared/tools/python-ft cached (.ci/ft-python says how to get one when none is found).

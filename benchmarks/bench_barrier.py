@@ -1,4 +1,4 @@
-"""Issue 4's benchmark: the ragged barrier against stop-the-world on busy Ps.
+"""The ragged barrier against stop-the-world on busy Ps.
 
 On procs = 1, 2, 4, 8, every P runs a goroutine that does ~50µs of pure-Python
 work between ``await ragged.checkpoint()`` calls.  A plain-thread coordinator

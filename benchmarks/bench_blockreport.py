@@ -1,4 +1,4 @@
-"""What sysmon's blocking-call report (``block_report``) costs, off and on (issue 14).
+"""What sysmon's blocking-call report (``block_report``) costs,, off and on.
 
 The detector is a few comparisons in sysmon's ``retake`` per running P and
 round, plus a report when one fires (at most once per slice of

@@ -1,4 +1,4 @@
-"""Channel benchmarks: ping-pong and a 1,000-goroutine token ring, beside their peers (issue 5).
+"""Channel benchmarks: ping-pong and a 1,000-goroutine token ring,, beside their peers.
 
 What it measures, all in one process run, repetitions interleaved across
 implementations (rep 1 in one order, rep 2 in the reverse, ...) so that a

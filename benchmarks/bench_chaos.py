@@ -1,4 +1,4 @@
-"""What chaos mode costs (issue 7): off, it should cost nothing measurable.
+"""What chaos mode costs: off, it should cost nothing measurable.
 
 A runtime built before chaos existed cannot be run beside this one, so the
 off-path cost is measured directly: every racy point is guarded by one

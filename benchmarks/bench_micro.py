@@ -1,4 +1,4 @@
-"""Microbenchmarks of ragged's hot paths, each beside its asyncio peer (issue 3).
+"""Microbenchmarks of ragged's hot paths, each beside its asyncio peer.
 
 What it measures, every figure in the same process run as its peer, the
 repetitions interleaved (rep 1: ragged then asyncio, rep 2: asyncio then
@@ -6,7 +6,7 @@ ragged, ...) so that a noisy neighbour hits both sides alike:
 
 1. ``checkpoint`` fast path: ns per ``await ragged.checkpoint()`` in a tight
    loop inside a goroutine, beside ns per plain attribute read (``obj.attr``)
-   and per empty loop iteration in the same goroutine.  DESIGN.md's goal is
+   and per empty loop iteration in the same goroutine.  docs/design.md's goal is
    checkpoint <= 3x the attribute read "in the same loop", i.e. both figures
    include the loop overhead; the same ratio with the empty loop subtracted
    is reported too, labelled "net".  asyncio has no cheap safe point: its peers
@@ -421,7 +421,7 @@ def _collect(cfg: Config, log: Callable[[str], None]) -> Samples:
 
 @dataclass(frozen=True)
 class Ratio:
-    """ours/peer from medians, with DESIGN.md's goal when there is one."""
+    """ours/peer from medians, with docs/design.md's goal when there is one."""
 
     key: str
     label: str

@@ -1,4 +1,4 @@
-"""What the execution tracer costs, off and on, beside no tracer (issue 8).
+"""What the execution tracer costs, off and on, beside no tracer.
 
 One process run measures the same workload under four conditions, the
 repetitions interleaved in rotating order (rep 1: none, off, on, full; rep 2:

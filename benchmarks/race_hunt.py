@@ -1,4 +1,4 @@
-"""Race hunting: run chosen test files many times over and count passes per test (issue 11).
+"""Race hunting: run chosen test files many times over, and count passes per test.
 
     PYTHON_GIL=0 .venv-ft/bin/python benchmarks/race_hunt.py --repeat 20 tests/stress/test_barrier_race.py
     .venv/bin/python benchmarks/race_hunt.py --repeat 20 tests/go/test_go_chan.py tests/go/test_go_sync.py

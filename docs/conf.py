@@ -59,7 +59,10 @@ def _front_page(app: Any, docname: str, source: list[str]) -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     text = text.replace("](benchmarks/RESULTS.md)", "](results.md)")
     text = re.sub(r"\]\(docs/", "](", text)
-    toc = "\n\n```{toctree}\n:maxdepth: 2\n:caption: Reference\n\napi\nresults\n```\n"
+    toc = (
+        "\n\n```{toctree}\n:maxdepth: 1\n:caption: Guides\n:glob:\n\nguides/*\n```\n"
+        "\n```{toctree}\n:maxdepth: 2\n:caption: Reference\n\napi\ndesign\nresults\n```\n"
+    )
     source[0] = text + toc
 
 

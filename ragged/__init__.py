@@ -3,7 +3,10 @@
 Goroutines are ``async def`` coroutines run by a pool of OS threads (Ms) that
 hold ``procs`` processors (Ps), with Go's scheduler, and Go's ragged global
 barrier ``for_each_p``: run a function once on every P at its next safe point
-without stopping the world.  See README.md and DESIGN.md.
+without stopping the world.  See README.md and docs/design.md.
+
+The runtime proper is the ``ragged._core`` package; this module re-exports the
+public names of both layers.
 """
 
 from . import net  # noqa: E402 - ragged.net: listen/dial on the network poller
@@ -21,6 +24,7 @@ from ._api import (
     stop_the_world,
     syscall,
 )
+from ._atomic import AtomicInt
 from ._chan import Case, Chan
 from ._context import (
     Context,
@@ -52,6 +56,8 @@ from ._core import (
     RaggedError,
     Runtime,
     RuntimeClosed,
+    Settings,
+    StopTheWorld,
     TooManyOpenFiles,
     UnexpectedEOF,
     checkpoint,
@@ -60,10 +66,11 @@ from ._core import (
     trace,
     warn_if_gil_reenabled,
 )
+from ._group import Group
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._select import select
-from ._sync import Cond, Mutex, Once, RWMutex, Semaphore, WaitGroup
-from ._time import Ticker, Timer, after
+from ._sync import Cond, Locker, Mutex, Once, RWMutex, Semaphore, WaitGroup
+from ._time import Ticker, Timer, after, after_func
 from .net import wait_readable, wait_writable
 
 __version__ = "0.1.0"
@@ -72,6 +79,7 @@ __version__ = "0.1.0"
 warn_if_gil_reenabled()
 
 __all__ = [
+    "AtomicInt",
     "BarrierError",
     "BarrierTimeout",
     "Cancelled",
@@ -84,10 +92,12 @@ __all__ = [
     "Deadlock",
     "FdBusy",
     "GILEnabledWarning",
-    "IOTimeout",
     "Goroutine",
     "GoroutineLogFilter",
+    "Group",
+    "IOTimeout",
     "IllegalTransition",
+    "Locker",
     "LockOrderError",
     "Mutex",
     "NetClosed",
@@ -103,12 +113,15 @@ __all__ = [
     "Runtime",
     "RuntimeClosed",
     "Semaphore",
+    "Settings",
+    "StopTheWorld",
     "Ticker",
     "Timer",
     "TooManyOpenFiles",
     "UnexpectedEOF",
     "WaitGroup",
     "after",
+    "after_func",
     "background",
     "checkpoint",
     "current_goroutine",
@@ -131,6 +144,7 @@ __all__ = [
     "trace",
     "wait_readable",
     "wait_writable",
+    "warn_if_gil_reenabled",
     "with_cancel",
     "with_deadline",
     "with_timeout",

@@ -22,6 +22,7 @@ from ._core import (
     Sudog,
     check_fn,
     check_seconds,
+    checkpoint,
     current_g,
     foreachp,
     gopark,
@@ -196,12 +197,15 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
         foreachp(sched, fn, tls.m.p, None)
     finally:
         sched.worldsema.release()
+    # An uncontended barrier never leaves the M: be a safe point on the way out, so that a
+    # goroutine looping on barriers still honours sysmon's request to yield its P.
+    await checkpoint()
 
 
 def stop_the_world(reason: str = "user") -> StopTheWorld:
     """``async with ragged.stop_the_world("why"):`` stops every other goroutine.
 
-    Returns a :class:`~ragged._core._stw.StopTheWorld`; entering it waits until
+    Returns a :class:`~ragged.StopTheWorld`; entering it waits until
     every other P has stopped, and leaving it restarts them.  Inside the
     section this goroutine must not park or yield (nothing else could run to
     wake it): ``sleep``, channel waits and ``gosched`` raise there.

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._chan import Chan
-from ._core import Cancelled, Rank, check_seconds, lock_maker
+from ._core import Cancelled, ChanClosed, Rank, check_seconds, lock_maker
 from ._time import _timers_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +90,43 @@ class Context:
         :Called from: anywhere.
         """
         return self._src._err
+
+    async def wait(self) -> BaseException:
+        """Park until this context is done; return :meth:`err` (Go's ``<-ctx.Done()``).
+
+        The port of a bare ``<-ctx.Done()``: ``await ctx.done().recv()`` would
+        raise ``ChanClosed`` instead, as ``recv`` does on every closed channel.
+        To wait for the context *or* something else, ``select`` on
+        ``ctx.done().recv_case()``.  A safe point.  For :func:`background`
+        (never done) it waits until the goroutine itself is cancelled.
+
+        :raises Cancelled: if the waiting goroutine is cancelled (``g.cancel()``).
+        :raises NotInGoroutine: outside a goroutine.
+        :Called from: inside a goroutine; from a plain thread use :meth:`wait_blocking`.
+        """
+        src = self._src
+        await src._done.recv_ok()
+        err = src._err
+        assert err is not None  # set before the done channel is closed
+        return err
+
+    def wait_blocking(self, timeout: float | None = None) -> BaseException:
+        """From a plain thread: block until this context is done; return :meth:`err`.
+
+        :raises TimeoutError: if ``timeout`` seconds pass first.
+        :raises TypeError: if ``timeout`` is not None or a number.
+        :raises ValueError: for a ``timeout`` that is not a valid duration.
+        :raises NotInPlainThread: inside a goroutine.
+        :Called from: a plain thread; inside a goroutine use ``await ctx.wait()``.
+        """
+        src = self._src
+        try:
+            src._done.recv_blocking(timeout)
+        except ChanClosed:
+            pass
+        err = src._err
+        assert err is not None  # nothing is ever sent on done: recv_blocking only ends by close (or raises)
+        return err
 
     def deadline(self) -> float | None:
         """When this context will be cancelled by a deadline (``time.monotonic()`` seconds), or None.

@@ -268,7 +268,7 @@ class RWMutex:
     writer (``await rw.lock()`` / ``rw.unlock()``, or ``async with rw:``).
     As in Go, a waiting writer keeps new readers out, so writers are not
     starved; when a writer unlocks, the readers that queued meanwhile go
-    first, then the next writer.  ``_lock`` guards every field.
+    first, then the next writer.
 
     :raises: nothing.
     :Called from: anywhere (construction); see each method.
@@ -381,7 +381,7 @@ class RWMutex:
                 complete(r)
 
     def rlocker(self) -> Locker:
-        """A :class:`~ragged._sync.Locker` whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``.
+        """A :class:`~ragged.Locker` whose ``lock``/``unlock`` are this RWMutex's ``rlock``/``runlock``.
 
         For a :class:`Cond` over the read side; ``async with rw.rlocker():`` holds a read lock.
 
@@ -590,20 +590,18 @@ class Cond:
     from anywhere, with or without ``L``).  ``async with cond:`` holds ``L``.
     ``L`` defaults to a new :class:`Mutex`.
 
-    Waiters hold tickets, as Go's ``notifyList`` does: ``wait`` takes the
-    next ticket before it unlocks ``L``, so a signal sent after that is
-    never missed, and parks only afterwards.  ``_lock`` guards ``_next``
-    (the next ticket) and ``_waiting``, which maps each ticket not yet
-    signalled, oldest first, to its waiter's sudog (None while the waiter
-    is between unlocking ``L`` and parking: a signal then just drops the
-    ticket, and the waiter, seeing that, does not park).  Nothing else is taken
-    under ``_lock``: ``L.unlock()`` (which may wake a goroutine, and so take
-    the sched lock) runs outside it.
-
     :raises TypeError: if ``L`` has no ``lock()`` and ``unlock()``.
     :Called from: anywhere (construction); see each method.
     """
 
+    # Waiters hold tickets, as Go's notifyList does: wait() takes the next
+    # ticket before it unlocks L, so a signal sent after that is never missed,
+    # and parks only afterwards.  _lock guards _next (the next ticket) and
+    # _waiting, which maps each ticket not yet signalled, oldest first, to its
+    # waiter's sudog (None while the waiter is between unlocking L and parking:
+    # a signal then just drops the ticket, and the waiter, seeing that, does not
+    # park).  Nothing else is taken under _lock: L.unlock() (which may wake a
+    # goroutine, and so take the sched lock) runs outside it.
     __slots__ = ("L", "_lock", "_next", "_waiting")
 
     def __init__(self, L: Locker | None = None) -> None:

@@ -22,21 +22,30 @@ reset a timer; see ``_core._lockrank``).
 
 Inside a goroutine these use the current runtime; from a plain thread pass
 ``runtime=`` (a ``ragged.Runtime``).
+
+``after_func`` (Go's ``time.AfterFunc``) is the same machinery with a
+different delivery: instead of sending on ``c``, the firing starts a
+goroutine.  Its coroutine exists only while the timer is armed (made when it
+is armed, closed unstarted when it is stopped, handed to the new goroutine
+when it fires), so a stopped timer leaves no coroutine that was never awaited.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from contextvars import copy_context
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from ._chan import Chan
-from ._core import ChanClosed, NotInGoroutine, Rank, Sudog, check_seconds, complete, lock_maker, tls
+from ._core import ChanClosed, NotInGoroutine, Rank, Sudog, check_seconds, complete, lock_maker, make_coro, tls
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._core import Runtime, TimerEntry, Timers
 
 _monotonic = time.monotonic
 _new_timer_lock = lock_maker(Rank.TIMER, "Timer._lock")  # threading.Lock unless RAGGED_DEBUG
+Ts = TypeVarTuple("Ts")
 
 
 def _timers_of(runtime: Runtime | None, what: str) -> Timers:
@@ -227,4 +236,91 @@ def after(seconds: float, *, runtime: Runtime | None = None) -> Chan[float]:
     return Timer(check_seconds(seconds, "ragged.after()"), runtime=runtime).c
 
 
-__all__ = ["Ticker", "Timer", "after"]
+class _FuncTimer(Timer):
+    """The :class:`Timer` that :func:`after_func` returns: firing starts a goroutine.
+
+    ``_coro`` (under ``_lock``) is the coroutine of the next firing: made by
+    ``_arm_locked``, closed by ``_stop_locked``, taken by ``_fire``.  ``c``
+    exists (it is a Timer) but never receives anything.
+    """
+
+    __slots__ = ("_fn", "_args", "_name", "_ctx", "_coro")
+
+    def __init__(
+        self, seconds: float, fn: Callable[..., Any], args: tuple, name: str | None, runtime: Runtime | None
+    ) -> None:
+        self._fn = fn
+        self._args = args
+        self._name = name
+        self._ctx = copy_context()  # the caller's: each firing runs in a copy of it, as ragged.go would
+        self._coro: Any = None
+        _ChanTimer.__init__(self, seconds, 0.0, runtime, "ragged.after_func()")
+
+    def _arm_locked(self, seconds: float, period: float) -> TimerEntry:
+        """Make the coroutine of the next firing (if need be), then arm.  Requires ``_lock``."""
+        if self._coro is None:
+            self._coro = make_coro(self._fn, self._args, "ragged.after_func()")
+        return super()._arm_locked(seconds, period)
+
+    def _stop_locked(self) -> bool:
+        """Disarm, and close the coroutine that will now never run.  Requires ``_lock``."""
+        was = super()._stop_locked()
+        coro, self._coro = self._coro, None
+        if coro is not None:
+            coro.close()
+        return was
+
+    def _fire(self, gen: int) -> None:
+        """Timer callback (a scheduler thread): start the goroutine, unless stopped or re-armed since.
+
+        Never blocks: starting a goroutine only queues it.  Once ``_armed`` is
+        cleared here, ``stop()`` returns False: ``fn`` has been started.
+        """
+        with self._lock:
+            if gen != self._gen:
+                return
+            self._armed = False
+            coro, self._coro = self._coro, None
+        if coro is not None:
+            self._timers.sched.newproc(coro, self._name, None, self._ctx.copy())
+
+
+def after_func(
+    seconds: float,
+    fn: Callable[[*Ts], Awaitable[Any]],
+    *args: *Ts,
+    name: str | None = None,
+    runtime: Runtime | None = None,
+) -> Timer:
+    """Start ``fn(*args)`` in its own goroutine ``seconds`` from now (Go's ``time.AfterFunc``).
+
+    ``fn`` is an async function; it runs in a copy of the caller's
+    ``contextvars`` context, named ``name`` in dumps and traces.  Returns a
+    :class:`Timer` (its ``c`` never receives anything, as Go's is nil):
+
+    * ``t.stop()`` returns True if it stopped the timer before ``fn`` was
+      started (then ``fn`` never runs), False if ``fn`` has been started
+      already (or the timer was stopped before); it does not wait for ``fn``.
+    * ``t.reset(seconds)`` arms it again for ``seconds`` from now: it returns
+      True if that rescheduled a pending call, False if it schedules ``fn``
+      to run again (after it fired or was stopped).
+
+    Nobody joins the goroutine: if ``fn`` raises, the error is reported as
+    any unjoined goroutine's is (and fails ``ragged.run``), as a panic in a Go
+    ``AfterFunc`` would end the program.  Inside a goroutine it uses the
+    current runtime; from a plain thread pass ``runtime=``.
+
+    :raises TypeError: if ``fn`` is not an async function, ``seconds`` not a number,
+        ``name`` not a str or ``runtime`` not a Runtime.
+    :raises ValueError: for a ``seconds`` that is not a valid duration (as :class:`Timer`).
+    :raises NotInGoroutine: on a plain thread without ``runtime=``.
+    :raises RuntimeClosed: if the runtime is closed.
+    :Called from: anywhere (with ``runtime=`` outside a goroutine).
+    """
+    seconds = check_seconds(seconds, "ragged.after_func()")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"ragged.after_func(): name must be a str, not {type(name).__name__}")
+    return _FuncTimer(seconds, fn, args, name, runtime)
+
+
+__all__ = ["Ticker", "Timer", "after", "after_func"]

@@ -172,9 +172,11 @@ def barrier_from(rt: ragged.Runtime, caller: str, fn: Callable[[Any], Any]) -> S
 
     async def caller_g() -> SimpleNamespace:
         me = threading.get_ident()
+        # The P the barrier runs on: worldsema is free (one caller at a time here), so the
+        # barrier starts without parking; on its way out it is a safe point and may yield.
+        pid = ragged.current_p().id
         await ragged.for_each_p(fn)
-        # No await since the barrier returned: still the P the barrier ran on.
-        return SimpleNamespace(thread=me, gid=ragged.current_goroutine().id, pid=ragged.current_p().id)
+        return SimpleNamespace(thread=me, gid=ragged.current_goroutine().id, pid=pid)
 
     return rt.go(caller_g, name="barrier-caller").result(timeout=JOIN)
 

@@ -1,6 +1,6 @@
 """Invariant checks shared by the reliability tests (chaos, stateful, faults, bad input, soak test).
 
-Each check reads scheduler internals that DESIGN.md names (``stopwait``,
+Each check reads scheduler internals that docs/design.md names (``stopwait``,
 ``safePointFn``, each P's ``status`` and ``runSafePointFn`` flag, each
 goroutine's status and wait reason) and raises ``AssertionError`` with a
 message that says what broke and, when given, which seed to replay.

@@ -19,6 +19,7 @@ table (``_lockrank``), and its waits on ``park_on``/``block_on`` and ``ready``.
 
 from __future__ import annotations
 
+from ._atomics import SEQ_CST, bind_ops
 from ._barrier import foreachp
 from ._errors import (
     BarrierError,
@@ -62,6 +63,7 @@ from ._park import (
 from ._platform import GILEnabledWarning, warn_if_gil_reenabled
 from ._procresize import check_on_retire, hand_over
 from ._runtime import Runtime, check_fn, check_procs_value, make_coro, run
+from ._settings import Settings
 from ._stw import StopTheWorld
 from ._timers import TimerEntry, Timers
 from ._trace import trace
@@ -88,10 +90,12 @@ __all__ = [
     "P",
     "PollDesc",
     "READ",
+    "SEQ_CST",
     "RaggedError",
     "Rank",
     "Runtime",
     "RuntimeClosed",
+    "Settings",
     "StopTheWorld",
     "Sudog",
     "TimerEntry",
@@ -100,6 +104,7 @@ __all__ = [
     "UnexpectedEOF",
     "WRITE",
     "WaitQueue",
+    "bind_ops",
     "block_on",
     "caller_sched",
     "check_fn",

@@ -1,4 +1,4 @@
-"""Atomic 32-bit words on top of the ``atomics`` package.
+"""Atomic 32-bit words on top of the ``atomics`` package, and the op-table binding.
 
 A P keeps its ``status`` and ``runSafePointFn`` in an :class:`AtomicWords`
 buffer.  Two ways to read the same memory:
@@ -17,6 +17,8 @@ well under a microsecond.  The op-table layout is private to ``atomics``, so the
 version is pinned in pyproject.toml and ``tests/core/test_atomics.py`` checks the
 binding against the public methods.  If the layout ever differs we fall back
 to the public methods (slow but correct) and say so once in the log.
+:func:`bind_ops` is that binding for any integer width; the user layer's
+64-bit ``AtomicInt`` uses it too.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from typing import Any
 
 import atomics
 
-__all__ = ["AtomicWords", "BINDING"]
+__all__ = ["AtomicWords", "BINDING", "SEQ_CST", "bind_ops"]
 
 _log = logging.getLogger("ragged")
 
-_SEQ_CST = 5  # patomic's memory_order_seq_cst
+SEQ_CST = 5  # patomic's memory_order_seq_cst
 _U32 = ctypes.c_uint32
 _addressof = ctypes.addressof
 
@@ -44,33 +46,54 @@ _CONST_ADDR = [_addressof(c) for c in _CONST]
 _MASK = 0xFFFFFFFF
 
 
-def _bind_op_table() -> tuple | None:
-    """Return (load, store, cas, fetch_add) patomic functions for 4-byte words, or None."""
+# The C signature of each patomic operation used here (``obj`` and values by address).
+_VP, _CI = ctypes.c_void_p, ctypes.c_int
+_SIGNATURES: dict[str, tuple[Any, ...]] = {
+    "load": (None, _VP, _CI, _VP),  # (obj, order, ret)
+    "store": (None, _VP, _VP, _CI),  # (obj, desired, order)
+    "cas": (_CI, _VP, _VP, _VP, _CI, _CI),  # (obj, expected, desired, succ, fail) -> ok
+    "fetch_add": (None, _VP, _VP, _CI, _VP),  # (obj, arg, order, ret)
+    "exchange": (None, _VP, _VP, _CI, _VP),  # (obj, desired, order, ret)
+}
+_OP_NAMES = {
+    "load": "LOAD",
+    "store": "STORE",
+    "cas": "CMPXCHG_STRONG",
+    "fetch_add": "FETCH_ADD",
+    "exchange": "EXCHANGE",
+}
+
+
+def bind_ops(ctype: Any, signed: bool, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """The compiled patomic functions ``names`` for a ``ctype``-sized integer, or None.
+
+    ``names`` are keys of ``_SIGNATURES``; the result is in the same order,
+    each a ``ctypes.PYFUNCTYPE`` function (it keeps the GIL across the call,
+    which costs nothing: the operation itself is a single instruction).
+    ``signed`` picks the package's signed or unsigned arithmetic table.
+    Returns None (and logs once) if the op table cannot be read: callers then
+    use the public ``atomics`` API.
+    """
     try:
         from atomics._impl.enums import OpType
 
-        ops = (OpType.LOAD, OpType.STORE, OpType.CMPXCHG_STRONG, OpType.FETCH_ADD)
-        scratch = (_U32 * 1)()
-        with atomics.atomicview(buffer=memoryview(scratch).cast("B"), atype=atomics.UINT) as view:
+        scratch = (ctype * 1)()
+        atype = atomics.INT if signed else atomics.UINT
+        with atomics.atomicview(buffer=memoryview(scratch).cast("B"), atype=atype) as view:
             core = view._core
-            fps = [core.get_op_func(op) for op in ops]
+            fps = [core.get_op_func(getattr(OpType, _OP_NAMES[n])) for n in names]
         if any(fp is None for fp in fps):
             return None
         addr = [a for a in (ctypes.cast(fp, ctypes.c_void_p).value for fp in fps) if a]
         if len(addr) != len(fps):  # a null function pointer
             return None
-        vp, ci = ctypes.c_void_p, ctypes.c_int
-        load = ctypes.PYFUNCTYPE(None, vp, ci, vp)(addr[0])
-        store = ctypes.PYFUNCTYPE(None, vp, vp, ci)(addr[1])
-        cas = ctypes.PYFUNCTYPE(ci, vp, vp, vp, ci, ci)(addr[2])
-        fetch_add = ctypes.PYFUNCTYPE(None, vp, vp, ci, vp)(addr[3])  # (obj, arg, order, ret)
-        return load, store, cas, fetch_add
+        return tuple(ctypes.PYFUNCTYPE(*_SIGNATURES[n])(a) for n, a in zip(names, addr, strict=True))
     except Exception:  # noqa: BLE001  # pragma: no cover - depends on the installed atomics
         _log.warning("ragged: could not bind to atomics' op table; using its public API (slow)")
         return None
 
 
-_OPS = _bind_op_table()
+_OPS = bind_ops(_U32, False, ("load", "store", "cas", "fetch_add"))
 BINDING = "optable" if _OPS is not None else "public"
 _LOAD, _STORE, _CAS, _FETCH_ADD = _OPS if _OPS is not None else (None, None, None, None)
 
@@ -110,7 +133,7 @@ class AtomicWords:
         if _OPS is None:  # pragma: no cover
             return self._views[i].load()
         out = _U32()
-        _LOAD(self._addrs[i], _SEQ_CST, _addressof(out))
+        _LOAD(self._addrs[i], SEQ_CST, _addressof(out))
         return out.value
 
     def store(self, i: int, value: int) -> None:
@@ -119,10 +142,10 @@ class AtomicWords:
             self._views[i].store(value)
             return
         if 0 <= value < 16:
-            _STORE(self._addrs[i], _CONST_ADDR[value], _SEQ_CST)
+            _STORE(self._addrs[i], _CONST_ADDR[value], SEQ_CST)
         else:
             cell = _U32(value)  # bound to a name: it must outlive the call
-            _STORE(self._addrs[i], _addressof(cell), _SEQ_CST)
+            _STORE(self._addrs[i], _addressof(cell), SEQ_CST)
 
     def cas(self, i: int, old: int, new: int) -> bool:
         """Atomically replace word ``i`` with ``new`` if it equals ``old``.
@@ -134,9 +157,9 @@ class AtomicWords:
             return bool(self._views[i].cmpxchg_strong(old, new))
         expected = _U32(old)
         if 0 <= new < 16:
-            return _CAS(self._addrs[i], _addressof(expected), _CONST_ADDR[new], _SEQ_CST, _SEQ_CST) != 0
+            return _CAS(self._addrs[i], _addressof(expected), _CONST_ADDR[new], SEQ_CST, SEQ_CST) != 0
         desired = _U32(new)  # bound to a name: it must outlive the call
-        return _CAS(self._addrs[i], _addressof(expected), _addressof(desired), _SEQ_CST, _SEQ_CST) != 0
+        return _CAS(self._addrs[i], _addressof(expected), _addressof(desired), SEQ_CST, SEQ_CST) != 0
 
     def add(self, i: int, delta: int) -> int:
         """Atomically add ``delta`` (may be negative) to word ``i``; return the new value.
@@ -147,7 +170,7 @@ class AtomicWords:
             return (self._views[i].fetch_add(delta & _MASK) + delta) & _MASK
         arg = _U32(delta & _MASK)  # bound to a name: it must outlive the call
         old = _U32()
-        _FETCH_ADD(self._addrs[i], _addressof(arg), _SEQ_CST, _addressof(old))
+        _FETCH_ADD(self._addrs[i], _addressof(arg), SEQ_CST, _addressof(old))
         return (old.value + delta) & _MASK
 
     def __repr__(self) -> str:

@@ -163,15 +163,15 @@ def step_aside(sched: Sched, p: P, at_checkpoint: bool = False) -> None:
     the GIL for a whole switch interval (5ms), so if it simply went back to
     its goroutine, the Ms still to reach their safe point -- and the
     coordinator, which must wake up to finish -- would queue behind it: the
-    barrier would take about procs x 5ms.  So it sleeps until the barrier
-    ends, off the GIL (:func:`park_aside`), but only within the step-aside
-    window: a barrier held up by a straggler that never reaches a safe point
-    must not stall everyone else, so after that window the M goes straight
-    back to its goroutine (pure ragged behaviour).  The wait counts as this
-    P's pause.  On a free-threaded build with more Ps than CPUs the M yields
-    its core (``yields_cores``) at each safe point; at a goroutine's
-    checkpoint (``at_checkpoint``, where it would go back to the goroutine)
-    it parks instead once the barrier has lasted ``YIELD_FIRST``.
+    barrier would take about procs x 5ms (docs/design.md).  So it sleeps until
+    the barrier ends, off the GIL (:func:`park_aside`), but only within the
+    step-aside window: a barrier held up by a straggler that never reaches a
+    safe point must not stall everyone else, so after that window the M goes
+    straight back to its goroutine (pure ragged behaviour).  The wait counts
+    as this P's pause.  On a free-threaded build with more Ps than CPUs the M
+    yields its core (``yields_cores``) at each safe point; at a goroutine's
+    checkpoint (``at_checkpoint``, where it would go back to the goroutine) it
+    parks instead once the barrier has lasted ``YIELD_FIRST``.
     Elsewhere -- entering a syscall, going idle -- the M is about to block
     or sleep anyway, and must not hold its P asleep.
     """

@@ -115,7 +115,7 @@ class UnexpectedEOF(NetError, EOFError):
 
 
 class IllegalTransition(RaggedError):
-    """``RAGGED_DEBUG=1``: a P status change broke the table in DESIGN.md."""
+    """``RAGGED_DEBUG=1``: a P status change broke the table in docs/design.md."""
 
 
 class LockOrderError(RaggedError):

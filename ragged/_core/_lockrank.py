@@ -17,7 +17,9 @@ locks it covers and what they guard.  Its shape follows from three facts:
   a goroutine, start one.  So ``SCHED`` ranks below every lock those take,
   and none of them is ever held while the sched lock is taken: a waker takes
   what it needs under the object's lock and readies goroutines (which may
-  take the sched lock) after releasing it.
+  take the sched lock) after releasing it.  The exception is a Group, which
+  starts and cancels its members under its lock: it ranks below the sched
+  lock, and a barrier callback may not start group members.
 * The network poller's locks are taken outside the sched lock (a poll readies
   goroutines onto the global queue under it), inside a ``ragged.net`` object's
   (closing a connection evicts its fd and readies its waiters under the
@@ -67,54 +69,57 @@ __all__ = [
 class Rank(IntEnum):
     """The rank of every runtime lock, lowest (taken first) first."""
 
+    # Group._lock: a Group's member count, members, errors and waiters; held while it starts or
+    # cancels a member (which may take the sched lock), so a barrier callback must not start members.
+    GROUP = 1
     # ragged.net's _FdMutex.lock: a connection's closed flag, calls in flight, read/write turns and turn queues.
-    NETFD = 1
+    NETFD = 2
     # WorldSema.lock: whether worldsema is held, its owner and its FIFO of waiters.
-    WORLDSEMA = 2
+    WORLDSEMA = 3
     # sched.netpoll_init_lock: the runtime's poller is made once, under it.
-    NETPOLL_INIT = 3
+    NETPOLL_INIT = 4
     # NetPoll.poll_lock: held by the one M inside the poll, and while it records what it found
     # (each fd's PollDesc.lock, the selector's NetPoll.lock) and readies those goroutines.
-    POLL = 4
+    POLL = 5
     # PollDesc.lock: one fd's waiter slots, deadlines, deadline timers, interest and ready record.
-    POLLDESC = 5
+    POLLDESC = 6
     # NetPoll.lock: the selector's registrations, the fd map, nregistered, closed.
-    NETPOLL = 6
+    NETPOLL = 7
     # sched.lock: idle P and M lists, nmspinning, gcwaiting, safe_point_fn, the global queue's
     # producers without a P; barrier callbacks for idle Ps run under it.
-    SCHED = 7
+    SCHED = 8
     # Cond._lock: a Cond's waiter queue; held while Cond.wait unlocks the Cond's Mutex.
-    COND = 8
+    COND = 9
     # Timer/Ticker _lock: the arming generation and heap entry; held across the non-blocking send.
-    TIMER = 9
+    TIMER = 10
     # Context._lock: a cancellable context's error, children and deadline timer.
-    CONTEXT = 10
+    CONTEXT = 11
     # Mutex, Semaphore, RWMutex, WaitGroup, Once _lock: the object's state and its wait queues.
-    SYNC = 11
+    SYNC = 12
     # Chan._lock (Go's hchan.lock): buffer, closed flag, sendq and recvq.  Same rank: address order.
-    CHAN = 12
+    CHAN = 13
     # Goroutine._lock: done, outcome, joiner queue, done callbacks, cancel_pending.
-    G = 13
+    G = 14
     # Timers.lock: a runtime's timer heap and timer0; held by ragged.sleep until its goroutine is parked.
-    TIMERS = 14
+    TIMERS = 15
     # Runtime._close_lock: the closing and closed flags, set once.
-    CLOSE = 15
+    CLOSE = 16
     # Runtime._unjoined_lock: goroutines that raised and that nobody joined.
-    UNJOINED = 16
+    UNJOINED = 17
     # _sched._allglock: allgs, goroutine ids, ngcreated (with the runtime's closing flag read under it).
-    ALLG = 17
+    ALLG = 18
     # sched._tw_lock: the plain threads blocked on this runtime's objects.
-    THREAD_WAITERS = 18
+    THREAD_WAITERS = 19
     # _traps._pending_lock: the count of pending checkpoint requests and the checkpoint slot.
-    CHECKPOINT = 19
+    CHECKPOINT = 20
     # Metrics.lock: counters and histograms.
-    METRICS = 20
+    METRICS = 21
     # _trace._live_lock: the tracer in use and the runtimes it records.
-    TRACE_LIVE = 21
+    TRACE_LIVE = 22
     # Tracer._lock: a tracer's event buffer.
-    TRACE = 22
+    TRACE = 23
     # Chaos._lock: the chaos injector's random generator.
-    CHAOS = 23
+    CHAOS = 24
 
 
 # Ranks whose locks may be held several at once, and the order that makes it safe.  The key is

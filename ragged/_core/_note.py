@@ -19,7 +19,7 @@ Two implementations behind one interface, chosen when the note is made:
   yield gives the core away for a scheduler slice.  Measured with 2 busy
   threads on 2 cores, a 100µs-sliced wait woken from another thread: lock
   note 22-48µs p50 but 111-167ms p99; eventfd note 13µs p50, 3.3ms p99
-  (DESIGN.md, "Free-threaded CPython").
+  (docs/design.md, "Free-threaded CPython").
 
 The choice follows what the interpreter is (``sys._is_gil_enabled()``), never
 a user flag: both are correct on either build, only their speed differs.

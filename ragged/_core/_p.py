@@ -4,7 +4,7 @@ A P's ``status`` and ``runSafePointFn`` flag live in an :class:`AtomicWords`
 buffer so that other threads can CAS them; ``plain`` reads of the same words
 answer the cheap "is anything pending?" questions.
 
-Status transitions (DESIGN.md).  The rule the ragged barrier depends on:
+Status transitions (docs/design.md).  The rule the ragged barrier depends on:
 **only the P's own M may change a P out of RUNNING.**
 
 ====================  ==========================================================
@@ -74,7 +74,7 @@ class P:
     one of them runs on a P at a time (see :class:`ragged.PerP`).  ``id`` is
     the P's number, from 0 to ``procs - 1``.
 
-    Who writes what (no field relies on the GIL; DESIGN.md).  ``words`` are
+    Who writes what (no field relies on the GIL; docs/design.md).  ``words`` are
     atomic.  ``runq`` is a deque whose single appends and pops are atomic on
     both builds (own M pushes; own M and thieves pop).  Every other field has
     one writer at a time: *whoever owns the P now* -- its M while it holds it,

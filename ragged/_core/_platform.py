@@ -1,7 +1,7 @@
 """What the interpreter is: a GIL build, or a free-threaded one (PEP 703) with the GIL off or on.
 
 ragged decides behaviour by what the interpreter *is*, never by a user flag
-(DESIGN.md).  A free-threaded build (3.13t, 3.14t) runs every M's Python at the
+(docs/design.md).  A free-threaded build (3.13t, 3.14t) runs every M's Python at the
 same time -- unless the GIL got turned back on at run time: CPython does that
 when it imports a C extension that does not declare itself free-threading safe
 (cffi's ``_cffi_backend``, which ``atomics`` needs, is one), unless
@@ -54,19 +54,27 @@ GIL_REENABLED_MESSAGE = (
 )
 
 
-def warn_if_gil_reenabled(free_threaded: bool | None = None, enabled: bool | None = None) -> bool:
-    """Warn once (a :class:`GILEnabledWarning`, one line) if the GIL is on in a free-threaded build.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../ragged
 
-    Called when ragged is imported, after ``atomics`` (and so cffi) is.  The
-    warning points at the user's ``import`` line.  The arguments override what
-    the interpreter says (for tests).  Returns True if it warned.
+
+def warn_if_gil_reenabled(free_threaded: bool | None = None, enabled: bool | None = None) -> bool:
+    """Warn (a :class:`GILEnabledWarning`, one line) if the GIL is on in a free-threaded build.
+
+    ragged calls it when it is imported, after ``atomics`` (and so cffi) is;
+    the warning points at the user's ``import`` line.  A C extension that does
+    not declare itself free-threading safe turns the GIL back on when it is
+    imported, so call it again after importing such extensions to learn
+    whether the Ps still run in parallel.  ``free_threaded`` and ``enabled``
+    override what the interpreter says (for tests).  Returns True if it warned.
+
+    :raises: nothing (the warnings filter decides whether the warning is shown).
+    :Called from: anywhere.
     """
     ft = FREE_THREADED_BUILD if free_threaded is None else free_threaded
     on = gil_enabled() if enabled is None else enabled
     if not (ft and on):
         return False
-    kw: dict[str, Any] = (
-        {"skip_file_prefixes": (os.path.dirname(__file__),)} if sys.version_info >= (3, 12) else {"stacklevel": 2}
-    )
+    # Point at the first frame outside the ragged package: the user's import (or call).
+    kw: dict[str, Any] = {"skip_file_prefixes": (_PACKAGE_DIR,)} if sys.version_info >= (3, 12) else {"stacklevel": 2}
     warnings.warn(GIL_REENABLED_MESSAGE, GILEnabledWarning, **kw)
     return True

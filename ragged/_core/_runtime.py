@@ -105,7 +105,7 @@ class Runtime:
     Use as a context manager (``with ragged.Runtime(procs=4) as rt:``), or
     call :meth:`close`.  ``procs`` defaults to the CPU count.  The keyword
     settings (``preempt_after``, ``block_report``, ``straggler_timeout``,
-    ``detect_deadlock``, ...) are described in :class:`~ragged._core._settings.Settings`.
+    ``detect_deadlock``, ...) are described in :class:`~ragged.Settings`.
 
     :raises TypeError: for an unknown setting or a value of the wrong type.
     :raises ValueError: for a value out of range (``procs`` <= 0, negative or NaN
@@ -237,7 +237,7 @@ class Runtime:
         ``await ragged.for_each_p(fn)``.  Blocks until every P has run ``fn``.
         With ``timeout`` seconds, raises :class:`BarrierTimeout` instead once it
         passes; the Ps that had not run ``fn`` then never run it for this
-        barrier (see ``_barrier.foreachp``).  Errors raised by ``fn`` are
+        barrier, and no P is still inside ``fn`` when it is raised.  Errors raised by ``fn`` are
         re-raised here after the barrier completes (an ExceptionGroup when
         several Ps raised).
 
@@ -276,7 +276,7 @@ class Runtime:
     def stop_the_world(self, reason: str = "user") -> StopTheWorld:
         """Stop every P; use as ``with rt.stop_the_world("why"):`` from a plain thread.
 
-        Returns a :class:`~ragged._core._stw.StopTheWorld`; entering it waits until
+        Returns a :class:`~ragged.StopTheWorld`; entering it waits until
         every P has stopped (no goroutine runs until the block ends).
 
         :raises TypeError: if ``reason`` is not a str.

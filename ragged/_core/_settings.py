@@ -41,15 +41,15 @@ class Settings:
     ``barrier_step_aside`` (None: automatic)
         for this long after a barrier starts, an M whose P has run ``fn`` waits
         for the barrier to end instead of taking the GIL (or its core) back
-        from the Ms still to reach their safe point (0: never; see
-        ``_barrier.step_aside``).  None (the default): 20ms where the GIL is
+        from the Ms still to reach their safe point (0: never).  None (the default): 20ms where the GIL is
         on; on a free-threaded build without it an M never waits while the
         Ps can all run at once; with more Ps than usable CPUs it yields its
         core at each safe point, and after the barrier's first millisecond
         waits at its goroutine's checkpoints (within 20ms).
-    ``block_report`` (off; :data:`DEBUG_BLOCK_REPORT` with ``debug``)
+    ``block_report`` (off; 100ms with ``debug``)
         sysmon logs a goroutine that has held its P this long without reaching
-        a safe point, once per slice, with its stack (see ``_blockreport``);
+        a safe point, once per slice, with its stack (see the blocking-call
+        report guide);
         None or 0: off.  Must exceed ``preempt_after``.
     ``detect_deadlock`` (False; True in ``ragged.run``)
         fail with ``Deadlock`` when no goroutine can ever run again.

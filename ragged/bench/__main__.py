@@ -17,6 +17,7 @@ from typing import Any
 
 from . import report, stress
 from .cli import PEER_PARTS, positive
+from .targets import stress_goals
 
 
 def _procs_list(text: str) -> list[int]:
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ragged.bench",
         description=__doc__,
+        epilog=report.LEGEND,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -106,15 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         action="store_true",
-        help="run the peer comparison (asyncio, threading, gevent; and issue 12's compute scaling and "
-        "barrier-vs-stop-the-world mutator rate) instead",
+        help="run the peer comparison instead (asyncio, threading, gevent; compute scaling on several Ps, "
+        "the mutators' rate while a barrier or a stop-the-world is in flight, and AtomicInt beside a "
+        "lock-guarded int), ~3 minutes",
     )
     p.add_argument("--quick", action="store_true", help="with --peers: a smoke run with small sizes (a few seconds)")
     p.add_argument(
         "--only",
         type=_parts,
         metavar="PARTS",
-        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator (issue 12's cases); "
+        help="with --peers: run only these comma-separated parts, e.g. scaling,mutator; "
         "parts: " + ", ".join(PEER_PARTS),
     )
     p.add_argument(
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.procs, modes, args.mix, args.duration, args.reps, args.interval, settings, args.quiet
             ),
         )
+        data["targets"] = [t.as_dict() for t in stress_goals(data)]
         print(report.render(data))
         if args.plot:
             from . import plot

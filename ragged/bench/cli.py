@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# What ``--peers`` can run, in order: the peer sections (``peer_cases``), then issue 12's two cases.
+# What ``--peers`` can run, in order: the peer sections (``peer_cases``), then the two parallel
+# cases (compute scaling, mutator rate).
 # Here rather than in ``peers`` so that ``--help`` does not import the peer cases.
-PEER_PARTS = ("spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier", "scaling", "mutator")
+PEER_PARTS = ("spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier", "atomic", "scaling", "mutator")
 
 
 def positive(kind: type) -> Callable[[str], Any]:

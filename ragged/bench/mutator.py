@@ -1,4 +1,4 @@
-"""Barrier vs stop-the-world on busy Ps: the mutators' rate while an operation is in flight (issue 12).
+"""Barrier vs stop-the-world on busy Ps: the mutators' rate while an operation is in flight.
 
 On procs=2, 4 and 8 (more Ps than a 2-core machine has cores; the quick run
 does 2 and 4), one mutator goroutine per P does chunks of

@@ -1,4 +1,4 @@
-"""``python -m ragged.bench --net``: the echo benchmark of the network poller (issue 13).
+"""``python -m ragged.bench --net``: the echo benchmark of the network poller.
 
 64-byte request/response round trips over loopback at 10, 1,000 and 10,000
 concurrent connections, each server in its own process, every one driven by

@@ -44,7 +44,7 @@ What each case does:
    ``gevent.threadpool.ThreadPool(10)`` (the hub's default pool size: real
    blocking calls on real threads).  Thread-pool creation and shutdown are
    timed; the lower bound for W threads is 10,000 ms / W.
-5. **checkpoint** (the issue-6 target): ns per iteration of a loop doing
+5. **checkpoint**: ns per iteration of a loop doing
    ``await ragged.checkpoint()`` with nothing pending, beside the same loop
    doing a plain attribute read ``obj.attr`` and an empty loop, all in one
    goroutine on procs=1 (loop overhead included on both sides, as the
@@ -56,9 +56,12 @@ What each case does:
    ``rt.for_each_p(lambda p: None)`` N times from a plain thread, and ``await
    ragged.for_each_p(...)`` N times from a goroutine (which holds one of the
    4 Ps); median, p99 and max of single barriers.
+7. **atomic** (2 Ps): two goroutines incrementing one ``AtomicInt`` beside
+   the same with a ``threading.Lock``-guarded int, and two plain threads with
+   the lock (``atomic_cases`` says exactly how).
 
-The targets (issue 6, and DESIGN.md's "Performance goals" where it asks for
-more) are checked on the figures of the same run and reported PASS/MISS
+The floors and goals (``targets``; the goals are docs/design.md's
+"Performance goals") are checked on the figures of the same run and reported PASS/MISS
 with the margin.  gevent is optional (the ``peers`` extra); when it cannot be
 imported its cases are reported as "not installed".  gevent is never
 monkey-patched here: only its own APIs are used, so ragged's threads are
@@ -105,6 +108,7 @@ class Config:
     sys_seconds: float  # how long each blocking call sleeps
     n_check: int  # iterations of the checkpoint / attribute loops
     n_barrier: int  # for_each_p calls per run and caller
+    n_atomic: int  # increments per worker (two workers) in the atomic part (atomic_cases)
 
 
 FULL = Config(
@@ -119,6 +123,7 @@ FULL = Config(
     sys_seconds=0.001,
     n_check=1_000_000,
     n_barrier=1_000,
+    n_atomic=200_000,
 )
 QUICK = Config(
     runs=2,
@@ -132,6 +137,7 @@ QUICK = Config(
     sys_seconds=0.001,
     n_check=20_000,
     n_barrier=50,
+    n_atomic=10_240,
 )
 
 

@@ -1,8 +1,8 @@
-"""``python -m ragged.bench --peers``: ragged beside asyncio, threading and gevent (issue 6).
+"""``python -m ragged.bench --peers``: ragged beside asyncio, threading and gevent.
 
 Builds the sections of cases (the workloads are in ``peer_cases``, whose
 docstring says exactly what each case does), runs them side by side in one
-process, checks issue 6's targets on the figures of the same run, and
+process, checks the single-thread and parallel goals on the figures of the same run, and
 renders the report.
 """
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import ragged
 
+from . import atomic_cases, mutator, scaling
 from . import build as build_info
-from . import mutator, scaling
 from .cli import PEER_PARTS
 from .peer_cases import (
     CHECK_CHUNKS,
@@ -60,7 +60,7 @@ from .peer_cases import (
     perf,
 )
 from .stats import fmt_time, percentile, table
-from .targets import issue6, issue12, ratio
+from .targets import atomic_rows, parallel_goals, ratio, single_thread_goals
 from .targets import render as render_targets
 
 # ------------------------------------------------------------------ the sections
@@ -246,6 +246,30 @@ def build(cfg: Config) -> list[Section]:
             ],
             ops_label="barrier",
         ),
+        Section(
+            "atomic",
+            f"one shared counter, 2 workers x {c.n_atomic:,} increments at once",
+            "/s",
+            "increments per second (both workers)",
+            [
+                Case(
+                    "ragged_atomic",
+                    "ragged procs=2: 2 goroutines, AtomicInt.add(1)",
+                    lambda: atomic_cases.ragged_atomic(c.n_atomic),
+                    True,
+                ),
+                Case(
+                    "ragged_lock",
+                    "ragged procs=2: 2 goroutines, with threading.Lock: n += 1",
+                    lambda: atomic_cases.ragged_lock(c.n_atomic),
+                ),
+                Case(
+                    "threads_lock",
+                    "threading: 2 threads, with threading.Lock: n += 1",
+                    lambda: atomic_cases.threads_lock(c.n_atomic),
+                ),
+            ],
+        ),
     ]
 
 
@@ -385,8 +409,9 @@ def run(quiet: bool = False, quick: bool = False, only: tuple[str, ...] = PARTS)
         "sections": secs,
         **({"scaling": scaled} if scaled else {}),
         **({"mutator": mutators} if mutators else {}),
-        "targets": [t.as_dict() for t in issue6(secs, BARRIER_PROCS)],
-        "issue12": [t.as_dict() for t in issue12(secs, scaled, mutators)],
+        "targets": [t.as_dict() for t in single_thread_goals(secs, BARRIER_PROCS)],
+        "parallel": [t.as_dict() for t in parallel_goals(secs, scaled, mutators, build_info.info()["gil"])],
+        "atomic": [t.as_dict() for t in atomic_rows(secs)],
     }
 
 
@@ -481,8 +506,13 @@ def render(data: dict[str, Any]) -> str:
         out += ["", *scaling.render(data["scaling"])]
     if "mutator" in data:
         out += ["", *mutator.render(data["mutator"])]
-    out += ["", *render_targets("targets (issue 6, DESIGN.md)", data["targets"])]
-    if "issue12" in data:
-        title = f"issue 12's table, measured on {build_info.label(data)} (median over rounds; range over rounds)"
-        out += ["", *render_targets(title, data["issue12"])]
+    out += [
+        "",
+        *render_targets("single-thread goals (floor: the least acceptable; goal: the design goal)", data["targets"]),
+    ]
+    if "parallel" in data:
+        title = f"parallel goals, measured on {build_info.label(data)} (median over rounds; range over rounds)"
+        out += ["", *render_targets(title, data["parallel"])]
+    if "atomic" in data:
+        out += ["", *render_targets("AtomicInt beside a lock-guarded int (information)", data["atomic"])]
     return "\n".join(out)

@@ -1,11 +1,11 @@
-"""Compute scaling (issue 12): the same pure-Python chunks on ragged and on what Python offers.
+"""Compute scaling: the same pure-Python chunks on ragged and on what Python offers.
 
 Each contestant runs workers that do chunks of pure-Python work (``stress.work``,
 calibrated to ~50µs) back to back, and counts the chunks it completes inside a
 common measuring window:
 
 * ragged procs=1 with one goroutine, procs=2 with two, and procs=2 with four
-  (the issue's "4 goroutines"), each chunk followed by ``await
+  ("4 goroutines" in the goals), each chunk followed by ``await
   ragged.checkpoint()``; a fresh ``ragged.Runtime`` per run; and, for more Ps
   than this machine may have cores, procs=4 and procs=8 with one goroutine
   per P;
@@ -43,7 +43,7 @@ most (atomic ones where the object is neither owned nor immortal), against
 Rounds interleave the contestants (the order reversed every other round) so
 a noisy neighbour hits all alike; a contestant's figure is the median over
 rounds with the min-max spread, and each ratio is computed per round (the two
-sides of each ratio the issue names run one after the other), then
+sides of each ratio of the goals run one after the other), then
 summarised the same way.
 """
 
@@ -249,7 +249,7 @@ class Contestant:
     cores: list[float] | None = None  # CPU seconds per second of the window, one per round
 
 
-# The ratios the issue's table names (numerator, denominator), and context.
+# The ratios the parallel goals name (numerator, denominator), and context.
 RATIOS = (
     ("p2_tpe2", "ragged procs=2 / ThreadPoolExecutor(2)", "ragged_p2", "tpe2"),
     ("p2g4_tpe2", "ragged procs=2, 4 goroutines / ThreadPoolExecutor(2)", "ragged_p2g4", "tpe2"),
@@ -284,7 +284,7 @@ def contestants(pool: ProcessPoolExecutor | None, why: str) -> list[Contestant]:
     ppe: Runner | None = None
     if pool is not None:
         ppe = lambda n, cfg: _submit_all(pool, 2, n, cfg)  # noqa: E731 - a one-line Runner
-    # In this order (and reversed every other round) the two sides of each ratio the issue names run
+    # In this order (and reversed every other round) the two sides of each ratio of the goals run
     # next to each other: thread | p1 | p2 | tpe2 | p2g4.
     return [
         Contestant("tpe1", "ThreadPoolExecutor(1), 1 task", 1, _tpe(1)),

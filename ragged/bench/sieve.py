@@ -1,4 +1,4 @@
-"""Go's prime sieves (test/chan/sieve1.go, sieve2.go), and a stress run of them (issue 11).
+"""Go's prime sieves (test/chan/sieve1.go, sieve2.go), and a stress run of them.
 
 Both are programs whose ``main`` takes the first 25 primes and returns while
 other goroutines are still running, parked, or spawning more goroutines.  As

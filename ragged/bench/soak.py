@@ -1,4 +1,4 @@
-"""``python -m ragged.bench.soak --duration SECONDS``: a bounded soak run (issue 7).
+"""``python -m ragged.bench.soak --duration SECONDS``: a bounded soak run.
 
 One runtime runs, for ``--duration`` seconds, with chaos mode on (a seeded
 ``RAGGED_CHAOS``, printed at the start so a failing run can be replayed) and

@@ -1,4 +1,4 @@
-"""ragged.net: listeners and connections on the poller, and every fault of issue 13 item 3.
+"""ragged.net: listeners and connections on the poller, and their faults.
 
 Faults: peer reset, half-close, close of a connection while another goroutine
 reads or writes it, EMFILE at accept, deadlines and Context deadlines, cancel

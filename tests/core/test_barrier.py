@@ -80,16 +80,17 @@ def test_caller_p_runs_fn_inside_the_await_before_it_returns() -> None:
 
     async def main() -> tuple[int, int]:
         me = ragged.current_goroutine().id
-        log.append(("before", None, me, threading.get_ident()))
+        # The P and thread the barrier runs on (it starts without parking: worldsema is free).
+        log.append(("before", ragged.current_p().id, me, threading.get_ident()))
         await ragged.for_each_p(lambda p: log.append(("fn", p.id, current_gid(), threading.get_ident())))
-        log.append(("after", ragged.current_p().id, me, threading.get_ident()))
-        return me, threading.get_ident()
+        log.append(("after", None, me, None))
+        return me, log[0][3]
 
     me, thread = ragged.run(main, procs=3)
     assert log[0][0] == "before" and log[-1][0] == "after", log
     assert sorted(e[1] for e in log[1:-1]) == [0, 1, 2], log
-    mine = [e for e in log[1:-1] if e[1] == log[-1][1]]
-    assert mine == [("fn", log[-1][1], me, thread)], f"fn for the caller's P: {mine}; log {log}"
+    mine = [e for e in log[1:-1] if e[1] == log[0][1]]
+    assert mine == [("fn", log[0][1], me, thread)], f"fn for the caller's P: {mine}; log {log}"
 
 
 # ---------------------------------------------------------------- exactly once: running Ps
@@ -504,3 +505,28 @@ def test_metrics_count_barriers_and_stws_with_sensible_histograms() -> None:
     assert all(v >= 0 for v in m["per_p_pause_seconds"].values())
     assert sorted(m["per_p_pause_seconds"]) == list(range(procs))
     assert m["barrier_timeouts"] == 0 and m["barrier_fn_errors"] == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_goroutine_looping_on_barriers_does_not_starve_its_p() -> None:
+    """An uncontended barrier never parks its caller: on its way out it is a safe point, so sysmon's
+    request to yield (after preempt_after) reaches a goroutine that does nothing but barriers."""
+    done = threading.Event()
+
+    async def looper() -> int:
+        n = 0
+        while not done.is_set():
+            await ragged.for_each_p(lambda p: None)
+            n += 1
+        return n
+
+    async def other() -> None:
+        done.set()
+
+    async def main() -> int:
+        g = ragged.go(looper)
+        await ragged.gosched()  # the looper now runs; `other` queues behind it on the only P
+        ragged.go(other)
+        return await g
+
+    assert ragged.run(main, procs=1) > 0

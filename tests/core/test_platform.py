@@ -1,4 +1,4 @@
-"""What the interpreter is (issue 11): the build, the GIL's state, and the import warning.
+"""What the interpreter is: the build, the GIL's state, and the import warning.
 
 On a free-threaded build where the GIL got turned back on (cffi's extension
 does that unless PYTHON_GIL=0), importing ragged warns once, in one line, that

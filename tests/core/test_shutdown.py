@@ -1,4 +1,4 @@
-"""Shutdown semantics as Go's (issue 11): when ``main`` returns, the rest is torn down quietly.
+"""Shutdown semantics as Go's: when ``main`` returns, the rest is torn down quietly.
 
 What the teardown itself causes in other goroutines -- ``Cancelled`` at their
 await, ``RuntimeClosed`` from a ``go()`` made while the runtime closes, a

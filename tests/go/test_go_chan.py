@@ -1,4 +1,4 @@
-"""Go's own channel tests, ported: src/runtime/chan_test.go (issue 11).
+"""Go's own channel tests, ported: src/runtime/chan_test.go.
 
 Each ``test_go_X`` is Go's ``TestX`` run as a ragged program (``ragged.run``),
 the same steps in the same order.  What differs, and why, is said at each test:

@@ -1,4 +1,4 @@
-"""Go's own sync.Cond tests, ported: src/sync/cond_test.go (issue 11).
+"""Go's own sync.Cond tests, ported: src/sync/cond_test.go.
 
 See ``test_go_chan.py`` and ``test_go_sync.py`` for the rules of the port.
 Not ported: ``TestCondCopy``, which detects a ``sync.Cond`` copied by value;

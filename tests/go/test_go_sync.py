@@ -1,4 +1,4 @@
-"""Go's own sync tests, ported: src/sync/{waitgroup,mutex,rwmutex,once}_test.go (issue 11).
+"""Go's own sync tests, ported: src/sync/{waitgroup,mutex,rwmutex,once}_test.go.
 
 The Cond tests are in ``test_go_cond.py``.
 

@@ -1,4 +1,4 @@
-"""Chaos mode (issue 7): ``RAGGED_CHAOS=<seed>`` / ``Runtime(chaos=seed)``.
+"""Chaos mode: ``RAGGED_CHAOS=<seed>`` / ``Runtime(chaos=seed)``.
 
 Chaos mode injects seeded GIL releases and tiny sleeps at the scheduler's racy
 points (``ragged/_chaos.py``).  These tests check the mode itself -- it is
@@ -37,7 +37,7 @@ from ragged._core._chaos import POINTS, Chaos
 
 
 def _seeds() -> list[int]:
-    """Seeds 1..24 (the issue asks for at least 20), or ``RAGGED_CHAOS_SEEDS=a-b`` for a race hunt."""
+    """Seeds 1..24 (at least 20 catch the races chaos mode was made for), or ``RAGGED_CHAOS_SEEDS=a-b`` for a hunt."""
     spec = os.environ.get("RAGGED_CHAOS_SEEDS", "").strip()
     if not spec:
         return list(range(1, 25))
@@ -193,7 +193,7 @@ def _point_workload(rt: ragged.Runtime) -> None:
 
 @pytest.mark.timeout(60)
 def test_chaos_injects_at_every_named_point() -> None:
-    """Over a small workload, chaos injects at each racy point DESIGN.md names."""
+    """Over a small workload, chaos injects at each racy point docs/design.md names."""
     with ragged.Runtime(procs=PROCS, chaos=99) as rt:
         _point_workload(rt)
         counts = dict(rt._sched.chaos.counts)

@@ -1,4 +1,4 @@
-"""Fault injection (issue 7): faults that raise end in a clear error, and the runtime survives.
+"""Fault injection: faults that raise end in a clear error, and the runtime survives.
 
 Faults: a ``for_each_p`` callback that raises on some Ps; goroutines that raise
 at random; syscalls that raise.  Each test asserts the outcome (which

@@ -1,4 +1,4 @@
-"""Fault injection (issue 7): faults that end the runtime end in a clean shutdown.
+"""Fault injection: faults that end the runtime end in a clean shutdown.
 
 Faults: closing the runtime while a barrier, a stop-the-world or a blocking
 channel operation is in progress on another thread; a ``KeyboardInterrupt``

@@ -1,4 +1,4 @@
-"""A hypothesis state machine over the runtime (issue 7).
+"""A hypothesis state machine over the runtime.
 
 Rules spawn goroutines (computing, parked on a channel, joining another,
 sleeping, blocked in a syscall), wake them, cancel them, run barriers and

@@ -147,7 +147,7 @@ def test_plot_draws_full_curves_from_raw_samples(tmp_path: Path) -> None:
     _png_is_drawn(path)
 
 
-SECTIONS = {"spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier"}
+SECTIONS = {"spawn", "switch", "pingpong", "syscall", "checkpoint", "barrier", "atomic"}
 
 
 @pytest.mark.timeout(60)
@@ -167,13 +167,23 @@ def test_peers_quick_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
                 assert key.startswith("gevent"), (name, key)
     assert data["sections"]["syscall"]["cases"]["ragged_p4"]["threads"] > 1
     assert data["sections"]["pingpong"]["cases"]["asyncio"]["ops"]["count"] > 0
+    assert {t["key"] for t in data["atomic"]} == {"atomic_vs_lock", "atomic_add", "lock_add"}
+    assert all(t["value"] > 0 and t["pass"] is None for t in data["atomic"])  # information rows
     keys = {t["key"] for t in data["targets"]}
     assert {"checkpoint", "switch_half", "spawn_gather", "barrier", "barrier_g", "syscall_p1", "syscall_p4"} <= keys
     for t in data["targets"]:
         assert t["pass"] in (True, False), t
-    for title in ("spawn+join", "context switch", "channel ping-pong", "syscall-heavy", "checkpoint", "for_each_p"):
+    for title in (
+        "spawn+join",
+        "context switch",
+        "channel ping-pong",
+        "syscall-heavy",
+        "checkpoint",
+        "for_each_p",
+        "AtomicInt",
+    ):
         assert title in out
-    assert "targets" in out and ("PASS" in out or "MISS" in out)
+    assert "single-thread goals" in out and ("PASS" in out or "MISS" in out)
 
 
 @pytest.mark.timeout(60)
@@ -205,3 +215,25 @@ def test_flags_that_do_not_apply_are_rejected(argv: list[str], capsys: pytest.Ca
         cli.main(argv)
     assert exc.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_results_writes_one_table_per_benchmark_with_goals_build_and_command(tmp_path: Path) -> None:
+    """``make results`` in its smoke size: RESULTS.md gets the machine, commit, command and a goal table."""
+    from ragged.bench import results
+
+    out = tmp_path / "RESULTS.md"
+    assert results.main(["--quick", "--only", "stress", "--out", str(out)]) == 0
+    text = out.read_text()
+    for part in ("# Benchmark results", "- commit: `", "- machine: ", "## The stress benchmark", "-m ragged.bench"):
+        assert part in text, part
+    rows = [line for line in text.splitlines() if line.startswith("| for_each_p p50 / stop-the-world p50")]
+    assert len(rows) == 1 and ("PASS" in rows[0] or "MISS" in rows[0]), rows
+    assert "## Beside asyncio" not in text  # --only stress
+
+
+def test_results_rejects_an_unknown_benchmark() -> None:
+    from ragged.bench import results
+
+    with pytest.raises(SystemExit):
+        results.main(["--only", "nosuch"])

@@ -1,4 +1,4 @@
-"""Issue 12's bench parts: build identification, compute scaling, mutator rate, the issue's target table.
+"""The parallel bench parts: build identification, compute scaling, mutator rate, the parallel goals' table.
 
 Sizes are tiny and nothing here asserts a timing: the cases run, their JSON
 has the keys the report and RESULTS.md rely on, and the arithmetic behind the
@@ -114,7 +114,7 @@ def test_cpu_per_chunk_from_tallies() -> None:
 
 
 def test_target_without_goal_is_information() -> None:
-    t = targets.Target("k", "label", "issue 12", 0.5, "", 1, "x", "0.40-0.60")
+    t = targets.Target("k", "label", "goal", 0.5, "", 1, "x", "0.40-0.60")
     assert t.passed is None and t.margin == "no goal set"
     d = t.as_dict()
     assert d["goal"] == "none" and d["spread"] == "0.40-0.60"
@@ -188,7 +188,7 @@ def test_mutator_case_quick_runs_exactly_once_barriers() -> None:
     assert "exactly once on every P" in "\n".join(mutator.render(sec))
 
 
-ISSUE12 = {
+PARALLEL_KEYS = {
     "p2_tpe2",
     "p2g4_tpe2",
     "p1_thread",
@@ -211,7 +211,7 @@ ISSUE12 = {
 
 
 @pytest.mark.timeout(90)
-def test_peers_quick_json_has_build_scaling_mutator_and_issue12(
+def test_peers_quick_json_has_build_scaling_mutator_and_parallel_goals(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     js = tmp_path / "peers.json"
@@ -222,20 +222,24 @@ def test_peers_quick_json_has_build_scaling_mutator_and_issue12(
     assert data["scaling"]["config"] == {"rounds": 2, "seconds": 0.03, "warmup": 0.02}
     assert [r["procs"] for r in data["mutator"]["results"]] == [2, 4]
     assert all(r["errors"] == [] for r in data["mutator"]["results"])
-    rows = {t["key"]: t for t in data["issue12"]}
-    assert set(rows) == ISSUE12
+    rows = {t["key"]: t for t in data["parallel"]}
+    assert set(rows) == PARALLEL_KEYS
+    everywhere = {"checkpoint", "switch", "spawn"}  # the single-thread rows are every build's goals
     for key, t in rows.items():
-        assert t["source"] == "issue 12", key
+        if data["gil"] and key not in everywhere:  # the rest are the free-threaded build's goals
+            assert t["source"] == "free-threaded goal" and t["pass"] is None, key
+            continue
+        assert t["source"] == "goal", key
         if key.startswith(("mutator_stw", "cpu_")):
             assert t["goal"] == "none" and t["pass"] is None
         else:  # n/a only where a loaded machine left a side with no chunk in a tiny window
             assert t["pass"] in (True, False) or math.isnan(t["value"]), key
     assert build.label(data) in out.splitlines()[0]
-    for title in ("compute scaling", "barrier vs stop-the-world on busy Ps", "issue 12's table", "PASS"):
+    for title in ("compute scaling", "barrier vs stop-the-world on busy Ps", "parallel goals", "PASS"):
         assert title in out
 
 
-def test_peer_parts_are_the_sections_then_issue12s_cases() -> None:
+def test_peer_parts_are_the_sections_then_the_parallel_cases() -> None:
     from ragged.bench.cli import PEER_PARTS
     from ragged.bench.peer_cases import QUICK
 
@@ -249,8 +253,8 @@ def test_peers_only_runs_the_parts_named_and_reports_the_rest_not_measured() -> 
     data = peers.run(quiet=True, quick=True, only=("checkpoint",))
     assert data["only"] == ["checkpoint"] and set(data["sections"]) == {"checkpoint"}
     assert "scaling" not in data and "mutator" not in data
-    rows = {t["key"]: t for t in data["issue12"]}
-    assert set(rows) == ISSUE12
+    rows = {t["key"]: t for t in data["parallel"]}
+    assert set(rows) == PARALLEL_KEYS
     assert rows["checkpoint"]["pass"] in (True, False)
     for key, t in rows.items():
         if key != "checkpoint":

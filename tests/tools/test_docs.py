@@ -92,3 +92,58 @@ def test_docstrings_keep_the_contract(kind: str, name: str, members: list[str]) 
             elif callable(raw) and not inspect.isclass(raw):
                 problems += contract_problems(f"{name}.{member}", doc_of(getattr(obj, member)))
     assert not problems, "\n".join(problems)
+
+
+# A private name in backquotes or a role (``_lock``, :class:`~ragged._sync.X`, ``_barrier.foreachp``).
+_PRIVATE = re.compile(r"(``|`~?|[\s(])(ragged\.)?_[a-z][a-z_]*[.`\s]")
+
+
+def _public_docs() -> list[tuple[str, str]]:
+    """(name, docstring) of every exported name and of the documented members of each class."""
+    out = []
+    for kind, name, members in ENTRIES:
+        if kind == "module":
+            continue
+        obj = resolve(name)
+        out.append((name, doc_of(obj)))
+        for member in members:
+            raw = inspect.getattr_static(obj, member, None)
+            out.append((f"{name}.{member}", (raw.__doc__ or "") if isinstance(raw, property) else doc_of(raw)))
+    return out
+
+
+def test_the_reference_names_no_private_internals() -> None:
+    """What a user reads in the reference talks about ragged's behaviour, not its private modules or fields."""
+    bad = [
+        f"{name}: {line.strip()}"
+        for name, doc in _public_docs()
+        for line in doc.splitlines()
+        if _PRIVATE.search(line) and "__" not in line
+    ]
+    assert not bad, "\n".join(bad)
+
+
+ROOT = API.parent.parent
+_BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+
+
+def _programs() -> list[tuple[str, str]]:
+    """Every python block of the README and the guides that is a whole program (it calls ragged.run)."""
+    out = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs" / "guides").glob("*.md"))]:
+        for i, m in enumerate(_BLOCK.finditer(path.read_text())):
+            if "ragged.run(" in m.group(1):
+                out.append((f"{path.relative_to(ROOT)}#{i}", m.group(1)))
+    return out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("where", "code"), _programs(), ids=[w for w, _ in _programs()])
+def test_the_examples_in_the_readme_and_guides_run(where: str, code: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=50, cwd=tmp_path)
+    assert proc.returncode == 0, f"{where}:\n{proc.stdout}\n{proc.stderr}"
