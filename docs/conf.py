@@ -44,7 +44,7 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|exc|data|func)", r"(builtins\.)?(int|float|str|bool|bytes|dict|list|tuple|set|object|type|None)"),
     (r"py:(class|obj|exc|data)", r"(builtins\.)?[A-Z][A-Za-z]*(Error|Exception|Group|Iteration|Interrupt|Exit)"),
     (r"py:(class|obj|data)", r"(collections\.abc|typing|types|concurrent\.futures|contextvars|threading)\..*"),
-    (r"py:(class|obj|data)", r"(logging|socket)\..*"),
+    (r"py:(class|obj|data)", r"(logging|socket|ssl)\..*|SSLContext|SSLSocket"),
     (r"py:(class|obj|data)", r"(Any|Callable|Coroutine|Awaitable|Generator|Iterator|AsyncIterator|Iterable|Mapping)"),
     (r"py:(class|obj|data)", r"(Future|Context|LogRecord|Filter|FrameType|TracebackType|Self|ParamSpec)"),
     (r"py:(class|obj|data)", r"(ragged\.)?(_[A-Za-z]+\.)*([TRKV]|[TRKV]_co|Ts)|P\.(args|kwargs)"),

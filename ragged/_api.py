@@ -192,14 +192,15 @@ async def for_each_p(fn: Callable[[P], Any]) -> None:
     sched = g.sched
     rt = sched.runtime
     rt._check_open()
+    # An uncontended barrier never leaves the M: be a safe point on the way in, so that a
+    # goroutine looping on barriers still honours sysmon's request to yield its P.  (On the
+    # way in, not out: once the barrier has run, its caller returns on the P it ran on.)
+    await checkpoint()
     await sched.worldsema.acquire_g(g, "for_each_p")
     try:
         foreachp(sched, fn, tls.m.p, None)
     finally:
         sched.worldsema.release()
-    # An uncontended barrier never leaves the M: be a safe point on the way out, so that a
-    # goroutine looping on barriers still honours sysmon's request to yield its P.
-    await checkpoint()
 
 
 def stop_the_world(reason: str = "user") -> StopTheWorld:

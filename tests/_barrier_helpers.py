@@ -171,12 +171,11 @@ def barrier_from(rt: ragged.Runtime, caller: str, fn: Callable[[Any], Any]) -> S
         return SimpleNamespace(thread=threading.get_ident(), gid=None, pid=None)
 
     async def caller_g() -> SimpleNamespace:
-        me = threading.get_ident()
-        # The P the barrier runs on: worldsema is free (one caller at a time here), so the
-        # barrier starts without parking; on its way out it is a safe point and may yield.
-        pid = ragged.current_p().id
         await ragged.for_each_p(fn)
-        return SimpleNamespace(thread=me, gid=ragged.current_goroutine().id, pid=pid)
+        # The barrier ran at the end of the await (its start is a safe point, where the goroutine
+        # may move), and nothing has yielded since: this is the thread and the P it ran on.
+        me = threading.get_ident()
+        return SimpleNamespace(thread=me, gid=ragged.current_goroutine().id, pid=ragged.current_p().id)
 
     return rt.go(caller_g, name="barrier-caller").result(timeout=JOIN)
 

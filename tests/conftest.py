@@ -106,10 +106,25 @@ POLLER_KINDS = ["edge", "level"] if hasattr(select, "epoll") else ["level"]
 def poller_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on each kind of network poller the platform has: edge-triggered
     epoll (Linux's default) and level-triggered ``selectors`` (every other platform's)."""
-    from ragged._core import _netpoll
+    from ragged._core import _netpoll_sched
+    from ragged._core._netpoll_selectors import SelectorsBackend
 
-    monkeypatch.setattr(_netpoll, "EDGE_TRIGGERED", request.param == "edge")
+    if request.param == "level":
+        monkeypatch.setattr(_netpoll_sched, "TheBackend", SelectorsBackend)
     return str(request.param)
+
+
+@pytest.fixture
+def no_socket_leak() -> Iterator[None]:
+    """Every socket the test opened is closed by its end (the ragged.net tests)."""
+    from _nethelpers import open_sockets
+
+    before = open_sockets()
+    yield
+    deadline = time.monotonic() + 5
+    while open_sockets() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert open_sockets() <= before, f"{open_sockets() - before} sockets left open"
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from ._g import Goroutine, check_label
 from ._handoff import caller_sched, committed, complete
 from ._lockrank import Rank, lock_maker, new_claim
 from ._m import tls
-from ._netpoll import READ, WRITE, NetPoll, PollDesc, pollwait
+from ._netpoll import READ, REASONS, WRITE, NetPoll, PollDesc, poll_close, poll_release, poll_set_deadline, pollwait
 from ._netpoll_sched import netpoll_of
 from ._p import P
 from ._park import (
@@ -90,6 +90,7 @@ __all__ = [
     "P",
     "PollDesc",
     "READ",
+    "REASONS",
     "SEQ_CST",
     "RaggedError",
     "Rank",
@@ -128,6 +129,9 @@ __all__ = [
     "new_claim",
     "park_on",
     "parkable_g",
+    "poll_close",
+    "poll_release",
+    "poll_set_deadline",
     "pollwait",
     "ready",
     "run",

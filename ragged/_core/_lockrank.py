@@ -120,6 +120,8 @@ class Rank(IntEnum):
     TRACE = 23
     # Chaos._lock: the chaos injector's random generator.
     CHAOS = 24
+    # TLSConn._ssl_lock: held for one non-blocking call into a TLS connection's SSL object.
+    SSL = 25
 
 
 # Ranks whose locks may be held several at once, and the order that makes it safe.  The key is

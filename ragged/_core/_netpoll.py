@@ -1,48 +1,83 @@
-"""The network poller: goroutines that wait on an fd park and hold no thread (Go's netpoll).
+"""The network poller, its portable part: goroutines that wait on an fd park and hold no thread.
 
-Go's shape (``runtime/netpoll.go``, ``netpoll_epoll.go``): ``select.epoll``,
-edge-triggered, on Linux; the standard library's ``selectors`` elsewhere
-(kqueue on BSD and macOS); one poller per runtime, made on first use:
+Go's shape (``runtime/netpoll.go``): this module is written once for every
+platform; a *backend* talks to the OS.  Two backends, with the same small
+interface, are chosen once when a runtime makes its poller
+(``_netpoll_sched.TheBackend``):
 
-* A :class:`PollDesc` per fd (Go's ``pollDesc``) with one waiter slot per
-  direction, ``waiter[DIR[READ]]`` and ``waiter[DIR[WRITE]]`` (Go's ``rg``
-  and ``wg``): the :class:`~ragged._core._park.Sudog` of the goroutine parked for
-  readability or writability ("IO wait read" / "IO wait write").  Whoever
-  wakes it -- readiness seen by a poll, its timeout or deadline timer,
-  ``g.cancel()``, the close of the fd, the runtime's close -- first wins the
-  sudog's claim, so each wait ends exactly once.
+* ``_netpoll_epoll.EpollBackend`` (Linux): ``select.epoll``, edge-triggered,
+  as Go's ``netpoll_epoll.go``; each fd registered once for both directions
+  on its first wait and never modified.
+* ``_netpoll_selectors.SelectorsBackend`` (elsewhere: kqueue, poll, select):
+  the standard library's ``selectors``, level-triggered; the interest of a
+  direction is registered while a goroutine waits for it and kept after the
+  wake-up (a connection read in a loop costs no system call per read), and
+  the blocking poll drops the interest of a direction nobody waits for, so a
+  ready fd never spins it.
+
+A backend must define (Go's "a particular implementation must define the
+following functions"):
+
+``kind``                   ``"edge"`` or ``"level"`` (for dumps and tests; shared code never branches on it).
+``__init__(brk_fd)``       make the OS poller, watching ``brk_fd`` for readability, level-triggered
+                           (a non-blocking poll leaves a break unread for the M blocked in the poll).
+``set_interest(pd, mask)`` make the OS's interest in ``pd.fd`` be ``mask`` (or what the backend keeps
+                           instead: edge-triggered, both directions from the first wait on); store what
+                           is registered in ``pd.events``, also on failure; raise :class:`NotPollable`
+                           when the OS refuses.  Called with ``pd.lock`` and ``NetPoll.lock`` held.
+``drop_idle(pd, mask)``    a blocking poll found ``mask``'s directions ready with nobody waiting: the
+                           level-triggered backend drops their interest (``set_interest``), the
+                           edge-triggered one keeps its one registration.  Same locks.
+``poll(np, timeout, blocking, out)``  wait up to ``timeout`` (0: do not block; None: forever); for each
+                           ready fd call ``np.netpollready(pd, mask, blocking, out)`` (Go's
+                           ``netpollready``; ``mask`` may carry ``HUP``, which an edge-triggered
+                           backend must report: the end of stream or an error stays readable
+                           without a further edge), and for the break fd, if ``blocking``,
+                           ``np.drain_brk()``.
+                           Runs under ``NetPoll.poll_lock`` only; tolerates fds unregistered meanwhile
+                           and a poller closed under it (returns nothing).
+``close()``                close the OS poller.
+
+The portable part:
+
+* A **direction** is ``READ`` (0) or ``WRITE`` (1): an index into a
+  :class:`PollDesc`'s per-direction lists; the interest mask of direction
+  ``d`` is ``1 << d`` (the same bits as ``selectors.EVENT_READ``/``EVENT_WRITE``).
+* A :class:`PollDesc` per fd (Go's ``pollDesc``) with, per direction, the
+  waiting goroutine's :class:`~ragged._core._park.Sudog` (Go's ``rg``/``wg``),
+  its timer, the **deadline** (the one place one is kept: a ``ragged.net``
+  object makes its descriptor when it is made and sets deadlines on it before
+  any runtime polls it) and a readiness a poll saw while nobody waited
+  (``ready``, Go's ``pdReady``): the next wait consumes it and returns at once,
+  so an edge between a failed read and the park is never lost.  Whoever wakes
+  a waiter -- readiness seen by a poll, its timer, ``g.cancel()``, the close of
+  the fd, the runtime's close -- first wins the sudog's claim, so each wait
+  ends exactly once.
 * A second goroutine waiting on the same fd in the same direction is refused
-  with :class:`FdBusy` (in Go it is a fatal "double wait"); a waiter whose
-  claim someone already won is stale and simply replaced.  ``ragged.net``
+  with :class:`FdBusy` (in Go a fatal "double wait"); ``ragged.net``
   connections queue their readers and writers (Go's ``fdMutex``) so that never
   happens there.
-* Readiness is edge-triggered on Linux, as in Go: ``select.epoll`` directly
-  (``selectors`` cannot ask for ``EPOLLET``), each fd registered once for
-  both directions on its first wait and never modified.  A poll that reports
-  a direction nobody waits for records it in ``PollDesc.ready`` (Go's
-  ``pdReady``); the next wait in that direction consumes it and returns at
-  once, so an edge that came between a failed read and the park is never
-  lost.  A poll reports each fd once per edge, so goroutines readied but not
-  yet run are not reported again by every poll.
-* Elsewhere (kqueue, poll, select through ``selectors``) readiness is
-  level-triggered.  Interest is registered when a goroutine waits and kept
-  after the wake-up, so a connection that is read in a loop costs no
-  ``epoll_ctl`` per read; the blocking poll drops the interest of a
-  direction nobody waits for, so a ready fd never spins it.  The same
-  ``ready`` record serves there too.
+* :func:`pollwait` (Go's ``poll_runtime_pollWait``), :func:`poll_set_deadline`
+  (``poll_runtime_pollSetDeadline``), :func:`poll_close` (``pollUnblock`` +
+  ``pollClose``) and :func:`poll_release` (a bare fd's wait is over) take the
+  descriptor; it knows its poller once attached (``pd.np``).  Every fd leaves
+  the poller by one path, :meth:`NetPoll.forget_locked`.
+* The break fd (Go's ``netpollBreakRd``/``Wr``) is an
+  :class:`~ragged._core._note.FdNote`: :meth:`NetPoll.brk` wakes it, the poll
+  that sees it drains it.
 
 Who polls, when, and how readied goroutines reach a P -- the scheduler's side
 of the poller, and ``netpoll_of``, which makes it -- is in ``_netpoll_sched``.
 
-Locks (their order is the table in ``_lockrank``): ``PollDesc.lock`` (the
+Locks (their order is the rank table in ``_lockrank``): ``PollDesc.lock`` (the
 waiter slots, deadlines, timers and interest of one fd), ``NetPoll.lock``
-(the selector's registrations and the fd map: ``selectors`` is not
+(the backend's registrations and the fd map: ``selectors`` is not
 thread-safe by itself, and on the free-threaded build Ms really run in
 parallel).  ``NetPoll.poll_lock`` is held
-by whoever is inside ``select()``: one poller at a time.  ``select()``
-itself runs under no other lock and tolerates fds unregistered meanwhile
-(``selectors`` skips fds it no longer knows; a stale event for a reused fd
-number is a spurious wake-up, which every caller retries).
+by whoever is inside the backend's ``poll``: one poller at a time.  The poll
+itself runs under no other lock and tolerates fds unregistered meanwhile (a
+stale event for a reused fd number is a spurious wake-up, which every caller
+retries).
 """
 
 from __future__ import annotations
@@ -50,17 +85,15 @@ from __future__ import annotations
 import errno as _errno
 import logging
 import os
-import select
-import selectors
-import sys
 import threading
 import time
 import types
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import FdBusy, IOTimeout, NetClosed, NotPollable, RaggedError, RuntimeClosed
 from ._lockrank import Rank, lock_maker, new_lock
+from ._note import FdNote
 from ._park import Sudog, parkable_g, ready
 from ._traps import gopark
 
@@ -73,48 +106,60 @@ if TYPE_CHECKING:  # pragma: no cover
 _log = logging.getLogger("ragged")
 _monotonic = time.monotonic
 
-READ = selectors.EVENT_READ
-WRITE = selectors.EVENT_WRITE
-REASONS = {READ: "IO wait read", WRITE: "IO wait write"}
-DIR = {READ: 0, WRITE: 1}  # a direction's index in PollDesc's pairs (waiter, timer, deadline)
+READ = 0
+WRITE = 1
+DIRS = (READ, WRITE)
+BOTH = (1 << READ) | (1 << WRITE)  # an interest mask: both directions
+HUP = 1 << 2  # in a poll's report: the peer hung up or the fd has an error (readable for good)
+REASONS = ("IO wait read", "IO wait write")  # a parked goroutine's wait reason, by direction
+_DIRS_OF = ((), (READ,), (WRITE,), (READ, WRITE)) * 2  # the directions of a reported mask
+_VERBS = ("read", "write")
 
-_ONE = (1).to_bytes(8, sys.byteorder)  # what an eventfd write takes
 
-# Edge-triggered epoll where the platform has it; tests set this False to run
-# the level-triggered ``selectors`` poller on Linux too.
-EDGE_TRIGGERED = hasattr(select, "epoll")
-if EDGE_TRIGGERED:
-    _ET_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
-    # What readies a reader / a writer: an error or a hang-up ends both waits (the I/O then reports it).
-    _R_MASK = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
-    _W_MASK = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+class Backend(Protocol):
+    """What a poller backend defines; see the module docstring for the contract."""
+
+    kind: str
+
+    def set_interest(self, pd: PollDesc, mask: int) -> None: ...
+
+    def drop_idle(self, pd: PollDesc, mask: int) -> None: ...
+
+    def poll(self, np: NetPoll, timeout: float | None, blocking: bool, out: list[Sudog]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class PollDesc:
     """One fd known to the poller (Go's ``pollDesc``).  Fields under ``lock``.
 
-    Pairs indexed by direction (``DIR[READ]``, ``DIR[WRITE]``): ``waiter``,
-    the waiting reader's / writer's sudog or None (Go's ``rg``/``wg``);
-    ``timer``, the timer of the current reader's / writer's wait
-    (``rt``/``wt``); ``deadline``, the read / write deadline
-    (``time.monotonic()``; 0.0 for none; ``rd``/``wd``); ``ready``, a
-    readiness a poll saw while nobody waited, for the next wait to consume
-    (Go's ``pdReady``).  ``events``: the interest registered with the
-    selector now (0: not registered; edge-triggered, READ|WRITE once registered).
+    Lists indexed by direction (``READ``, ``WRITE``): ``waiter``, the waiting
+    reader's / writer's sudog or None (Go's ``rg``/``wg``); ``timer``, the
+    timer of that wait (``rt``/``wt``); ``deadline``, the read / write
+    deadline (``time.monotonic()``; 0.0 for none; ``rd``/``wd``); ``ready``,
+    a readiness a poll saw while nobody waited, for the next wait to consume
+    (Go's ``pdReady``).  ``hup``: a poll reported a hang-up or an error (never
+    cleared: a reader must not count on a further edge).  ``events``: the interest mask the backend holds now
+    (0: not registered).  ``np``: the poller it is attached to, or None until
+    a goroutine first waits on it (written once, under ``NetPoll.lock``).
     ``owner``: the ``ragged.net`` object that owns the fd (its ``_shutdown()``
     runs at runtime close), or None for a bare fd waited on by
     ``wait_readable``/``wait_writable``, which lives while ``refs`` waits use it.
     """
 
-    __slots__ = ("fd", "lock", "waiter", "timer", "deadline", "ready", "events", "closing", "owner", "refs")
+    __slots__ = (
+        "fd", "lock", "np", "waiter", "timer", "deadline", "ready", "hup", "events", "closing", "owner", "refs"
+    )  # fmt: skip
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
         self.lock = _new_pd_lock()
+        self.np: NetPoll | None = None
         self.waiter: list[Sudog | None] = [None, None]
         self.timer: list[TimerEntry | None] = [None, None]
         self.deadline = [0.0, 0.0]
         self.ready = [False, False]
+        self.hup = False
         self.events = 0
         self.closing = False
         self.owner = owner
@@ -125,38 +170,24 @@ class PollDesc:
 
 
 class NetPoll:
-    """A runtime's poller: the selector (an edge-triggered epoll, or ``selectors``), the fd map
-    and the break fd.  ``edge``: edge-triggered (default: where ``select.epoll`` exists)."""
+    """A runtime's poller: its backend, the fd map and the break note."""
 
-    def __init__(self, sched: Sched, edge: bool | None = None) -> None:
+    def __init__(self, sched: Sched, backend_class: Any) -> None:
         self.sched = sched
-        self.lock = new_lock(Rank.NETPOLL, "NetPoll.lock")  # selector registrations, pds, nregistered, closed
-        self.poll_lock = new_lock(Rank.POLL, "NetPoll.poll_lock")  # held by whoever is inside select()
-        self.edge = EDGE_TRIGGERED if edge is None else edge
-        # Exactly one of the two: an edge-triggered epoll, or a level-triggered selector.
-        self.ep: Any = None
-        self.sel: Any = None
+        self.lock = new_lock(Rank.NETPOLL, "NetPoll.lock")  # backend registrations, pds, nregistered, closed
+        self.poll_lock = new_lock(Rank.POLL, "NetPoll.poll_lock")  # held by whoever is inside the backend's poll
         self.pds: dict[int, PollDesc] = {}
         self.nregistered = 0  # fds with interest now (a hint read without the lock)
         self.lastpoll = _monotonic()  # when a poll last ended; 0.0 while an M blocks in one
         self.closed = False
-        if hasattr(os, "eventfd"):
-            self._brk_r = self._brk_w = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:  # pragma: no cover - BSD and macOS
-            self._brk_r, self._brk_w = os.pipe()
-            os.set_blocking(self._brk_r, False)
-            os.set_blocking(self._brk_w, False)
-        # The break fd is level-triggered in both kinds: a non-blocking poll
-        # leaves it unread for the M blocked in the poll, which must still see it.
-        if self.edge:
-            self.ep = select.epoll()
-            self.ep.register(self._brk_r, select.EPOLLIN)
-        else:
-            self.sel = selectors.DefaultSelector()
-            self.sel.register(self._brk_r, READ, None)
+        self.brk_note = FdNote()
+        self.backend: Backend = backend_class(self.brk_note.fileno())
         # Go's netpollWakeSig: set while a break is written and not yet read,
         # so that a burst of wake-ups costs one write.  Test-and-set = acquire(False).
         self._wake_sig = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<NetPoll {self.backend.kind} fds={len(self.pds)} registered={self.nregistered}>"
 
     # ------------------------------------------------------------ break
 
@@ -165,14 +196,14 @@ class NetPoll:
         if not self._wake_sig.acquire(False):
             return  # a break is already on its way
         try:
-            os.write(self._brk_w, _ONE)
-        except OSError:  # closed at shutdown, or a pipe that is full: a break is pending anyway
+            self.brk_note.wakeup()
+        except OSError:  # closed at shutdown: nobody polls any more
             pass
 
-    def _drain_brk(self) -> None:
-        """The poller saw the break fd readable: consume it, then allow the next break."""
+    def drain_brk(self) -> None:
+        """The blocking poll saw the break fd readable: consume it, then allow the next break."""
         try:
-            os.read(self._brk_r, 64)
+            self.brk_note.clear()
         except OSError:
             pass
         try:
@@ -182,215 +213,123 @@ class NetPoll:
 
     # ------------------------------------------------------------ registration
 
-    def set_events_locked(self, pd: PollDesc, events: int) -> None:
-        """Make the selector's interest in ``pd.fd`` be ``events``.  Requires ``pd.lock``.
+    def open(self, pd: PollDesc) -> None:
+        """Attach ``pd`` (owned by a ``ragged.net`` object) to this poller (Go's ``poll_runtime_pollOpen``).
 
-        Raises :class:`NotPollable` when the OS refuses the fd (closed, or a
-        regular file); ``pd.events`` then still says what the selector holds.
+        :raises FdBusy: if the fd is already known to this poller.
+        :raises RuntimeClosed: once the poller is closed.
         """
-        if events != pd.events:
-            with self.lock:
-                self._set_events_sel_locked(pd, events)
+        with self.lock:
+            if self.closed:
+                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+            if pd.fd in self.pds:
+                raise FdBusy(
+                    f"fd {pd.fd} is already in use by the network poller (another connection or a waiter); "
+                    "wrap each socket once"
+                )
+            self.pds[pd.fd] = pd
+            pd.np = self
+            pd.refs += 1
 
-    def _set_events_sel_locked(self, pd: PollDesc, events: int) -> None:
-        """``set_events_locked`` under the selector's lock: requires ``pd.lock`` and
-        ``NetPoll.lock``, and ``events`` != ``pd.events``.
+    def open_fd(self, fd: int) -> PollDesc:
+        """The descriptor of a bare ``fd`` for one more wait: the one the poller knows, or a new one.
 
-        Edge-triggered, an fd is registered for both directions or not at all.
-        """
-        old = pd.events
-        if self.closed:
-            raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
-        if self.edge:
-            try:
-                if old == 0:
-                    self.ep.register(pd.fd, _ET_MASK)
-                    self.nregistered += 1
-                    events = READ | WRITE
-                elif events == 0:
-                    self.ep.unregister(pd.fd)
-                    self.nregistered -= 1
-                else:
-                    return
-            except OSError as err:
-                if old != 0:  # the fd went away (closed): it is not registered any more
-                    self.nregistered -= 1
-                    pd.events = 0
-                raise _not_pollable(pd.fd, err) from None
-            pd.events = events
-            return
-        try:
-            if old == 0:
-                self.sel.register(pd.fd, events, pd)
-                self.nregistered += 1
-            elif events == 0:
-                self.sel.unregister(pd.fd)
-                self.nregistered -= 1
-            else:
-                self.sel.modify(pd.fd, events, pd)
-        except OSError as err:
-            # pd.events is written only after a successful call, so it is
-            # still ``old`` -- unless a refused modify made selectors drop
-            # the fd's key (it does; a refused register never added it):
-            # then the fd is no longer registered, and the count and
-            # pd.events must say so.
-            if old != 0 and pd.fd not in self.sel.get_map():
-                self.nregistered -= 1
-                pd.events = 0
-            raise _not_pollable(pd.fd, err) from None
-        except (KeyError, ValueError) as err:  # selectors refused before changing anything
-            raise NotPollable(f"fd {pd.fd} cannot be polled: {err}") from None
-        pd.events = events
-
-    def open(self, fd: int, owner: Any) -> PollDesc:
-        """The poll descriptor of ``fd``: a new one for ``owner`` (a ``ragged.net`` object), or,
-        with ``owner`` None, the existing one (counted in ``refs``) or a new bare one.
-
-        Raises :class:`FdBusy` if ``owner`` is given and the fd is already known.
+        Pair with :func:`poll_release`.  :raises RuntimeClosed: once the poller is closed.
         """
         with self.lock:
             if self.closed:
                 raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
             pd = self.pds.get(fd)
-            if pd is not None and owner is not None:
-                raise FdBusy(
-                    f"fd {fd} is already in use by the network poller (another connection or a waiter); "
-                    "wrap each socket once"
-                )
             if pd is None:
-                pd = self.pds[fd] = PollDesc(fd, owner)
+                pd = self.pds[fd] = PollDesc(fd, None)
+                pd.np = self
             pd.refs += 1
             return pd
 
-    def release(self, pd: PollDesc) -> None:
-        """A bare wait on ``pd`` is over: forget a bare fd nobody else waits on.
+    def set_interest_locked(self, pd: PollDesc, mask: int) -> None:
+        """Make the backend's interest in ``pd.fd`` be ``mask``.  Requires ``pd.lock``.
 
-        A bare fd belongs to the caller, who may close it as soon as the wait
-        returns, so it leaves the selector now (an owned fd keeps its interest).
+        :raises NotPollable: when the OS refuses the fd (closed, or a regular
+            file); ``pd.events`` then still says what the backend holds.
+        :raises RuntimeClosed: once the poller is closed.
         """
-        with pd.lock, self.lock:
-            pd.refs -= 1
-            if pd.refs > 0 or pd.owner is not None or self.closed:
-                return
-            if self.pds.get(pd.fd) is pd:
-                del self.pds[pd.fd]
-            if pd.events:
-                try:
-                    self._set_events_sel_locked(pd, 0)
-                except NotPollable:
-                    pass
+        with self.lock:
+            if self.closed:
+                raise RuntimeClosed("the ragged Runtime was closed; its network poller is gone")
+            self._set_interest_both_locked(pd, mask)
 
-    def evict(self, pd: PollDesc, err: BaseException) -> None:
-        """Close ``pd``: wake its waiters with ``err``, drop its interest and timers, forget it.
+    def _set_interest_both_locked(self, pd: PollDesc, mask: int) -> None:
+        """``set_interest_locked`` with ``NetPoll.lock`` held too: keeps ``nregistered`` right."""
+        old = pd.events
+        try:
+            self.backend.set_interest(pd, mask)
+        finally:
+            self.nregistered += (pd.events != 0) - (old != 0)
 
-        Go's ``pollUnblock`` + ``pollClose``.  Idempotent.  After it, waits on
-        ``pd`` raise ``NetClosed`` at once; the owner closes the fd afterwards.
-        """
-        woken: list[Sudog] = []
-        timers: list[TimerEntry] = []
-        with pd.lock:
-            if pd.closing:
-                return
-            pd.closing = True
-            for s in pd.waiter:
-                if s is not None and s.try_claim():
-                    woken.append(s)
-            timers = [e for e in pd.timer if e is not None]
-            pd.waiter = [None, None]
-            pd.timer = [None, None]
-            with self.lock:
-                if self.pds.get(pd.fd) is pd:
-                    del self.pds[pd.fd]
-                if pd.events and not self.closed:
-                    try:
-                        if self.ep is not None:
-                            self.ep.unregister(pd.fd)
-                        else:
-                            self.sel.unregister(pd.fd)
-                    except (OSError, KeyError, ValueError):
-                        pass  # closed under us: the kernel dropped it already
-                    self.nregistered -= 1
-                pd.events = 0
-        stop_timers(self.sched, timers)
-        for s in woken:
-            ready(s, None, err)
+    def forget_locked(self, pd: PollDesc) -> None:
+        """The one way an fd leaves the poller: out of the fd map and the backend.
+        Requires ``pd.lock`` and ``NetPoll.lock``.  Idempotent."""
+        if self.pds.get(pd.fd) is pd:
+            del self.pds[pd.fd]
+        if pd.events and not self.closed:
+            try:
+                self._set_interest_both_locked(pd, 0)
+            except NotPollable:
+                pass  # closed under us: the kernel dropped it already
+        pd.events = 0
 
-    # ------------------------------------------------------------ deadlines
+    # ------------------------------------------------------------ waiter slots
 
-    def set_deadline(self, pd: PollDesc, mode: int, deadline: float) -> None:
-        """Set ``pd``'s read and/or write deadline (``mode`` READ|WRITE bits; 0.0 clears).
-
-        A waiter already parked gets its timer moved; a deadline in the past
-        wakes it at once with :class:`IOTimeout` (Go's ``pollSetDeadline``).
-        """
-        woken: list[Sudog] = []
-        old: list[TimerEntry] = []
-        now = _monotonic()
-        with pd.lock:
-            if pd.closing:
-                return
-            for bit in (READ, WRITE):
-                if not mode & bit:
-                    continue
-                i = DIR[bit]
-                pd.deadline[i] = deadline
-                s, e = pd.waiter[i], pd.timer[i]
-                pd.timer[i] = None
-                if e is not None:
-                    old.append(e)
-                if s is None or s.claim.locked():
-                    continue
-                if deadline and deadline <= now:
-                    if s.try_claim():
-                        self._clear_waiter_locked(pd, bit)
-                        woken.append(s)
-                elif deadline:
-                    self._arm_locked(pd, bit, s, deadline)
-        stop_timers(self.sched, old)
-        for s in woken:
-            ready(s, None, IOTimeout("i/o timeout (deadline passed)"))
-
-    def _arm_locked(self, pd: PollDesc, bit: int, s: Sudog, when: float) -> None:
-        """Start the timer of ``s``'s wait, firing at ``when``.  Requires ``pd.lock``."""
+    def arm_locked(self, pd: PollDesc, d: int, s: Sudog, when: float) -> None:
+        """Start the timer of ``s``'s wait in direction ``d``, firing at ``when``.  Requires ``pd.lock``."""
         timers = self.sched.timers
         with timers.lock:
-            e = timers.add_locked(when, self._deadline_impl, (pd, bit, s))
-        pd.timer[DIR[bit]] = e
+            e = timers.add_locked(when, self._deadline_impl, (pd, d, s))
+        pd.timer[d] = e
         timers.poke_if_earlier(e)
 
     def _deadline_impl(self, arg: tuple[PollDesc, int, Sudog]) -> None:
         """Timer callback (Go's ``netpolldeadlineimpl``): the timeout or deadline of
         ``s``'s wait passed.  Wins the claim or does nothing.  Must not hold ``pd.lock``."""
-        pd, bit, s = arg
+        pd, d, s = arg
         with pd.lock:
-            if pd.waiter[DIR[bit]] is not s or not s.try_claim():
+            if pd.waiter[d] is not s or not s.try_claim():
                 return
-            self._clear_waiter_locked(pd, bit)
+            self.clear_waiter_locked(pd, d)
         ready(s, None, IOTimeout("i/o timeout"))
 
-    def _take_locked(self, pd: PollDesc, bit: int) -> tuple[Sudog | None, TimerEntry | None]:
-        """Empty ``bit``'s waiter slot; return what was in it and its timer.  Requires ``pd.lock``."""
-        i = DIR[bit]
-        s, e = pd.waiter[i], pd.timer[i]
-        pd.waiter[i] = pd.timer[i] = None
-        return s, e
-
-    def _drop_locked(self, pd: PollDesc, bits: int) -> None:
-        """Drop the interest in ``bits`` (nobody waits for them).  Requires ``pd.lock``.
-
-        Level-triggered only: an edge-triggered fd keeps its one registration.
-        """
-        if pd.events & bits and not pd.closing and not self.edge:
-            try:
-                self.set_events_locked(pd, pd.events & ~bits)
-            except (NotPollable, RuntimeClosed):
-                pass  # the fd went away under us: nothing is registered to drop
-
-    def _clear_waiter_locked(self, pd: PollDesc, bit: int) -> TimerEntry | None:
-        """Empty ``bit``'s waiter slot and drop its interest; return its timer.  Requires ``pd.lock``."""
-        e = self._take_locked(pd, bit)[1]
-        self._drop_locked(pd, bit)
+    @staticmethod
+    def take_locked(pd: PollDesc, d: int) -> TimerEntry | None:
+        """Empty direction ``d``'s waiter slot; return its timer.  Requires ``pd.lock``."""
+        e = pd.timer[d]
+        pd.waiter[d] = pd.timer[d] = None
         return e
+
+    def clear_waiter_locked(self, pd: PollDesc, d: int) -> TimerEntry | None:
+        """Empty ``d``'s waiter slot and let the backend drop its interest; return its timer.
+        Requires ``pd.lock``."""
+        e = self.take_locked(pd, d)
+        self._drop_idle_locked(pd, 1 << d)
+        return e
+
+    def _drop_idle_locked(self, pd: PollDesc, mask: int) -> None:
+        """Nobody waits for ``mask``'s directions: the backend may drop their interest.  Requires ``pd.lock``."""
+        if pd.events & mask and not pd.closing:
+            with self.lock:
+                if self.closed:
+                    return
+                old = pd.events
+                try:
+                    self.backend.drop_idle(pd, mask)
+                except NotPollable:
+                    pass  # the fd went away under us: nothing is registered to drop
+                finally:
+                    self.nregistered += (pd.events != 0) - (old != 0)
+
+    def stop_timers(self, entries: list[TimerEntry]) -> None:
+        """Stop the timers of waits that ended some other way."""
+        for e in entries:
+            self.sched.timers.stop(e)
 
     # ------------------------------------------------------------ polling
 
@@ -401,86 +340,53 @@ class NetPoll:
         The caller readies them (``mark_ready`` then queue).  A direction that
         is ready with no live waiter is recorded in ``PollDesc.ready``: usually
         its goroutine was woken by an earlier poll and has not run yet, or has
-        not got to its wait.  Level-triggered, the interest stays for a
-        non-blocking poll (dropping it would cost an ``epoll_ctl`` to drop and
-        one to add it back, per round trip, whenever sysmon or another M polls
-        while a batch is still queued); only the blocking poll, which would
-        otherwise spin on it, drops it and empties a stale slot.
+        not got to its wait.  A non-blocking poll keeps the interest (dropping
+        it would cost a system call to drop and one to add it back, per round
+        trip, whenever sysmon or another M polls while a batch is still
+        queued); only the blocking poll, which would otherwise spin on a
+        level-triggered fd, empties a stale slot and lets the backend drop it.
         """
-        blocking = timeout != 0
         out: list[Sudog] = []
-        if self.ep is not None:
-            try:
-                evs = self.ep.poll(-1.0 if timeout is None else timeout)
-            except (OSError, ValueError):  # closed under us at shutdown
-                return []
-            pds = self.pds
-            brk = self._brk_r
-            for fd, m in evs:
-                if fd == brk:
-                    if blocking:
-                        self._drain_brk()
-                    continue
-                # pds[fd], not pds.get(fd): on 3.13t, dict.get with int keys
-                # takes the dict's lock when the value belongs to another
-                # thread, as every PollDesc made by another M does (about 6µs
-                # a call, measured; a subscript stays lock-free).
-                try:
-                    pd = pds[fd]
-                except KeyError:
-                    continue  # evicted since the poll returned
-                ev = (READ if m & _R_MASK else 0) | (WRITE if m & _W_MASK else 0)
-                self._netpollready(pd, ev, blocking, out)
-        else:
-            try:
-                events = self.sel.select(timeout)
-            except (OSError, ValueError):  # closed under us at shutdown
-                return []
-            for key, ev in events:
-                pd = key.data
-                if pd is None:
-                    # A break is for the M blocked in the poll: a non-blocking
-                    # poll must leave it for that M, or the M sleeps on (Go too).
-                    if blocking:
-                        self._drain_brk()
-                    continue
-                self._netpollready(pd, ev, blocking, out)
+        self.backend.poll(self, timeout, timeout != 0, out)
         return out
 
-    def _netpollready(self, pd: PollDesc, ev: int, blocking: bool, out: list[Sudog]) -> None:
-        """A poll found ``pd`` ready for ``ev`` (READ|WRITE bits): claim its waiters into ``out``
+    def netpollready(self, pd: PollDesc, mask: int, blocking: bool, out: list[Sudog]) -> None:
+        """A poll found ``pd`` ready for ``mask``'s directions: claim its waiters into ``out``
         (Go's ``netpollready``), or record the readiness for the next wait.  Takes ``pd.lock``.
         """
         drop = 0
-        timers = []
+        timers = None
         with pd.lock:
             if pd.closing:
                 return
-            for bit in (READ, WRITE):
-                if not ev & bit:
-                    continue
-                i = DIR[bit]
-                s = pd.waiter[i]
+            if mask & HUP:
+                pd.hup = True
+            for d in _DIRS_OF[mask]:
+                s = pd.waiter[d]
                 if s is not None and s.try_claim():
-                    e = self._take_locked(pd, bit)[1]
+                    e = pd.timer[d]
+                    pd.waiter[d] = pd.timer[d] = None
                     out.append(s)  # interest stays: the reader will most likely wait again
                 else:
-                    pd.ready[i] = True  # for the next wait to consume
-                    if not blocking or self.edge:
+                    pd.ready[d] = True  # for the next wait to consume
+                    if not blocking:
                         continue
-                    e = self._take_locked(pd, bit)[1]  # a stale waiter's timer, if any
-                    drop |= bit  # level-triggered: nobody (live) waits, stop reporting it
+                    e = self.take_locked(pd, d)  # a stale waiter's timer, if any
+                    drop |= 1 << d
                 if e is not None:
-                    timers.append(e)
+                    if timers is None:
+                        timers = [e]
+                    else:
+                        timers.append(e)
             if drop:
-                self._drop_locked(pd, drop)
+                self._drop_idle_locked(pd, drop)
         if timers:
-            stop_timers(self.sched, timers)
+            self.stop_timers(timers)
 
     # ------------------------------------------------------------ shutdown
 
     def close(self) -> None:
-        """Runtime close: evict every fd, close the ``ragged.net`` objects' fds, close the selector.
+        """Runtime close: evict every fd, close the ``ragged.net`` objects' fds, close the backend.
 
         Call once no M can be inside a poll any more (after the Ms stopped).
         """
@@ -488,7 +394,7 @@ class NetPoll:
             pds = list(self.pds.values())
         err = NetClosed("use of closed network connection (the ragged Runtime was closed)")
         for pd in pds:
-            self.evict(pd, err)
+            poll_close(pd, err)
             owner = pd.owner
             if owner is not None:
                 try:
@@ -497,16 +403,12 @@ class NetPoll:
                     _log.warning("ragged: closing %r at runtime close failed", owner, exc_info=True)
         with self.lock:
             self.closed = True
-            (self.ep if self.ep is not None else self.sel).close()
-            for fd in {self._brk_r, self._brk_w}:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self.backend.close()
+            self.brk_note.close()
 
 
-def _not_pollable(fd: int, err: OSError) -> NotPollable:
-    """The named error for an fd the OS refused to poll."""
+def not_pollable(fd: int, err: OSError) -> NotPollable:
+    """The named error for an fd the OS refused to poll (for the backends)."""
     if err.errno == _errno.EBADF:
         why = "it is not an open file descriptor (closed already?)"
     elif err.errno == _errno.EPERM:
@@ -516,67 +418,140 @@ def _not_pollable(fd: int, err: OSError) -> NotPollable:
     return NotPollable(f"fd {fd} cannot be waited on: {why}", err.errno)
 
 
-def stop_timers(sched: Sched, entries: list[TimerEntry]) -> None:
-    """Stop the timers of waits that ended some other way."""
-    for e in entries:
-        sched.timers.stop(e)
+# ---------------------------------------------------------------- the descriptor's operations
 
 
-# ---------------------------------------------------------------- the wait
+def poll_close(pd: PollDesc, err: BaseException) -> None:
+    """Close ``pd``: wake its waiters with ``err``, drop its interest and timers, forget it.
+
+    Go's ``pollUnblock`` + ``pollClose``.  Idempotent; ``pd`` need not be
+    attached yet.  After it, waits on ``pd`` raise ``NetClosed`` at once; the
+    owner closes the fd afterwards.  Takes ``pd.lock``, then ``NetPoll.lock``.
+    """
+    woken: list[Sudog] = []
+    with pd.lock:
+        if pd.closing:
+            return
+        pd.closing = True
+        np = pd.np
+        if np is None:
+            return  # never waited on: nothing to wake or forget
+        for s in pd.waiter:
+            if s is not None and s.try_claim():
+                woken.append(s)
+        timers = [e for e in pd.timer if e is not None]
+        pd.waiter = [None, None]
+        pd.timer = [None, None]
+        with np.lock:
+            np.forget_locked(pd)
+    np.stop_timers(timers)
+    for s in woken:
+        ready(s, None, err)
+
+
+def poll_release(pd: PollDesc) -> None:
+    """A bare wait on ``pd`` is over: forget a bare fd nobody else waits on.
+
+    A bare fd belongs to the caller, who may close it as soon as the wait
+    returns, so it leaves the poller now (an owned fd keeps its interest).
+    """
+    np = pd.np
+    assert np is not None  # open_fd attached it
+    with pd.lock, np.lock:
+        pd.refs -= 1
+        if pd.refs == 0 and pd.owner is None and not np.closed:
+            np.forget_locked(pd)
+
+
+def poll_set_deadline(pd: PollDesc, dirs: tuple[int, ...], deadline: float) -> None:
+    """Set ``pd``'s deadline (``time.monotonic()``; 0.0 clears) for the directions ``dirs``.
+
+    Go's ``poll_runtime_pollSetDeadline``.  A waiter already parked gets its
+    timer moved; a deadline in the past wakes it at once with
+    :class:`IOTimeout`.  ``pd`` need not be attached yet (nobody waits then).
+    """
+    woken: list[Sudog] = []
+    old: list[TimerEntry] = []
+    now = _monotonic()
+    with pd.lock:
+        if pd.closing:
+            return
+        np = pd.np
+        for d in dirs:
+            pd.deadline[d] = deadline
+            s, e = pd.waiter[d], pd.timer[d]
+            pd.timer[d] = None
+            if e is not None:
+                old.append(e)
+            if s is None or s.claim.locked():
+                continue
+            assert np is not None  # a waiter means an attached descriptor
+            if deadline and deadline <= now:
+                if s.try_claim():
+                    np.clear_waiter_locked(pd, d)
+                    woken.append(s)
+            elif deadline:
+                np.arm_locked(pd, d, s, deadline)
+    if np is not None:
+        np.stop_timers(old)
+    for s in woken:
+        ready(s, None, IOTimeout("i/o timeout (deadline passed)"))
 
 
 @types.coroutine
-def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Generator[Any, Any, bool]:
-    """Park the current goroutine until ``pd.fd`` is ready for ``bit`` (Go's ``pollWait``).
+def pollwait(pd: PollDesc, d: int, timeout: float | None) -> Generator[Any, Any, bool]:
+    """Park the current goroutine until ``pd.fd`` is ready in direction ``d`` (Go's ``pollWait``).
 
-    Ends with readiness (returns; it may be spurious, so retry the I/O), or
-    raises :class:`IOTimeout` (``timeout`` seconds or the fd's deadline),
-    :class:`NetClosed` (the fd was closed meanwhile), ``Cancelled``, or
-    :class:`FdBusy` (another goroutine waits on it for ``bit`` already).
-    A readiness some poll recorded while nobody waited (``PollDesc.ready``)
-    is consumed and returns at once, without parking: the result is True if
-    the goroutine parked, False if it did not.
+    ``pd`` is attached to a poller.  Ends with readiness (returns; it may be
+    spurious, so retry the I/O), or raises :class:`IOTimeout` (``timeout``
+    seconds or the fd's deadline), :class:`NetClosed` (the fd was closed
+    meanwhile), ``Cancelled``, or :class:`FdBusy` (another goroutine waits on
+    it in direction ``d`` already).  A readiness some poll recorded while
+    nobody waited (``PollDesc.ready``) is consumed and returns at once,
+    without parking: the result is True if the goroutine parked, False if not.
     """
-    reason = REASONS[bit]
+    reason = REASONS[d]
     g = parkable_g(reason)
+    np = pd.np
+    assert np is not None  # attached by the caller
     if g.sched is not np.sched:
         raise RaggedError(
             "this connection belongs to another ragged Runtime's poller; use it from goroutines of the "
             "runtime that created it"
         )
-    i = DIR[bit]
     lock = pd.lock
     lock.acquire()
     try:
         if pd.closing:
             raise NetClosed("use of closed network connection")
-        cur = pd.waiter[i]
+        cur = pd.waiter[d]
         if cur is not None and not cur.claim.locked():
             raise FdBusy(
-                f"fd {pd.fd}: another goroutine already waits to {'read' if bit == READ else 'write'}; "
-                "one waiter per fd and direction (serialise the waits, or use ragged.net, which queues them)"
+                f"fd {pd.fd}: another goroutine already waits to {_VERBS[d]}; one waiter per fd and "
+                "direction (serialise the waits, or use ragged.net, which queues them)"
             )
-        deadline = pd.deadline[i]
-        if timeout is not None:
-            t = _monotonic() + timeout
-            if not deadline or t < deadline:
-                deadline = t
-        if deadline and deadline <= _monotonic():
-            raise IOTimeout("i/o timeout")
-        if pd.ready[i]:
-            pd.ready[i] = False  # a readiness nobody was waiting for: no need to park
+        deadline = pd.deadline[d]
+        if timeout is not None or deadline:
+            now = _monotonic()
+            if timeout is not None and (not deadline or now + timeout < deadline):
+                deadline = now + timeout
+            if deadline <= now:
+                raise IOTimeout("i/o timeout")
+        if pd.ready[d]:
+            pd.ready[d] = False  # a readiness nobody was waiting for: no need to park
             lock.release()
             return False
-        if not pd.events & bit:
-            np.set_events_locked(pd, pd.events | bit)
+        if not pd.events & (1 << d):
+            np.set_interest_locked(pd, pd.events | (1 << d))
         s = Sudog(g)
         s.reason = reason
-        stale = np._take_locked(pd, bit)[1] if cur is not None else None
-        if stale is not None:
-            np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
-        pd.waiter[i] = s
+        if cur is not None:
+            stale = np.take_locked(pd, d)
+            if stale is not None:
+                np.sched.timers.stop(stale)  # the timer of a waiter someone else already woke
+        pd.waiter[d] = s
         if deadline:
-            np._arm_locked(pd, bit, s, deadline)
+            np.arm_locked(pd, d, s, deadline)
     except BaseException:
         lock.release()
         raise
@@ -588,7 +563,7 @@ def pollwait(np: NetPoll, pd: PollDesc, bit: int, timeout: float | None) -> Gene
         # with an error by a claimer that already cleared the slot: either
         # way make sure the slot, its timer and its interest are gone now.
         with lock:
-            e = np._clear_waiter_locked(pd, bit) if pd.waiter[i] is s else None
+            e = np.clear_waiter_locked(pd, d) if pd.waiter[d] is s else None
         if e is not None:
             np.sched.timers.stop(e)
         raise

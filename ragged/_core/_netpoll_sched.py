@@ -39,8 +39,9 @@ puts the rest on its own P's queue (:func:`findrunnable_poll`).
 
 from __future__ import annotations
 
+import select
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import RuntimeClosed
 from ._netpoll import REASONS, NetPoll
@@ -56,7 +57,24 @@ _monotonic = time.monotonic
 
 SYSMON_POLL = 10e-3  # sysmon or a busy P polls when nobody has polled for this long (Go's 10ms)
 SYSMON_BACKSTOP = 0.1  # sysmon polls after this long without a poll even when no P is idle
-_IO_REASONS = frozenset(REASONS.values())
+_IO_REASONS = frozenset(REASONS)
+
+
+def _the_backend() -> Any:
+    """The poller backend of this platform, chosen once (trio's ``TheIOManager``): edge-triggered
+    epoll where ``select.epoll`` exists, the standard library's ``selectors`` elsewhere."""
+    if hasattr(select, "epoll"):
+        from ._netpoll_epoll import EpollBackend
+
+        return EpollBackend
+    from ._netpoll_selectors import SelectorsBackend
+
+    return SelectorsBackend
+
+
+# Tests and ``bench --net --servers ragged-level`` replace it with the selectors
+# backend to run the level-triggered poller on Linux too.
+TheBackend = _the_backend()
 
 
 def netpoll_of(sched: Sched) -> NetPoll:
@@ -69,7 +87,7 @@ def netpoll_of(sched: Sched) -> NetPoll:
         if np is None:
             if sched.shutdown or sched.runtime.closed:
                 raise RuntimeClosed("the ragged Runtime is closed; no network waits on it any more")
-            np = sched.netpoll = NetPoll(sched)
+            np = sched.netpoll = NetPoll(sched, TheBackend)
             # A timer waiter asleep on its note must move into the poll.
             w = sched.timer_waiter
             if w is not None:

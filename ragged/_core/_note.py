@@ -143,6 +143,15 @@ class FdNote:
         """The descriptor that becomes readable on wakeup (for a poller to watch)."""
         return self._rfd
 
+    def close(self) -> None:
+        """Close the fds now, for an owner that knows nobody sleeps on or wakes the note any more
+        (the network poller's break note at runtime close); later calls raise ``OSError``."""
+        fds = {self._rfd, self._wfd}
+        self._rfd = self._wfd = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+
     def __del__(self) -> None:
         for fd in {getattr(self, "_rfd", -1), getattr(self, "_wfd", -1)}:
             if fd >= 0:

@@ -7,10 +7,14 @@
 ``uvloop`` (the same on uvloop), ``gevent`` and ``threads``
 (``socketserver.ThreadingTCPServer``).  Every server echoes what it reads.
 
-``python -m ragged.bench.net_servers load ADDR CONNS WARMUP SECONDS SIZE`` is
-the load generator used when no Go toolchain is installed (the Go one,
-``netecho.go``, is preferred: a Python client saturates a core before a good
-server does).  Both print the same JSON.
+``ragged-tls`` and ``asyncio-tls`` serve over TLS with the certificate named by
+``RAGGED_BENCH_CERT`` and ``RAGGED_BENCH_KEY``.
+
+``python -m ragged.bench.net_servers load ADDR CONNS WARMUP SECONDS SIZE [CAFILE]``
+is the load generator used when no Go toolchain is installed, and for the TLS
+servers (over TLS, trusting CAFILE); the Go one, ``netecho.go``, is preferred
+for plain TCP: a Python client saturates a core before a good server does.
+Both print the same JSON.
 """
 
 from __future__ import annotations
@@ -48,14 +52,27 @@ def _ready(port: int) -> None:
     print(port, flush=True)
 
 
-def serve_ragged(procs: int, edge: bool = True) -> None:
+def _server_ssl() -> Any:
+    """The server TLS context of a ``*-tls`` server: the certificate and key named by
+    ``RAGGED_BENCH_CERT`` / ``RAGGED_BENCH_KEY`` (the driver makes them)."""
+    import os
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(os.environ["RAGGED_BENCH_CERT"], os.environ["RAGGED_BENCH_KEY"])
+    return ctx
+
+
+def serve_ragged(procs: int, edge: bool = True, tls: bool = False) -> None:
     """ragged on its poller: edge-triggered epoll (Linux's default), or with
-    ``edge=False`` the level-triggered ``selectors`` one other platforms use."""
+    ``edge=False`` the level-triggered ``selectors`` one other platforms use;
+    ``tls``: every connection over TLS."""
     import ragged
-    from ragged._core import _netpoll
+    from ragged._core import _netpoll_sched
+    from ragged._core._netpoll_selectors import SelectorsBackend
 
     if not edge:
-        _netpoll.EDGE_TRIGGERED = False
+        _netpoll_sched.TheBackend = SelectorsBackend
 
     async def handle(c: ragged.net.Conn) -> None:
         async with c:
@@ -66,7 +83,7 @@ def serve_ragged(procs: int, edge: bool = True) -> None:
                 await c.write(data)
 
     async def main() -> None:
-        ln = ragged.net.listen("127.0.0.1", 0, backlog=4096)
+        ln = ragged.net.listen("127.0.0.1", 0, backlog=4096, ssl=_server_ssl() if tls else None)
         _ready(ln.addr[1])
         while True:
             c = await ln.accept()
@@ -97,7 +114,7 @@ def serve_ragged_syscall(procs: int) -> None:
     ragged.run(main, procs=procs, max_threads=20000)
 
 
-def serve_asyncio(use_uvloop: bool) -> None:
+def serve_asyncio(use_uvloop: bool, tls: bool = False) -> None:
     import asyncio
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -112,7 +129,8 @@ def serve_asyncio(use_uvloop: bool) -> None:
             writer.close()
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        ctx = _server_ssl() if tls else None
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096, ssl=ctx)
         _ready(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 
@@ -163,9 +181,11 @@ def serve_threads() -> None:
         server.serve_forever()
 
 
-def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dict[str, Any]:
-    """The Python load generator (asyncio): ``conns`` connections, one request in flight each."""
+def load(addr: str, conns: int, warmup: float, seconds: float, size: int, cafile: str | None = None) -> dict[str, Any]:
+    """The Python load generator (asyncio): ``conns`` connections, one request in flight each;
+    over TLS, trusting ``cafile``, when it is given."""
     import asyncio
+    import ssl
 
     host, port = addr.rsplit(":", 1)
     if not host.startswith("127."):
@@ -176,7 +196,10 @@ def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dic
     async def client(sem: asyncio.Semaphore, start: asyncio.Event) -> None:
         async with sem:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 10)
+                ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, int(port), ssl=ctx, server_hostname="localhost" if ctx else None), 30
+                )
             except (TimeoutError, OSError):
                 state["errors"] += 1
                 return
@@ -236,7 +259,17 @@ def load(addr: str, conns: int, warmup: float, seconds: float, size: int) -> dic
     return asyncio.run(main())
 
 
-SERVERS = ("ragged", "ragged-level", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
+SERVERS = (
+    "ragged",
+    "ragged-level",
+    "ragged-syscall",
+    "ragged-tls",
+    "asyncio",
+    "asyncio-tls",
+    "uvloop",
+    "gevent",
+    "threads",
+)
 
 
 def exit_with_parent() -> None:
@@ -262,20 +295,21 @@ def main(argv: list[str]) -> None:
         exit_with_parent()
         kind = argv[1]
         procs = int(argv[2]) if len(argv) > 2 else 1
-        if kind in ("ragged", "ragged-level"):
-            serve_ragged(procs, edge=kind == "ragged")
+        if kind in ("ragged", "ragged-level", "ragged-tls"):
+            serve_ragged(procs, edge=kind != "ragged-level", tls=kind == "ragged-tls")
         elif kind == "ragged-syscall":
             serve_ragged_syscall(procs)
-        elif kind in ("asyncio", "uvloop"):
-            serve_asyncio(kind == "uvloop")
+        elif kind in ("asyncio", "uvloop", "asyncio-tls"):
+            serve_asyncio(kind == "uvloop", tls=kind == "asyncio-tls")
         elif kind == "gevent":
             serve_gevent()
         else:
             serve_threads()
-    elif len(argv) == 6 and argv[0] == "load":
-        print(json.dumps(load(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), int(argv[5]))))
+    elif len(argv) in (6, 7) and argv[0] == "load":
+        cafile = argv[6] if len(argv) == 7 else None
+        print(json.dumps(load(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), int(argv[5]), cafile)))
     else:
-        raise SystemExit(f"usage: serve {{{','.join(SERVERS)}}} [PROCS] | load ADDR CONNS WARMUP SECONDS SIZE")
+        raise SystemExit(f"usage: serve {{{','.join(SERVERS)}}} [PROCS] | load ADDR CONNS WARMUP SECONDS SIZE [CAFILE]")
 
 
 if __name__ == "__main__":

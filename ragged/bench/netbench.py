@@ -10,9 +10,19 @@ asyncio streams, uvloop and gevent where they import, one thread per
 connection (``socketserver.ThreadingTCPServer``), and Go's own echo server as
 the anchor.  Each connection makes one round trip before the warm-up, so
 the measured window holds no connection that the server has yet to accept.
-Reported: round trips/s, p50/p99 latency (as the client sees it), the
-server's thread count and RSS (from /proc while under load).
-Both processes raise RLIMIT_NOFILE as far as needed (``resource.setrlimit``).
+``ragged-tls`` and ``asyncio-tls`` echo over TLS (a certificate made with the
+``openssl`` command; the Python load generator, over TLS; up to 1,000
+connections).
+
+Columns: round trips/s (all connections together); p50/p99 µs, the latency
+of one round trip as the client sees it; cores, the server process's CPU
+time (user + system, from /proc) over the measured window divided by its
+length; CPU µs/rt, that CPU time per round trip (cores / round trips/s: what
+a round trip costs the server, whatever share of the machine it got);
+threads and RSS MB of the server under load; errors, failed connections.
+With ``--repeat N`` each row is run N times and the median of each figure is
+shown.  Both processes raise RLIMIT_NOFILE as far as needed
+(``resource.setrlimit``).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +47,10 @@ from .stats import ratio, table
 
 HERE = Path(__file__).resolve().parent
 SIZE = 64
-PY_SERVERS = ("ragged", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads")
+PY_SERVERS = ("ragged", "ragged-syscall", "asyncio", "uvloop", "gevent", "threads", "ragged-tls", "asyncio-tls")
+TLS_SERVERS = ("ragged-tls", "asyncio-tls")
+TLS_MAX_CONNS = 1000  # TLS rows above this are skipped (a Python client's handshakes would take minutes)
+PROCS_SERVERS = ("ragged", "ragged-level", "ragged-tls")  # run at every --procs
 # Run only when named in --servers: ragged on the level-triggered ``selectors``
 # poller (what non-Linux platforms get), to compare with the edge-triggered one.
 EXTRA_SERVERS = ("ragged-level",)
@@ -70,8 +84,13 @@ def server_cmd(kind: str, procs: int, gobin: str | None) -> list[str]:
     return [sys.executable, "-m", "ragged.bench.net_servers", "serve", kind, str(procs)]
 
 
-def load_cmd(port: int, conns: int, warmup: float, seconds: float, gobin: str | None) -> list[str]:
+def load_cmd(
+    port: int, conns: int, warmup: float, seconds: float, gobin: str | None, cafile: str | None = None
+) -> list[str]:
+    """The load generator's command: the Go one if built, except over TLS (``cafile`` given)."""
     args = [f"127.0.0.1:{port}", str(conns), str(warmup), str(seconds), str(SIZE)]
+    if cafile is not None:
+        return [sys.executable, "-m", "ragged.bench.net_servers", "load", *args, cafile]
     if gobin is not None:
         return [gobin, "load", *args]
     return [sys.executable, "-m", "ragged.bench.net_servers", "load", *args]
@@ -116,15 +135,24 @@ def _read_port(p: subprocess.Popen, timeout: float) -> int:
     return int(box[0])
 
 
-def run_one(kind: str, procs: int, conns: int, warmup: float, seconds: float, gobin: str | None) -> dict[str, Any]:
+def run_one(
+    kind: str, procs: int, conns: int, warmup: float, seconds: float, gobin: str | None, certs: Any = None
+) -> dict[str, Any]:
     """One server at one connection count: start it, load it, sample it, stop it."""
     env = dict(os.environ)
+    cafile = None
+    if kind in TLS_SERVERS:
+        env.update(RAGGED_BENCH_CERT=str(certs.cert), RAGGED_BENCH_KEY=str(certs.key))
+        cafile = str(certs.ca)
     srv = subprocess.Popen(server_cmd(kind, procs, gobin), stdout=subprocess.PIPE, text=True, env=env)
     row: dict[str, Any] = {"server": kind, "procs": procs if kind.startswith("ragged") else "-", "conns": conns}
     try:
         port = _read_port(srv, 30)
         ld = subprocess.Popen(
-            load_cmd(port, conns, warmup, seconds, gobin), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            load_cmd(port, conns, warmup, seconds, gobin, cafile),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         measuring = threading.Event()
 
@@ -139,15 +167,19 @@ def run_one(kind: str, procs: int, conns: int, warmup: float, seconds: float, go
             # Cores busy: the server's CPU over most of the measured window.  With
             # the load generator on the same machine, this says how much of it the
             # server could get.
-            c0, t0 = proc_cpu(srv.pid), time.monotonic()
+            c0, l0, t0 = proc_cpu(srv.pid), proc_cpu(ld.pid), time.monotonic()
             time.sleep(seconds / 2)
             row["threads"], row["rss_mb"] = proc_status(srv.pid)
             time.sleep(seconds * 0.4)
             row["cores"] = (proc_cpu(srv.pid) - c0) / (time.monotonic() - t0)
+            row["client_cores"] = (proc_cpu(ld.pid) - l0) / (time.monotonic() - t0)
         out, _ = ld.communicate(timeout=warmup + seconds + 120)
         res = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         row.update(res)
         row["rt_per_s"] = res.get("roundtrips", 0) / res["seconds"] if res.get("seconds") else 0.0
+        if row.get("cores") is not None and row["rt_per_s"]:
+            row["cpu_us_per_rt"] = row["cores"] / row["rt_per_s"] * 1e6
+            row["client_cpu_us_per_rt"] = row["client_cores"] / row["rt_per_s"] * 1e6
     except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as err:
         row["error"] = str(err)[:200]
     finally:
@@ -162,8 +194,10 @@ def run_one(kind: str, procs: int, conns: int, warmup: float, seconds: float, go
     return row
 
 
-def plan(servers: list[str], conns: list[int], procs: list[int], gobin: str | None) -> list[tuple[str, int, int]]:
-    """(server, procs, conns) runs, skipping what cannot run here."""
+def plan(
+    servers: list[str], conns: list[int], procs: list[int], gobin: str | None, tls: bool = True
+) -> list[tuple[str, int, int]]:
+    """(server, procs, conns) runs, skipping what cannot run here (``tls``: the openssl command is there)."""
     runs = []
     for n in conns:
         for kind in servers:
@@ -173,9 +207,27 @@ def plan(servers: list[str], conns: list[int], procs: list[int], gobin: str | No
                 continue
             if kind == "ragged-syscall" and n > 1000:
                 continue  # a thread per waiting connection: 10,000 threads
-            for p in procs if kind in ("ragged", "ragged-level") else [max(procs)] if kind == "ragged-syscall" else [1]:
+            if kind in TLS_SERVERS and (not tls or n > TLS_MAX_CONNS):
+                continue
+            for p in procs if kind in PROCS_SERVERS else [max(procs)] if kind == "ragged-syscall" else [1]:
                 runs.append((kind, p, n))
     return runs
+
+
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for several runs of the same server: the median of each figure, the runs kept."""
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        return rows[-1]
+    out = dict(ok[0])
+    for key in ("rt_per_s", "p50_us", "p99_us", "cores", "cpu_us_per_rt", "threads", "rss_mb", "roundtrips"):
+        vals = [r[key] for r in ok if isinstance(r.get(key), (int, float))]
+        if vals:
+            out[key] = statistics.median(vals)
+    out["errors"] = sum(r.get("errors", 0) for r in ok) + len(rows) - len(ok)
+    out["runs"] = len(rows)
+    out["cpu_us_per_rt_runs"] = [round(r.get("cpu_us_per_rt", 0.0), 2) for r in ok]
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -184,32 +236,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     raise_nofile(25_000)
     gobin = None if args.python_load else go_binary(args.quiet)
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    from .netcerts import have_openssl, make_certs
+
+    tls = have_openssl()
+    if not tls and any(k in TLS_SERVERS for k in args.servers):
+        print("no openssl command: the TLS rows are skipped", file=sys.stderr)
     rows = []
-    for kind, p, n in plan(args.servers, args.conns, args.procs, gobin):
-        if not args.quiet:
-            print(f"  {kind} procs={p} conns={n} ...", file=sys.stderr, flush=True)
-        rows.append(run_one(kind, p, n, args.warmup, args.seconds, gobin))
+    with tempfile.TemporaryDirectory() as d:
+        certs = make_certs(d) if tls and any(k in TLS_SERVERS for k in args.servers) else None
+        for kind, p, n in plan(args.servers, args.conns, args.procs, gobin, tls):
+            runs = []
+            for i in range(args.repeat):
+                if not args.quiet:
+                    print(f"  {kind} procs={p} conns={n} run {i + 1}/{args.repeat} ...", file=sys.stderr, flush=True)
+                runs.append(run_one(kind, p, n, args.warmup, args.seconds, gobin, certs))
+            rows.append(median_row(runs) if args.repeat > 1 else runs[0])
     return {
         "python": sys.version.split()[0],
         "gil": gil,
         "load_generator": "go" if gobin else "python asyncio",
         "seconds": args.seconds,
+        "repeat": args.repeat,
         "rows": rows,
     }
 
 
 def render(data: dict[str, Any]) -> str:
     build = "GIL" if data["gil"] else "free-threaded (PYTHON_GIL=0)"
+    rep = data.get("repeat", 1)
     lines = [
         f"Echo benchmark: {SIZE}-byte round trips over loopback; Python {data['python']}, {build}; "
-        f"load generator: {data['load_generator']}; {data['seconds']}s measured per row",
+        f"load generator: {data['load_generator']} (python asyncio for the TLS rows); {data['seconds']}s measured "
+        f"per row{f'; median of {rep} runs' if rep > 1 else ''}",
+        "cores: server CPU time / wall time; CPU µs/rt: server CPU time per round trip (cores / round trips/s)",
         "",
     ]
-    headers = ["server", "procs", "conns", "round trips/s", "p50 µs", "p99 µs", "cores", "threads", "RSS MB", "errors"]
+    headers = ["server", "procs", "conns", "round trips/s", "p50 µs", "p99 µs", "cores", "CPU µs/rt"]
+    headers += ["threads", "RSS MB", "errors"]
     body = []
     for r in data["rows"]:
         if "error" in r:
-            body.append([r["server"], r["procs"], r["conns"], "failed: " + r["error"][:40], "", "", "", "", "", ""])
+            body.append([r["server"], r["procs"], r["conns"], "failed: " + r["error"][:40], *[""] * 7])
             continue
         body.append(
             [
@@ -220,6 +287,7 @@ def render(data: dict[str, Any]) -> str:
                 f"{r.get('p50_us', 0):.0f}",
                 f"{r.get('p99_us', 0):.0f}",
                 f"{r['cores']:.2f}" if "cores" in r else "?",
+                f"{r['cpu_us_per_rt']:.1f}" if "cpu_us_per_rt" in r else "?",
                 r.get("threads", "?"),
                 f"{r.get('rss_mb', 0):.0f}",
                 r.get("errors", 0),
@@ -229,16 +297,22 @@ def render(data: dict[str, Any]) -> str:
     lines.append("")
     by = {(r["server"], r["procs"], r["conns"]): r for r in data["rows"] if "error" not in r}
     for n in sorted({r["conns"] for r in data["rows"]}):
-        base = by.get(("asyncio", "-", n))
-        if base is None:
-            continue
-        for kind in ("ragged", "ragged-level"):
-            for p in (1, 2):
-                mine = by.get((kind, p, n))
-                if mine is not None:
+        for kinds, against in ((("ragged", "ragged-level"), "asyncio"), (("ragged-tls",), "asyncio-tls")):
+            base = by.get((against, "-", n))
+            if base is None:
+                continue
+            for kind in kinds:
+                for p in (1, 2):
+                    mine = by.get((kind, p, n))
+                    if mine is None:
+                        continue
                     rts = ratio(mine["rt_per_s"], base["rt_per_s"])
                     p99 = ratio(mine.get("p99_us", 0), base.get("p99_us", 0))
-                    lines.append(f"conns={n}: {kind} procs={p} / asyncio: round trips {rts:.2f}x, p99 {p99:.2f}x")
+                    cpu = ratio(mine.get("cpu_us_per_rt", 0), base.get("cpu_us_per_rt", 0))
+                    lines.append(
+                        f"conns={n}: {kind} procs={p} / {against}: round trips {rts:.2f}x, p99 {p99:.2f}x, "
+                        f"CPU per round trip {cpu:.2f}x"
+                    )
     return "\n".join(lines)
 
 
@@ -257,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda s: s.split(","),
         default=[*PY_SERVERS, "go"],
         help=f"servers to run, default {','.join([*PY_SERVERS, 'go'])} (those that import); also "
-        f"{','.join(EXTRA_SERVERS)} (ragged on the level-triggered poller)",
+        f"{','.join(EXTRA_SERVERS)} (ragged on the level-triggered poller); the -tls servers echo over TLS",
     )
     p.add_argument(
         "--procs",
@@ -267,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seconds", type=positive(float), default=3.0, help="measured seconds per row, default 3")
     p.add_argument("--warmup", type=positive(float), default=1.0, help="warm-up seconds per row, default 1")
+    p.add_argument("--repeat", type=positive(int), default=1, help="runs per row; the median is shown (default 1)")
     p.add_argument("--python-load", action="store_true", help="use the Python load generator even if Go is installed")
     p.add_argument("--quick", action="store_true", help="a smoke run: 10 and 100 connections, 0.5s per row")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")

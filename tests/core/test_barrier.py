@@ -80,17 +80,17 @@ def test_caller_p_runs_fn_inside_the_await_before_it_returns() -> None:
 
     async def main() -> tuple[int, int]:
         me = ragged.current_goroutine().id
-        # The P and thread the barrier runs on (it starts without parking: worldsema is free).
-        log.append(("before", ragged.current_p().id, me, threading.get_ident()))
+        log.append(("before", None, me, threading.get_ident()))
         await ragged.for_each_p(lambda p: log.append(("fn", p.id, current_gid(), threading.get_ident())))
-        log.append(("after", None, me, None))
-        return me, log[0][3]
+        # No await since the barrier ran (only its start is a safe point): its P and thread.
+        log.append(("after", ragged.current_p().id, me, threading.get_ident()))
+        return me, threading.get_ident()
 
     me, thread = ragged.run(main, procs=3)
     assert log[0][0] == "before" and log[-1][0] == "after", log
     assert sorted(e[1] for e in log[1:-1]) == [0, 1, 2], log
-    mine = [e for e in log[1:-1] if e[1] == log[0][1]]
-    assert mine == [("fn", log[0][1], me, thread)], f"fn for the caller's P: {mine}; log {log}"
+    mine = [e for e in log[1:-1] if e[1] == log[-1][1]]
+    assert mine == [("fn", log[-1][1], me, thread)], f"fn for the caller's P: {mine}; log {log}"
 
 
 # ---------------------------------------------------------------- exactly once: running Ps
