@@ -175,30 +175,35 @@ def test_barrier_waits_for_a_stop_the_world_and_never_runs_fn_inside_it() -> Non
 
 @pytest.mark.timeout(60)
 def test_stop_the_world_waits_for_a_barrier_in_progress() -> None:
-    """A stop-the-world requested while a barrier waits for a straggler starts only after it."""
+    """A stop-the-world requested while a barrier waits for a straggler starts only after it:
+    its section sees every fn call of the barrier done.  (Not the barrier caller's return:
+    the section may begin before that thread runs again.)"""
     procs = 2
     with ragged.Runtime(procs=procs, straggler_timeout=5.0) as rt:
         st = make_straggler(rt)
-        order: list[str] = []
+        calls = Calls()
+        seen_in_stw: list[list[int]] = []
         try:
-            tb = threading.Thread(target=lambda: (rt.for_each_p(lambda p: None), order.append("barrier done")))
+            tb = threading.Thread(target=rt.for_each_p, args=(calls,))
             tb.start()
             wait_until(lambda: rt._sched.safe_point_fn is not None, what="the barrier to start")
 
             def stw() -> None:
                 with rt.stop_the_world("after barrier"):
-                    order.append("stw")
+                    seen_in_stw.append(list(calls.ids))
 
             ts = threading.Thread(target=stw)
             ts.start()
             time.sleep(0.1)
-            assert order == [], order
+            assert seen_in_stw == [], "the stop-the-world began while the barrier waited for the straggler"
+            assert st.pid not in calls.ids
         finally:
             st.release.set()
         tb.join(JOIN)
         ts.join(JOIN)
         st.g.result(timeout=JOIN)
-        assert order == ["barrier done", "stw"]
+        assert len(seen_in_stw) == 1
+        assert_once(seen_in_stw[0], procs, "the barrier, as the stop-the-world section saw it")
 
 
 @pytest.mark.timeout(90)
