@@ -82,6 +82,10 @@ async def _in_slot(slots: _Slots, slot: _Slot, coro: Coroutine[Any, Any, T]) -> 
     if not slot.held:
         await slots.acquire()
         slot.held = True
+        # A failure cancels the members before it gives its slot back: a member that took
+        # that slot without parking (it came free between acquire's safe point and its lock)
+        # has the group's cancel pending, and must not start its body.
+        await checkpoint()
     return await coro
 
 

@@ -244,16 +244,18 @@ def notes(e: BaseException) -> str:
 
 
 def make_straggler(rt: ragged.Runtime, name: str = "straggler-g") -> SimpleNamespace:
-    """A goroutine that spins without any await until released (or ~GUARD), then passes safe points."""
+    """A goroutine that holds its P without any await until released (or ~GUARD), then passes safe points.
+
+    It waits in C (``Event.wait`` blocks in a lock acquire), where nothing reaches it: a loop in Python
+    would be reached by an asynchronous preemption on CPython 3.12+.
+    """
     st = SimpleNamespace(release=threading.Event(), started=threading.Event(), pid=None, gid=None, after=0)
 
     async def spin_without_safe_point() -> None:
         st.pid = ragged.current_p().id
         st.gid = ragged.current_goroutine().id
         st.started.set()
-        deadline = time.monotonic() + GUARD
-        while not st.release.is_set() and time.monotonic() < deadline:
-            spin(100)
+        st.release.wait(GUARD)
         # Released: now pass plenty of safe points on whatever P.
         for _ in range(20):
             await ragged.checkpoint()

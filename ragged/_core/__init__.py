@@ -2,7 +2,8 @@
 
 Everything below this line of the package is the runtime proper (trio's
 ``_core``): goroutines, threads and processors (``_g``, ``_m``, ``_p``), the
-scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), the one module
+scheduler (``_sched``, ``_proc``, ``_syscall``, ``_sysmon``), asynchronous
+preemption on CPython 3.12+ (``_preempt``, ``_lockedm``), the one module
 that yields to the scheduler (``_traps``), the one waiter queue (``_park``,
 ``_handoff``), kernel waits (``_note``), timers, the network poller
 (``_netpoll*``), the barrier and stop-the-world (``_barrier``, ``_stw``,

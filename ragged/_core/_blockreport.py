@@ -5,8 +5,11 @@ computation without awaiting the runtime keeps its P, and every goroutine
 queued on that P waits behind it, silently.  With the ``block_report`` setting
 on, sysmon logs such a goroutine once per slice (asyncio's debug mode does the
 same: "Executing <Task ...> took 0.2 seconds"), with its id, name, labels,
-its current Python stack and what to do about it, and counts it in
-``metrics()["blocking_reports"]``.
+its current Python stack, what waits to run meanwhile (its P's queue, the
+global queue, overdue timers), whether it was preempted asynchronously
+(CPython 3.12+: see ``_preempt``; a loop in C, a regex or ``time.sleep``
+raises no Python events and cannot be) and what to do about it, and counts
+it in ``metrics()["blocking_reports"]``.
 
 What "reaching a safe point" means here.  sysmon already follows each running
 P's *slice*: the time since the P's ``schedtick`` (bumped each time a
@@ -37,9 +40,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from ._preempt import report_note
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
@@ -120,19 +126,31 @@ def report_blocking(sched: Sched, p: P, tick: int, ran: float) -> bool:
     if slice_tick(p) != tick or m.curg is not g:
         return False
     labels = f" labels={g.labels}" if g.labels else ""
-    queued = len(p.runq)
+    note = report_note(sched, m, g)
     sched.metrics.incr("blocking_reports")
     _log.warning(
-        "ragged: goroutine %d %r%s has held P%d for %.3fs without reaching a safe point; "
-        "%d goroutine(s) wait in that P's run queue.\n%s\nIts stack on M%d, innermost last:\n%s",
+        "ragged: goroutine %d %r%s has held P%d for %.3fs without reaching a safe point; %s.\n%s%s\n"
+        "Its stack on M%d, innermost last:\n%s",
         g.id,
         g.name,
         labels,
         p.id,
         ran,
-        queued,
+        waiting(sched, p),
         ADVICE,
+        "\n" + note if note else "",
         m.id,
         "".join(stack).rstrip("\n"),
     )
     return True
+
+
+def waiting(sched: Sched, p: P) -> str:
+    """What waits to run while ``p`` is held: its run queue, the global queue, overdue timers."""
+    local = len(p.runq)
+    glob = len(sched.globrunq)
+    timers = sched.timers.overdue(time.monotonic())
+    return (
+        f"{local + glob + timers} goroutine(s) or timer(s) wait to run meanwhile: {local} wait in that P's "
+        f"run queue, {glob} in the global queue, {timers} timer(s) are overdue"
+    )

@@ -38,6 +38,9 @@ def dump(sched: Sched) -> str:
     for g in sorted(sched.goroutines(), key=lambda g: g.id):
         st = G_STATUS_NAMES[g.st]
         what = f", {g.waitreason}" if g.st == WAITING else ""
+        lm = g.lockedm
+        if lm is not None:
+            what = f", preempted asynchronously, waiting for a P on M{lm.id}"
         labels = f" labels={g.labels}" if g.labels else ""
         out.append(f"goroutine {g.id} [{st}{what}]: {g.name!r}{labels}")
         m = g.m
@@ -58,6 +61,9 @@ def dump(sched: Sched) -> str:
         )
     for m in list(sched.allm):
         state = "exited" if m.exiting else ("idle" if m in sched.midle else "busy")
+        lg = m.lockedg
+        if lg is not None:
+            state = f"waiting for a P to resume goroutine {lg.id}"
         out.append(f"M{m.id}: {state} p={m.p.id if m.p else None} curg={m.curg.id if m.curg else None}")
     return "\n".join(out)
 

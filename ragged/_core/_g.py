@@ -19,6 +19,10 @@ The other fields that more than one thread writes (nothing relies on the GIL):
 * ``preempt``: a request from sysmon (or a barrier); the goroutine's M clears
   it.  Losing one to a race costs one more sysmon round, never correctness.
 * ``armed``: only under ``_traps._pending_lock`` (``arm_g``/``disarm_g``).
+* ``lockedm``: the M whose thread holds the goroutine's frames while it waits
+  in a run queue after an async preemption (``_preempt``); set by that M
+  before it queues the goroutine, cleared by the M that takes it off the queue.
+  ``noncoop`` and ``async_preempts`` are written by the M running it.
 * ``_retrieved``: set (never cleared) by whoever takes the outcome.
 """
 
@@ -81,6 +85,9 @@ class Goroutine(Generic[T_co]):
         "waiting",
         "holds_world",
         "woken",
+        "lockedm",
+        "noncoop",
+        "async_preempts",
         "_lock",
         "_done",
         "_result",
@@ -111,6 +118,9 @@ class Goroutine(Generic[T_co]):
         self.waiting: Sudog | None = None
         self.holds_world = False
         self.woken = False  # readied by a waker since it last ran
+        self.lockedm: M | None = None  # async-preempted: queued, its frames still on this M (_preempt)
+        self.noncoop = False  # last reached by an async safe point: escalate its requests at once
+        self.async_preempts = 0  # async safe points it has been stopped at (reports)
         self._lock = _new_g_lock()
         self._done = False
         self._result: Any = None

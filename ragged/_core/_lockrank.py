@@ -122,6 +122,8 @@ class Rank(IntEnum):
     CHAOS = 24
     # TLSConn._ssl_lock: held for one non-blocking call into a TLS connection's SSL object.
     SSL = 25
+    # _preempt._lock: whether the async-preemption events are on, and the monitoring tool id.
+    PREEMPT = 26
 
 
 # Ranks whose locks may be held several at once, and the order that makes it safe.  The key is

@@ -26,7 +26,10 @@ class M:
     """One scheduler thread.
 
     Fields are written by the M itself, except ``nextp``/``spinning`` which
-    ``startm`` sets (under the sched lock) on an M it took off the idle list.
+    ``startm`` sets (under the sched lock) on an M it took off the idle list,
+    and ``nextp`` of an M waiting for a P for its locked goroutine, which the
+    M that dequeued that goroutine sets (``_preempt.startlockedm``).
+    ``cpuclock`` (its thread's CPU clock id) is cached by whoever reads it first.
     """
 
     __slots__ = (
@@ -42,6 +45,8 @@ class M:
         "park",
         "timer_waiter",
         "exiting",
+        "lockedg",
+        "cpuclock",
         "__weakref__",
     )
 
@@ -58,6 +63,8 @@ class M:
         self.park = new_note()
         self.timer_waiter = False
         self.exiting = False
+        self.lockedg: Goroutine | None = None  # preempted asynchronously mid-frame; this M waits for a P for it
+        self.cpuclock: int | None = None  # this thread's CPU clock (time.pthread_getcpuclockid), once known
 
     def __repr__(self) -> str:
         p = self.p.id if self.p is not None else None

@@ -150,6 +150,8 @@ class Metrics:
             "syscall_slowpath": 0,
             "stragglers_reported": 0,
             "blocking_reports": 0,
+            "async_preemptions": 0,
+            "async_preempt_arms": 0,
             "threads_started": 0,
         }
         self.hist: dict[str, Histogram] = {name: Histogram() for name in _HISTOGRAMS}

@@ -109,6 +109,8 @@ class P:
         "sysmon_blockdue",
         "sysmon_syscalltick",
         "sysmon_syscallwhen",
+        "sysmon_preempt_tick",
+        "sysmon_preempt_cpu",
         "sp_requested",
         "sp_wait",
         "sp_err",
@@ -133,6 +135,8 @@ class P:
         self.sysmon_blockdue = float("inf")  # sysmon: when this slice is due a block report
         self.sysmon_syscalltick = 0
         self.sysmon_syscallwhen = 0.0
+        self.sysmon_preempt_tick = -1  # the slice sysmon asked to end, while the request is open (_preempt)
+        self.sysmon_preempt_cpu = 0.0  # its M's thread CPU time when asked
         self.sp_requested = 0.0  # when the current barrier asked this P (metrics)
         self.sp_wait = -1.0  # request to fn done, for the barrier in flight (-1: not yet)
         self.sp_err: BaseException | None = None  # what fn raised on this P, if anything

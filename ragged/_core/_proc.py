@@ -4,7 +4,9 @@ Follow one goroutine: ``newproc`` queues it; some M's ``schedule()`` takes
 it (local queue, global queue every 61st tick or when local is empty, then
 ``findrunnable``: steal, or park the P and the M); ``execute()`` drives its
 coroutine with ``send`` until it yields a request from ``_traps`` (yield,
-safe point, park, syscall) or returns; then back to ``schedule()``.
+safe point, park, syscall) or returns; then back to ``schedule()``.  A
+goroutine preempted asynchronously (``_preempt``) waits in a queue with its
+frames still on its own M: ``schedule()`` hands that M the P instead.
 
 Every place that checks ``gcwaiting`` also checks the P's ``runSafePointFn``
 flag (the reference commit's rule): the top of ``schedule()``, the top of
@@ -22,6 +24,7 @@ from typing import Any
 from ._barrier import run_safe_point_fn, step_aside
 from ._errors import Cancelled, RaggedError
 from ._g import DEAD, RUNNABLE, RUNNING, WAITING, Goroutine
+from ._lockedm import startlockedm
 from ._m import M, tls
 from ._netpoll_sched import block as netpoll_block
 from ._netpoll_sched import findrunnable_poll, schedtick_poll
@@ -83,6 +86,9 @@ def schedule(sched: Sched, m: M) -> None:
             g = findrunnable(sched, m)  # global queue, stealing, or park
         if m.spinning:
             resetspinning(sched, m)
+        if g.lockedm is not None:
+            startlockedm(sched, m, g)  # preempted asynchronously: its own M resumes it
+            continue
         execute(sched, m, g)
 
 
@@ -401,6 +407,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
             kind = 0  # not one of ours: rejected below
 
         if kind == CHECK:
+            g.noncoop = False  # it answers requests at checkpoints: no need to reach it asynchronously
             if p.plain[W_SAFEPOINT] or sched.barrier_done is not None:
                 serve_barriers(sched, p)
             if g.holds_world:

@@ -328,7 +328,10 @@ class Runtime:
 
         Counters: ``barriers``, ``barrier_timeouts``, ``barrier_fn_errors``,
         ``stws``, ``preemptions``, ``syscall_handoffs``, ``syscall_slowpath``,
-        ``stragglers_reported``, ``blocking_reports``, ``threads_started``,
+        ``stragglers_reported``, ``blocking_reports``, ``async_preemptions``
+        (goroutines reached inside running code, CPython 3.12+),
+        ``async_preempt_arms`` (times the events for that were switched on),
+        ``threads_started``,
         ``goroutines_created``, ``context_switches``, ``syscalls``; gauges
         ``procs``, ``goroutines``, ``threads``; ``per_p_pause_seconds``.
         Histograms (dicts of count, sum, min, max, mean, p50, p90, p99 and

@@ -51,6 +51,12 @@ class Settings:
         a safe point, once per slice, with its stack (see the blocking-call
         report guide);
         None or 0: off.  Must exceed ``preempt_after``.
+    ``async_preempt`` (True)
+        on CPython 3.12+, reach a goroutine that never awaits: a barrier, a
+        stop-the-world or sysmon's time slice that a goroutine does not answer
+        at a checkpoint is served from inside its running Python code (see
+        :func:`ragged.checkpoint`); False: only at await points, as on 3.11
+        (Go's ``GODEBUG=asyncpreemptoff=1``).
     ``detect_deadlock`` (False; True in ``ragged.run``)
         fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug`` (``RAGGED_DEBUG=1``)
@@ -73,6 +79,7 @@ class Settings:
     shutdown_timeout: float = 5.0
     barrier_step_aside: float | None = None
     block_report: float | None = None
+    async_preempt: bool = True
     detect_deadlock: bool = False
     debug: bool = False
     chaos: int | None = None

@@ -18,6 +18,7 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BarrierError, NotInPlainThread, RaggedError
+from ._lockedm import take_locked
 from ._m import tls
 from ._netpoll_sched import wakem
 from ._p import GCSTOP, IDLE, RUNNING, SYSCALL, W_STATUS
@@ -114,6 +115,7 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
     waits = []
     to_start: list[P] = []  # Ps with work and no idle M to take them: startm makes one
     to_wake: list[M] = []  # idle Ms already given a P
+    to_resume: list[M] = []  # Ms waiting for a P for their goroutine, given one
     with sched.lock:
         for p in sched.allp[: sched.procs]:
             stopped_at = p.sp_requested or t0
@@ -125,6 +127,11 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
             if p is callerp or p.plain[W_STATUS] != GCSTOP:
                 continue  # (not stopped: only when a stop was called off)
             p.setstatus(IDLE)
+            lm = take_locked(p)
+            if lm is not None:  # stopped mid-frame (asynchronously): its own M resumes it
+                lm.nextp = p
+                to_resume.append(lm)
+                continue
             if not p.runq:
                 sched.pidleput(p)
                 continue
@@ -142,6 +149,8 @@ def startworld(sched: Sched, callerp: P | None, t0: float) -> None:
             callerp.setstatus(RUNNING)
         sched.gcwaiting = False
     disarm()
+    for m in to_resume:
+        m.park.wakeup()
     for m in to_wake:
         wakem(sched, m)  # its note, or the network poll it may be blocked in
     for p in to_start:

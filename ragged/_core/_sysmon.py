@@ -5,7 +5,10 @@ Each round it:
 * retakes Ps that have sat in SYSCALL longer than ``syscall_retake`` when
   other work could use them, and hands them to another M (``retake``);
 * asks a goroutine that has run longer than ``preempt_after`` without
-  passing through the scheduler to yield at its next checkpoint, and, with
+  passing through the scheduler to yield at its next checkpoint (on CPython
+  3.12+, one that does not reach a checkpoint is then preempted
+  asynchronously, and sysmon switches the events for that off again once
+  nothing needs them: ``_preempt.sysmon_round``), and, with
   ``block_report`` on, logs one that has held its P longer than that
   (``_blockreport``; once per slice);
 * fires overdue timers nobody else fired, and wakes an idle P for queued work
@@ -27,6 +30,7 @@ from ._blockreport import report_blocking
 from ._netpoll_sched import sysmon_poll
 from ._note import Note
 from ._p import IDLE, RUNNING, SYSCALL, W_STATUS
+from ._preempt import slice_requested, sysmon_exit, sysmon_round
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
@@ -47,13 +51,15 @@ def sysmon(sched: Sched, note: Note) -> None:
     detector = DeadlockDetector(sched)
     delay = MIN_DELAY
     idle = 0
+    cap = _INF  # the longest the next sleep may be (asynchronous preemption's pace)
     try:
         while not sched.shutdown:
-            note.sleep(delay)
+            note.sleep(min(delay, cap))
             if sched.shutdown:
                 break
             now = _monotonic()
             n = retake(sched, now)
+            cap = sysmon_round(sched, now)
             t0 = sched.timers.timer0
             if t0 and now - t0 > 1e-3:
                 n += sched.timers.run(now)
@@ -72,6 +78,8 @@ def sysmon(sched: Sched, note: Note) -> None:
                     delay = min(delay * 2, MAX_DELAY)
     except BaseException:  # noqa: BLE001  # pragma: no cover - a bug in ragged
         _log.critical("ragged: sysmon crashed; this is a bug in ragged", exc_info=True)
+    finally:
+        sysmon_exit(sched)  # no other sysmon may be left to switch the events off
 
 
 def retake(sched: Sched, now: float) -> int:
@@ -103,6 +111,7 @@ def retake(sched: Sched, now: float) -> int:
                     report_blocking(sched, p, t, ran)
                 if sched.preemptone(p):
                     p.sysmon_schedwhen = now  # ask again only after another slice
+                    slice_requested(sched, p, t)
         elif s == SYSCALL:
             t = p.syscalltick
             if p.sysmon_syscalltick != t:

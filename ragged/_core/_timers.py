@@ -132,6 +132,11 @@ class Timers:
                 _log.exception("ragged: timer callback %r raised", e.fn)
         return len(fired)
 
+    def overdue(self, now: float) -> int:
+        """How many live timers are due by ``now`` and not yet fired (reports; takes ``lock``)."""
+        with self.lock:
+            return sum(1 for when, _, e in self._heap if when <= now and e.alive)
+
     def clear(self) -> None:
         """Drop every timer (shutdown)."""
         with self.lock:

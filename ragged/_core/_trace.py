@@ -3,8 +3,8 @@
 ``with ragged.trace(path):`` (or ``RAGGED_TRACE=path``, or ``ragged-bench
 --trace PATH``) records, per P, every goroutine slice (id, name, labels and
 why it stopped), syscalls and P hand-offs, each barrier's request and every
-P's run of ``fn``, Ms stepping aside for the GIL, stop-the-world phases and
-procs changes, and writes Chrome Trace Event JSON: Perfetto and
+P's run of ``fn``, Ms stepping aside for the GIL, stop-the-world phases,
+asynchronous preemptions and procs changes, and writes Chrome Trace Event JSON: Perfetto and
 chrome://tracing show it as one track per P.  ``python -m ragged.trace view
 TRACE.json --png OUT.png`` draws the timeline.
 
@@ -46,6 +46,7 @@ EV_FN = 5  # (t, kind, seq, t_end)        for_each_p fn ran on this P
 EV_STEP_ASIDE = 6  # (t, kind, t_end)     M waited off the GIL for a barrier
 EV_STOPPED = 7  # (t, kind)               P stopped for the world
 EV_SYSCALL_EXIT = 8  # (t, kind, gid, how)  back from a syscall: fast, idle P, or queued
+EV_ASYNC_PREEMPT = 9  # (t, kind, gid, what)  reached at an async safe point: barrier, stop the world, time slice
 EV_BARRIER = 20  # (t, kind, seq, t_end, procs)
 EV_STW = 21  # (t, kind, reason, t_stopped, t_end, procs)
 EV_PROCS = 22  # (t, kind, old, new)
@@ -150,6 +151,12 @@ class Tracer:
         if buf is not None:
             buf.append((t_start, EV_STEP_ASIDE, t_end))
 
+    def async_preempt(self, p: P, g: Goroutine, what: str) -> None:
+        """``g`` was reached inside its running code (``_preempt``) for ``what``."""
+        buf = self._buf(p)
+        if buf is not None:
+            buf.append((_now(), EV_ASYNC_PREEMPT, g.id, what))
+
     def stopped(self, p: P) -> None:
         buf = self._buf(p)
         if buf is not None:
@@ -233,6 +240,9 @@ class Tracer:
                 yield _slice(pid, pno, us(t), us(ev[2]), "step aside", "barrier", {})
             elif kind == EV_STOPPED:
                 yield _instant(pid, pno, us(t), "stopped", "stw", {})
+            elif kind == EV_ASYNC_PREEMPT:
+                args = {"goroutine": ev[2], "for": ev[3]}
+                yield _instant(pid, pno, us(t), f"async preempt ({ev[3]})", "preempt", args)
 
     def write(self, path: str | os.PathLike[str] | None = None) -> str:
         """Write the Chrome trace JSON; return the path."""

@@ -127,8 +127,13 @@ def checkpoint() -> Any:
     With nothing pending this costs about an attribute read and never leaves
     the goroutine.  When a barrier, a stop-the-world, a preemption request or
     a cancellation is pending, it traps to the M, which honours the request.
-    Call it every so often in long computations: a goroutine that never awaits
-    the runtime cannot be preempted (and ``block_report`` reports it).
+    Call it every so often in long computations.  A goroutine that never
+    awaits the runtime is preempted on CPython 3.12+ all the same, from inside
+    its running code (``sys.monitoring``), but that costs far more than a
+    checkpoint, keeps an OS thread per goroutine preempted at a time slice,
+    and cannot reach code that raises no Python events (a loop in C, a
+    blocking call); on 3.11 such a goroutine is not preempted at all (and
+    ``block_report`` reports it).
 
     :raises Cancelled: when the goroutine has been cancelled (delivered here).
     :Called from: inside a goroutine.  Elsewhere it does nothing while nothing

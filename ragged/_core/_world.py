@@ -28,6 +28,7 @@ from ._errors import BarrierError
 from ._lockrank import Rank, new_lock
 from ._m import tls
 from ._park import WaitQueue, block_on, park_on, ready
+from ._preempt import escalation
 from ._traps import rearm
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,27 +122,38 @@ def wait_stopwait(
     """Wait until ``sched.stopwait == 0``; return (re-preempt rounds, timed out).
 
     Called without ``sched.lock``.  ``pending()`` lists the Ps still outstanding
-    (for straggler reports).  Returns with timed out = True when ``deadline``
-    passes first; the caller then cleans up under the lock.
+    (for straggler reports, and for the asynchronous preemption of those whose
+    goroutine does not reach a checkpoint: ``_preempt.Escalation``, on
+    CPython 3.12+).  Returns with timed out = True when ``deadline`` passes
+    first; the caller then cleans up under the lock.
     """
     rounds = 0
     reported = False
     straggler = sched.settings.straggler_timeout
     note = sched.stopnote
-    # stopwait only falls while we wait, and the P that brings it to 0 wakes
-    # the note after its locked decrement: a plain read of 0 is final.
-    while sched.stopwait != 0:
-        if note.sleep(REPREEMPT_INTERVAL):
-            continue  # woken (perhaps by a wakeup left over from an earlier round): look again
-        rounds += 1
-        rearm()  # re-preempt: make sure every checkpoint traps
-        now = _monotonic()
-        if not reported and straggler > 0 and now - t0 >= straggler:
-            reported = True
-            report_stragglers(sched, pending(), what, now - t0)
-        if deadline is not None and now >= deadline:
-            return rounds, True
-    return rounds, False
+    esc = escalation(sched)
+    try:
+        if esc is not None:
+            esc.poll(pending())
+        # stopwait only falls while we wait, and the P that brings it to 0 wakes
+        # the note after its locked decrement: a plain read of 0 is final.
+        while sched.stopwait != 0:
+            if note.sleep(REPREEMPT_INTERVAL):
+                continue  # woken (perhaps by a wakeup left over from an earlier round): look again
+            rounds += 1
+            rearm()  # re-preempt: make sure every checkpoint traps
+            if esc is not None:
+                esc.poll(pending())
+            now = _monotonic()
+            if not reported and straggler > 0 and now - t0 >= straggler:
+                reported = True
+                report_stragglers(sched, pending(), what, now - t0)
+            if deadline is not None and now >= deadline:
+                return rounds, True
+        return rounds, False
+    finally:
+        if esc is not None:
+            esc.done()
 
 
 def describe_p(p: P) -> str:
@@ -165,7 +177,9 @@ def report_stragglers(sched: Sched, ps: list[P], what: str, elapsed: float) -> N
     body = "\n".join(describe_p(p) for p in ps)
     _log.warning(
         "ragged: %s has waited %.3fs for %d P(s) to reach a safe point "
-        "(a goroutine that never awaits the runtime cannot be stopped; add `await ragged.checkpoint()`):\n%s",
+        "(a goroutine cannot be stopped while it runs code that raises no Python events -- a loop in C, a "
+        "blocking call, or on CPython 3.11 any code that never awaits the runtime; add "
+        "`await ragged.checkpoint()` to loops and use `await ragged.syscall(fn)` for blocking calls):\n%s",
         what,
         elapsed,
         len(ps),

@@ -5,7 +5,9 @@ With no flags it runs the default stress workload (about a minute): on procs
 blocking syscalls run together while a coordinator issues ragged barriers,
 then the same with stop-the-world, with no-coordinator slices as baseline.
 ``--peers`` runs the comparison with asyncio, threads and gevent; ``--net``
-the echo benchmark of the network poller (``ragged.bench.netbench``).
+the echo benchmark of the network poller (``ragged.bench.netbench``);
+``--preempt`` asynchronous preemption: barriers, stop-the-world and a
+sleeper beside goroutines that never await (``ragged.bench.preempt``).
 """
 
 from __future__ import annotations
@@ -123,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--net", action="store_true", help="run the network poller's echo benchmark instead (see --net --help)"
     )
+    p.add_argument(
+        "--preempt",
+        action="store_true",
+        help="run the asynchronous preemption benchmark instead: barriers, stop-the-world and a sleeper beside "
+        "goroutines that never await (see --preempt --help)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -137,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import netbench
 
         return netbench.main([a for a in argv if a != "--net"])
+    if "--preempt" in argv:
+        # Asynchronous preemption's benchmark has its own options (see --preempt --help).
+        from . import preempt
+
+        return preempt.main([a for a in argv if a != "--preempt"])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.peers:

@@ -64,6 +64,15 @@ BENCHES: tuple[Bench, ...] = (
         ("-m", "ragged.bench", "--peers", "--quick", "--quiet"),
         ("targets", "parallel", "atomic"),
     ),
+    Bench(
+        "preempt",
+        "Goroutines that never await (`--preempt`)",
+        "A ragged barrier and a stop-the-world over 2 Ps each running a loop that never awaits, a goroutine "
+        "sleeping 1ms beside such loops, and a tight loop's speed with nothing pending against a plain thread "
+        "(asynchronous preemption: CPython 3.12+; n/a before).",
+        ("-m", "ragged.bench", "--preempt", "--quiet"),
+        ("-m", "ragged.bench", "--preempt", "--quick", "--quiet"),
+    ),
 )
 
 

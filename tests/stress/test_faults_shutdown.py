@@ -28,18 +28,18 @@ import ragged
 
 
 def _runtime_with_straggler(seconds: float = 0.6) -> tuple[ragged.Runtime, ragged.Goroutine]:
-    """A 2-P runtime and its goroutine that computes for ``seconds`` without reaching any safe point.
+    """A 2-P runtime and its goroutine that holds its P for ``seconds`` without reaching any safe point.
 
-    The goroutine has started when this returns; the caller closes the runtime.
+    It blocks in C (``time.sleep``), where not even an asynchronous preemption reaches it (a loop in
+    Python would be reached on CPython 3.12+).  The goroutine has started when this returns; the
+    caller closes the runtime.
     """
     rt = ragged.Runtime(procs=2, straggler_timeout=30)
     started = threading.Event()
 
     async def straggler() -> str:
         started.set()
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            spin(500)
+        time.sleep(seconds)  # no ragged.syscall: the P stays held
         return "straggled"
 
     g = rt.go(straggler)
