@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import NotInGoroutine, NotInPlainThread, RaggedError
+from ._lockrank import new_claim
 from ._m import tls
 from ._note import Note, new_note
 from ._traps import gopark
@@ -31,7 +32,7 @@ from ._traps import gopark
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
 
-_Lock = threading.Lock
+_new_claim = new_claim  # threading.Lock unless RAGGED_DEBUG (then a ClaimLock)
 _main_thread = threading.main_thread()
 _MAIN_SLICE = 0.1
 
@@ -65,7 +66,7 @@ class Sudog:
 
     def __init__(self, g: Goroutine | None, claim: threading.Lock | None = None) -> None:
         self.g = g
-        self.claim = claim if claim is not None else _Lock()
+        self.claim = claim if claim is not None else _new_claim()
         self.note: Note | None = thread_note() if g is None else None
         self.done = False
         self.elem: Any = None

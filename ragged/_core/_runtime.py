@@ -30,6 +30,7 @@ from ._errors import (
     combine,
 )
 from ._g import DEAD, WAITING, Coro, Goroutine, check_labels
+from ._lockrank import Rank, new_lock
 from ._m import tls
 from ._metrics import Metrics
 from ._netpoll_sched import close as netpoll_close
@@ -131,9 +132,9 @@ class Runtime:
         self._sched.worldsema = WorldSema(self._sched)
         self._closed = False
         self._closing = False
-        self._close_lock = threading.Lock()
+        self._close_lock = new_lock(Rank.CLOSE, "Runtime._close_lock")
         self._unjoined: dict[int, Goroutine] = {}
-        self._unjoined_lock = threading.Lock()
+        self._unjoined_lock = new_lock(Rank.UNJOINED, "Runtime._unjoined_lock")
         self._deadlock: Deadlock | None = None
         self._main: Goroutine | None = None  # ragged.run's main goroutine (set before it runs)
         self._errors: list[str] = []
@@ -456,8 +457,8 @@ class Runtime:
             # cancelled (Sched.newproc).
             for g in sched.goroutines():
                 g.cancel()
-            while sched.allgs and time.monotonic() < deadline:
-                time.sleep(0.001)
+            while sched.allgs and (left := deadline - time.monotonic()) > 0:
+                sched.closenote.sleep(left)  # the last gfree wakes it
             for g in sched.goroutines():
                 self._abandon(g)
         finally:
@@ -541,7 +542,8 @@ def _join_m(m: Any, timeout: float) -> bool:
     may exist whose ``Thread.start()`` has not returned yet: wait for that too.
     A thread's ``ident`` is no sign that it has started: CPython sets it in the
     new thread before it marks the thread started, and ``join()`` in between
-    raises ``RuntimeError``; so the join itself is what is retried.
+    raises ``RuntimeError``; so the join itself is what is retried, each time
+    ``startm`` wakes ``sched.closenote`` after a ``Thread.start()`` returns.
     """
     end = time.monotonic() + timeout
     while True:
@@ -555,9 +557,10 @@ def _join_m(m: Any, timeout: float) -> bool:
                 pass  # "cannot join thread before it is started": start() is still under way
             else:
                 return not t.is_alive()
-        if time.monotonic() >= end:
+        left = end - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(0.001)
+        m.sched.closenote.sleep(left)
 
 
 def check_fn(fn: Any) -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ._lockrank import Rank, new_lock
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
@@ -48,7 +49,7 @@ class Timers:
 
     def __init__(self, sched: Sched) -> None:
         self.sched = sched
-        self.lock = threading.Lock()
+        self.lock = new_lock(Rank.TIMERS, "Timers.lock")
         self._heap: list[tuple[float, int, TimerEntry]] = []
         self._seq = itertools.count()
         self.timer0 = 0.0

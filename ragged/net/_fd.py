@@ -11,7 +11,6 @@ only.  Locks, in order: ``FdMutex.lock``, then the poller's (``PollDesc.lock``..
 from __future__ import annotations
 
 import socket
-import threading
 import types
 from collections.abc import Generator
 from typing import Any, Self
@@ -21,8 +20,10 @@ from .._core import (
     WRITE,
     NetClosed,
     PollDesc,
+    Rank,
     WaitQueue,
     current_g,
+    lock_maker,
     netpoll_of,
     park_on,
     poll_close,
@@ -33,6 +34,7 @@ from .._core import (
 
 CLOSED = "use of closed network connection"
 _TURN_REASONS = ("net read lock", "net write lock")
+_new_fd_lock = lock_maker(Rank.NETFD, "ragged.net FdMutex.lock")  # threading.Lock unless RAGGED_DEBUG
 
 
 @types.coroutine
@@ -62,7 +64,7 @@ class FdMutex:
     __slots__ = ("lock", "closed", "refs", "busy", "q")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _new_fd_lock()
         self.closed = False
         self.refs = 0
         self.busy = [False, False]
