@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench lint test-all soak clean
+.PHONY: install test test-debug bench lint test-all soak clean
 .PHONY: docs results
 
 $(STAMP): pyproject.toml
@@ -18,6 +18,12 @@ install: $(STAMP)
 # pytest exits 5 when it collects no tests: treat that as a failure.
 test: $(STAMP)
 	@$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+# The suite again with RAGGED_DEBUG=1: every P status transition is checked, and every runtime
+# lock is ranked (ragged/_core/_lockrank.py): a thread about to wait for a lock out of rank order
+# raises LockOrderError at once.  About as long as `make test` (5 min on 2 busy cores, 3.11).
+test-debug: $(STAMP)
+	@RAGGED_DEBUG=1 $(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 # The API reference, from the docstrings, with the README as its front page:
 # build/docs/index.html.  Nitpicky, warnings are errors: a broken cross-reference fails.

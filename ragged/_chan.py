@@ -20,7 +20,7 @@ Every operation follows Go's ``chansend`` / ``chanrecv``:
   drained.
 
 Waiters are woken only by whoever wins their sudog's claim, through
-``_handoff.complete``; goroutines park with ``_handoff.park_op`` and plain
+``_handoff.complete``; goroutines park with ``park_on`` and plain
 threads block with ``_park.block_on``.  ``select`` (``_select``) uses the same
 lock-held steps, :meth:`Chan._poll_recv` and :meth:`Chan._poll_send`.
 """
@@ -28,11 +28,11 @@ lock-held steps, :meth:`Chan._poll_recv` and :meth:`Chan._poll_send`.
 from __future__ import annotations
 
 from collections import deque
-from threading import Lock
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._core import (
     ChanClosed,
+    Rank,
     Sudog,
     WaitQueue,
     block_on,
@@ -41,13 +41,16 @@ from ._core import (
     checkpoint,
     complete,
     current_g,
-    park_op,
+    lock_maker,
+    park_on,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._core import Goroutine
 
 T = TypeVar("T")
+
+_new_chan_lock = lock_maker(Rank.CHAN, "Chan._lock")  # threading.Lock unless RAGGED_DEBUG
 
 
 class Case:
@@ -101,7 +104,7 @@ class Chan(Generic[T]):
             raise TypeError(f"Chan capacity must be an int >= 0, not {type(cap).__name__} {cap!r}")
         if cap < 0:
             raise ValueError(f"Chan capacity must be >= 0, not {cap!r}")
-        self._lock = Lock()
+        self._lock = _new_chan_lock()
         self._buf: deque[T] = deque()
         self._cap = cap
         self._closed = False
@@ -245,7 +248,7 @@ class Chan(Generic[T]):
         await checkpoint()
         s = self._start_send(v, g)
         if s is not None:
-            await park_op(self._sendq, self._lock, "chan send", s)
+            await park_on(self._sendq, self._lock, "chan send", s)
             _check_sent(s)
 
     async def recv_ok(self) -> tuple[T | None, bool]:
@@ -263,7 +266,7 @@ class Chan(Generic[T]):
         r = self._start_recv(g)
         if isinstance(r, tuple):
             return r
-        await park_op(self._recvq, self._lock, "chan receive", r)
+        await park_on(self._recvq, self._lock, "chan receive", r)
         return r.elem, r.ok
 
     async def recv(self) -> T:
@@ -347,11 +350,20 @@ class Chan(Generic[T]):
         :raises ChanClosed: on a closed channel.
         :Called from: anywhere, timer and barrier callbacks included.
         """
-        self._lock.acquire()
-        if self._send_locked(v):
-            return True
-        self._lock.release()
-        return False
+        r = self._offer(v)
+        if r is not True and r is not False:
+            complete(r)
+        return r is not False
+
+    def _offer(self, v: Any) -> Sudog | bool:
+        """``try_send`` without the wake-up: True (buffered), False (no room), or the
+        receiver that now has ``v``, for the caller to :func:`complete` -- after
+        releasing any lock of its own (waking may take the sched lock).  Takes ``_lock``.
+        """
+        with self._lock:
+            if self._closed:
+                raise ChanClosed("send on closed channel")
+            return self._poll_send(v)
 
     def try_recv(self) -> tuple[T | None, bool]:
         """Receive only if a value is there now: ``(value, True)``, else ``(None, False)``.

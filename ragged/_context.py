@@ -24,17 +24,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from ._chan import Chan
-from ._core import Cancelled, ChanClosed, check_deadline, check_seconds
+from ._core import Cancelled, ChanClosed, Rank, check_deadline, check_seconds, lock_maker
 from ._time import _timers_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._core import Runtime, TimerEntry, Timers
 
 _monotonic = time.monotonic
+_new_lock = lock_maker(Rank.CONTEXT, "Context._lock")  # threading.Lock unless RAGGED_DEBUG
 
 
 class DeadlineExceeded(Cancelled, TimeoutError):
@@ -62,7 +62,7 @@ class Context:
         if parent is None or cancellable:
             # A cancellation source: its own done channel, error and children.
             self._src = self
-            self._lock = Lock()
+            self._lock = _new_lock()
             self._done: Chan[None] = Chan()
             self._err: BaseException | None = None
             self._children: set[Context] | None = set() if parent is not None else None

@@ -15,15 +15,16 @@ spawning a member (``Runtime.go``), and cancelling the owner or a member
 started while the group cancels (``Goroutine.cancel``, which takes that
 goroutine's lock and may ready it).  Nothing in the runtime takes a group's
 lock, and done callbacks run after the goroutine's lock is released, so the
-order ``_lock`` -> goroutine lock -> scheduler locks cannot deadlock.
-Waiters park on ``_waiters`` with the one park/ready pair (``park_op`` /
+order ``_lock`` -> goroutine lock -> scheduler locks cannot deadlock (the
+rank table in ``_core._lockrank`` puts ``_lock`` below the sched lock, so a
+barrier callback, which runs under the sched lock, must not start members).
+Waiters park on ``_waiters`` with the one park/ready pair (``park_on`` /
 ``complete``) and are woken when ``_n`` reaches zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from threading import Lock
 from typing import Any, Self, TypeVar, TypeVarTuple
 
 from ._atomic import AtomicInt
@@ -33,6 +34,7 @@ from ._core import (
     Goroutine,
     NotInGoroutine,
     RaggedError,
+    Rank,
     Runtime,
     Sudog,
     WaitQueue,
@@ -40,8 +42,9 @@ from ._core import (
     complete,
     current_g,
     gosched,
+    lock_maker,
     make_coro,
-    park_op,
+    park_on,
     tls,
 )
 from ._sync import Semaphore
@@ -50,6 +53,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 _group_ids = AtomicInt()
+_new_lock = lock_maker(Rank.GROUP, "Group._lock")  # threading.Lock unless RAGGED_DEBUG
 
 
 class _Slots(Semaphore):
@@ -179,7 +183,7 @@ class Group:
         self.ctx: Context
         self.ctx, self._cancel_ctx = with_cancel(parent)
         self._slots = _Slots(limit) if limit is not None else None
-        self._lock = Lock()
+        self._lock = _new_lock()
         self._rt: Runtime | None = None
         self._n = 0
         self._members: set[Goroutine[Any]] = set()
@@ -412,7 +416,7 @@ class Group:
                 lock.release()
                 return cancelled, own_pending
             try:
-                await park_op(self._waiters, lock, "ragged.Group.wait", Sudog(g))
+                await park_on(self._waiters, lock, "ragged.Group.wait", Sudog(g))
             except Cancelled as err:
                 if own_pending:
                     own_pending = False

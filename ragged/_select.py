@@ -3,8 +3,9 @@
 The steps are Go's:
 
 1. *lockorder*: lock every channel involved once, in one global order
-   (by ``id``), so two selects -- or a select and a plain channel op, which
-   takes a single lock -- can never deadlock on each other.
+   (by ``id`` of the channel's lock: the rule of the channel locks' rank in
+   ``_core._lockrank``), so two selects -- or a select and a plain channel
+   op, which takes a single lock -- can never deadlock on each other.
 2. *pollorder*: visit the cases in a uniformly random order and complete the
    first one that is ready.  The first ready case of a uniformly shuffled
    order is uniformly distributed over the ready cases: that is select's
@@ -24,11 +25,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from threading import Lock
 from typing import Any
 
 from ._chan import Case, Chan
-from ._core import ChanClosed, Sudog, checkpoint, committed, complete, current_g, gopark, parkable_g
+from ._core import ChanClosed, Sudog, checkpoint, committed, complete, current_g, gopark, new_claim, parkable_g
 
 # select's own random source.  Tests seed it (``_rng.seed(n)``) to replay a run.
 _rng = random.Random()
@@ -47,8 +47,8 @@ def _unlock_all(chans: list[Chan[Any]]) -> None:
 
 
 def _lockorder(cases: Iterable[Case | None]) -> list[Chan[Any]]:
-    """The distinct channels of ``cases`` in the global lock order."""
-    seen = {id(c.chan): c.chan for c in cases if c is not None}
+    """The distinct channels of ``cases`` in the lock order: by ``id`` of the channel's lock."""
+    seen = {id(c.chan._lock): c.chan for c in cases if c is not None}
     return [seen[k] for k in sorted(seen)]
 
 
@@ -105,7 +105,7 @@ def _enqueue(g: Any, cases: tuple[Case | None, ...], order: list[int]) -> list[S
     sit in its queue in random order, so the waker picks among them uniformly
     (Go enqueues in lock order, which is random for cases of one channel).
     """
-    claim = Lock()
+    claim = new_claim()
     sudogs: list[Sudog] = []
     for i in order:
         c = cases[i]

@@ -3,7 +3,7 @@
 All of them are built the same way, on the one wait queue of ``_park``:
 a ``threading.Lock`` guards the object's state and its ``WaitQueue``s; a
 goroutine that must wait registers a sudog while holding that lock and parks
-with ``_handoff.park_op`` (the lock is released only once the goroutine is
+with ``park_on`` (the lock is released only once the goroutine is
 suspended); whoever releases the resource wins the waiter's claim and
 *hands the resource over* with ``_handoff.complete`` -- the woken waiter
 already owns it and never competes again.  A waiting goroutine holds no P
@@ -22,13 +22,14 @@ Misuse raises at once with Go's message: unlocking what is not locked is a
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable
-from threading import Lock
 from typing import Any, Protocol, Self
 
 from ._core import (
     Cancelled,
     RaggedError,
+    Rank,
     Sudog,
     WaitQueue,
     block_on,
@@ -38,8 +39,14 @@ from ._core import (
     checkpoint,
     complete,
     current_g,
-    park_op,
+    gopark,
+    lock_maker,
+    park_on,
+    parkable_g,
 )
+
+_new_lock = lock_maker(Rank.SYNC, "sync._lock")  # threading.Lock unless RAGGED_DEBUG
+_new_cond_lock = lock_maker(Rank.COND, "Cond._lock")
 
 
 class Locker(Protocol):
@@ -90,7 +97,7 @@ class _Sema:
     _reason = "sync.Semaphore.Acquire"
 
     def __init__(self, value: int) -> None:
-        self._lock = Lock()
+        self._lock = _new_lock()
         self._value = value
         self._max = value
         self._q = WaitQueue()
@@ -120,7 +127,7 @@ class _Sema:
             self._value -= 1
             lock.release()
             return
-        await park_op(self._q, lock, self._reason, Sudog(g))
+        await park_on(self._q, lock, self._reason, Sudog(g))
 
     def _release(self) -> None:
         """Give a permit back: straight to the first waiter, if any.
@@ -270,7 +277,7 @@ class RWMutex:
     __slots__ = ("_lock", "_readers", "_writer", "_rq", "_wq")
 
     def __init__(self) -> None:
-        self._lock = Lock()
+        self._lock = _new_lock()
         self._readers = 0
         self._writer = False
         self._rq = WaitQueue()
@@ -292,7 +299,7 @@ class RWMutex:
             self._readers += 1
             lock.release()
             return
-        await park_op(self._rq, lock, "sync.RWMutex.RLock", Sudog(g))
+        await park_on(self._rq, lock, "sync.RWMutex.RLock", Sudog(g))
 
     def runlock(self) -> None:
         """Undo one ``rlock``; the last reader out hands the lock to a waiting writer.
@@ -324,7 +331,7 @@ class RWMutex:
             self._writer = True
             lock.release()
             return
-        await park_op(self._wq, lock, "sync.RWMutex.Lock", Sudog(g), on_cancel=self._writer_left)
+        await park_on(self._wq, lock, "sync.RWMutex.Lock", Sudog(g), on_cancel=self._writer_left)
 
     def unlock(self) -> None:
         """Undo ``lock``: admit the waiting readers, else the next writer.
@@ -430,7 +437,7 @@ class WaitGroup:
     __slots__ = ("_lock", "_n", "_q", "_sched")
 
     def __init__(self) -> None:
-        self._lock = Lock()
+        self._lock = _new_lock()
         self._n = 0
         self._q = WaitQueue()
         self._sched: Any = None  # for plain-thread waiters: the runtime whose goroutines use it
@@ -478,7 +485,7 @@ class WaitGroup:
         if self._n == 0:
             lock.release()
             return
-        await park_op(self._q, lock, "sync.WaitGroup.Wait", Sudog(g))
+        await park_on(self._q, lock, "sync.WaitGroup.Wait", Sudog(g))
 
     def wait_blocking(self, timeout: float | None = None) -> None:
         """From a plain thread: block until the counter is zero.
@@ -520,7 +527,7 @@ class Once:
     __slots__ = ("_lock", "_done", "_runner", "_q")
 
     def __init__(self) -> None:
-        self._lock = Lock()
+        self._lock = _new_lock()
         self._done = False
         self._runner: Any = None  # the goroutine running fn, while it runs
         self._q = WaitQueue()
@@ -558,7 +565,7 @@ class Once:
             if self._runner is g:
                 lock.release()
                 raise RaggedError("sync: Once.do() called from inside its own function; it would deadlock")
-            await park_op(self._q, lock, "sync.Once.Do", Sudog(g))
+            await park_on(self._q, lock, "sync.Once.Do", Sudog(g))
             return
         self._runner = g
         lock.release()
@@ -587,14 +594,23 @@ class Cond:
     :Called from: anywhere (construction); see each method.
     """
 
-    __slots__ = ("L", "_lock", "_q")
+    # Waiters hold tickets, as Go's notifyList does: wait() takes the next
+    # ticket before it unlocks L, so a signal sent after that is never missed,
+    # and parks only afterwards.  _lock guards _next (the next ticket) and
+    # _waiting, which maps each ticket not yet signalled, oldest first, to its
+    # waiter's sudog (None while the waiter is between unlocking L and parking:
+    # a signal then just drops the ticket, and the waiter, seeing that, does not
+    # park).  Nothing else is taken under _lock: L.unlock() (which may wake a
+    # goroutine, and so take the sched lock) runs outside it.
+    __slots__ = ("L", "_lock", "_next", "_waiting")
 
     def __init__(self, L: Locker | None = None) -> None:
         if L is not None and not (callable(getattr(L, "lock", None)) and callable(getattr(L, "unlock", None))):
             raise TypeError(f"Cond needs a Mutex-like locker with lock() and unlock(), not {type(L).__name__}")
         self.L: Locker = L if L is not None else Mutex()
-        self._lock = Lock()
-        self._q = WaitQueue()
+        self._lock = _new_cond_lock()
+        self._next = 0
+        self._waiting: OrderedDict[int, Sudog | None] = OrderedDict()
 
     async def wait(self) -> None:
         """Unlock ``L``, park until signalled, lock ``L`` again before returning.
@@ -613,16 +629,59 @@ class Cond:
         g = current_g("Cond.wait()")
         await checkpoint()
         lock = self._lock
-        lock.acquire()
+        with lock:
+            t = self._next
+            self._next += 1
+            self._waiting[t] = None
         try:
             self.L.unlock()
-        except BaseException:
-            lock.release()
+        except BaseException:  # L was not held: this wait never began
+            with lock:
+                signalled = t not in self._waiting
+                self._waiting.pop(t, None)
+            if signalled:
+                self.signal()  # a signal took our ticket meanwhile: it was meant for a waiter
             raise
         try:
-            await park_op(self._q, lock, "sync.Cond.Wait", Sudog(g))
+            lock.acquire()
+            if t not in self._waiting:
+                lock.release()  # signalled while it unlocked L: no need to park
+                return
+            try:
+                parkable_g("sync.Cond.Wait")
+            except BaseException:
+                del self._waiting[t]
+                lock.release()
+                raise
+            s = self._waiting[t] = Sudog(g)
+            s.reason = "sync.Cond.Wait"
+            try:
+                await gopark(lock.release, "sync.Cond.Wait", s)
+            except BaseException:  # cancelled before a signal claimed it
+                with lock:
+                    if self._waiting.get(t) is s:
+                        del self._waiting[t]
+                raise
         finally:
             await _relock(self.L)
+
+    def _claim_locked(self, n: int | None) -> list[Sudog]:
+        """Signal the ``n`` oldest waiters (all if None); return the parked ones to complete.
+
+        Requires ``_lock``.  A waiter not parked yet is signalled by dropping
+        its ticket (it sees that and does not park); a parked one whose claim
+        a canceller won is not waiting any more and does not count.
+        """
+        out: list[Sudog] = []
+        waiting = self._waiting
+        while waiting and (n is None or n > 0):
+            s = waiting.popitem(last=False)[1]
+            if s is None or s.try_claim():
+                if s is not None:
+                    out.append(s)
+                if n is not None:
+                    n -= 1
+        return out
 
     def signal(self) -> None:
         """Wake the longest-waiting goroutine, if any.  Never blocks.
@@ -631,8 +690,8 @@ class Cond:
         :Called from: anywhere, with or without ``L``.
         """
         with self._lock:
-            s = self._q.pop_claimed()
-        if s is not None:
+            wake = self._claim_locked(1)
+        for s in wake:
             complete(s)
 
     def broadcast(self) -> None:
@@ -642,8 +701,8 @@ class Cond:
         :Called from: anywhere, with or without ``L``.
         """
         with self._lock:
-            waiters = self._q.drain_claimed()
-        for s in waiters:
+            wake = self._claim_locked(None)
+        for s in wake:
             complete(s)
 
     async def __aenter__(self) -> Cond:

@@ -19,7 +19,11 @@ finds the generation changed and sends nothing, and a value already sitting
 in the channel is drained.  ``_lock`` guards the generation and the heap
 entry, and is held across the callback's send, so a stop cannot slip between
 the generation check and the send.  Lock order: ``_lock``, then the channel
-lock or ``Timers.lock`` (never both).
+lock or ``Timers.lock`` (never both).  Whatever may take the sched lock --
+waking the receiver the send hands its value to, poking the timer waiter
+after an arming -- happens after ``_lock`` is released: the sched lock ranks
+below ``_lock`` (a barrier callback, run under the sched lock, may stop or
+reset a timer; see ``_core._lockrank``).
 
 Inside a goroutine these use the current runtime; from a plain thread pass
 ``runtime=`` (a ``ragged.Runtime``).
@@ -36,16 +40,16 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import copy_context
-from threading import Lock
 from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from ._chan import Chan
-from ._core import ChanClosed, NotInGoroutine, check_seconds, make_coro, tls
+from ._core import ChanClosed, NotInGoroutine, Rank, Sudog, check_seconds, complete, lock_maker, make_coro, tls
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._core import Runtime, TimerEntry, Timers
 
 _monotonic = time.monotonic
+_new_timer_lock = lock_maker(Rank.TIMER, "Timer._lock")  # threading.Lock unless RAGGED_DEBUG
 Ts = TypeVarTuple("Ts")
 
 
@@ -73,30 +77,45 @@ class _ChanTimer:
     def __init__(self, seconds: float, period: float, runtime: Runtime | None, what: str) -> None:
         self._timers = _timers_of(runtime, what)
         self.c: Chan[float] = Chan(1)
-        self._lock = Lock()
+        self._lock = _new_timer_lock()
         self._gen = 0
         self._entry: TimerEntry | None = None
         self._armed = False  # a value of the current generation is still to be sent
         self._period = period
         with self._lock:
-            self._arm_locked(seconds, period)
+            e = self._arm_locked(seconds, period)
+        self._timers.poke_if_earlier(e)
 
-    def _arm_locked(self, seconds: float, period: float) -> None:
-        """Start a new generation firing after ``seconds`` (then every ``period``).  Requires ``_lock``."""
+    def _arm_locked(self, seconds: float, period: float) -> TimerEntry:
+        """Start a new generation firing after ``seconds`` (then every ``period``).  Requires ``_lock``.
+
+        The caller pokes the timer waiter (``Timers.poke_if_earlier``) with the
+        entry returned, after releasing ``_lock``: a poke may take the sched lock.
+        """
         self._gen += 1
         self._armed = True
         self._period = period
-        self._entry = self._timers.add(seconds, self._fire, self._gen, period)
+        timers = self._timers
+        with timers.lock:
+            e = self._entry = timers.add_locked(_monotonic() + seconds, self._fire, self._gen, period)
+        return e
 
     def _fire(self, gen: int) -> None:
-        """Timer callback (scheduler thread): send the time, unless stopped or re-armed since."""
+        """Timer callback (scheduler thread): send the time, unless stopped or re-armed since.
+
+        A waiting receiver has the value once ``_offer`` returns it; it is woken
+        after ``_lock`` is released (see the module docstring).
+        """
+        r: Sudog | bool = False
         with self._lock:
             if gen == self._gen:
                 self._armed = self._period > 0
                 try:
-                    self.c.try_send(_monotonic())
+                    r = self.c._offer(_monotonic())
                 except ChanClosed:
                     pass  # someone closed t.c; a timer callback must never raise
+        if r is not True and r is not False:
+            complete(r)
 
     def _stop_locked(self) -> bool:
         """Disarm and drop any undelivered value.  Requires ``_lock``.
@@ -159,7 +178,8 @@ class Timer(_ChanTimer):
         seconds = check_seconds(seconds, "Timer.reset()")
         with self._lock:
             was = self._stop_locked()
-            self._arm_locked(seconds, 0.0)
+            e = self._arm_locked(seconds, 0.0)
+        self._timers.poke_if_earlier(e)
         return was
 
 
@@ -202,7 +222,8 @@ class Ticker(_ChanTimer):
         period = _check_period(period, "Ticker.reset()")
         with self._lock:
             self._stop_locked()
-            self._arm_locked(period, period)
+            e = self._arm_locked(period, period)
+        self._timers.poke_if_earlier(e)
 
 
 def after(seconds: float, *, runtime: Runtime | None = None) -> Chan[float]:
@@ -240,11 +261,11 @@ class _FuncTimer(Timer):
         self._coro: Any = None
         _ChanTimer.__init__(self, seconds, 0.0, runtime, "ragged.after_func()")
 
-    def _arm_locked(self, seconds: float, period: float) -> None:
+    def _arm_locked(self, seconds: float, period: float) -> TimerEntry:
         """Make the coroutine of the next firing (if need be), then arm.  Requires ``_lock``."""
         if self._coro is None:
             self._coro = make_coro(self._fn, self._args, "ragged.after_func()")
-        super()._arm_locked(seconds, period)
+        return super()._arm_locked(seconds, period)
 
     def _stop_locked(self) -> bool:
         """Disarm, and close the coroutine that will now never run.  Requires ``_lock``."""

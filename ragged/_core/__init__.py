@@ -7,14 +7,16 @@ preemption on CPython 3.12+ (``_preempt``, ``_lockedm``), the one module
 that yields to the scheduler (``_traps``), the one waiter queue (``_park``,
 ``_handoff``), kernel waits (``_note``), timers, the network poller
 (``_netpoll*``), the barrier and stop-the-world (``_barrier``, ``_stw``,
-``_world``), ``procs`` changes, the ``Runtime`` object and how it ends
-(``_shutdown``: close, and the fatal path), the rules for timeouts and
-deadlines (``_timeout``), diagnostics, the tracer, settings, metrics and
-errors.  Nothing here imports the layer above.
+``_world``), the lock-rank table (``_lockrank``), ``procs`` changes, the
+``Runtime`` object and how it ends (``_shutdown``: close, and the fatal
+path), the rules for timeouts and deadlines (``_timeout``), diagnostics, the
+tracer, settings, metrics and errors.  Nothing here imports the layer above.
 
 The user layer (channels, select, sync, time, context, labels, ``ragged.net``,
 the goroutine-side API) builds on the names this module exports and on
-nothing else of the core; ``docs/design.md`` describes the contract.
+nothing else of the core; ``docs/design.md`` describes the contract.  Its
+locks come from ``lock_maker`` with their :class:`Rank` in the one lock-order
+table (``_lockrank``), and its waits on ``park_on``/``block_on`` and ``ready``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ._errors import (
     FdBusy,
     IllegalTransition,
     IOTimeout,
+    LockOrderError,
     NetClosed,
     NetError,
     NotInGoroutine,
@@ -42,7 +45,8 @@ from ._errors import (
     UnexpectedEOF,
 )
 from ._g import Goroutine, check_label
-from ._handoff import caller_sched, committed, complete, park_op
+from ._handoff import caller_sched, committed, complete
+from ._lockrank import Rank, lock_maker, new_claim
 from ._m import tls
 from ._netpoll import READ, REASONS, WRITE, NetPoll, PollDesc, poll_close, poll_release, poll_set_deadline, pollwait
 from ._netpoll_sched import netpoll_of
@@ -78,6 +82,7 @@ __all__ = [
     "Goroutine",
     "IOTimeout",
     "IllegalTransition",
+    "LockOrderError",
     "MAX_WAIT",
     "NetClosed",
     "NetError",
@@ -91,6 +96,7 @@ __all__ = [
     "REASONS",
     "SEQ_CST",
     "RaggedError",
+    "Rank",
     "Runtime",
     "RuntimeClosed",
     "RuntimeCrashed",
@@ -123,10 +129,11 @@ __all__ = [
     "gopark",
     "gosched",
     "hand_over",
+    "lock_maker",
     "make_coro",
     "netpoll_of",
+    "new_claim",
     "park_on",
-    "park_op",
     "parkable_g",
     "poll_close",
     "poll_release",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from collections.abc import Callable
 from time import perf_counter_ns
@@ -34,21 +33,38 @@ from ._errors import BarrierError, BarrierTimeout, combine
 from ._m import tls
 from ._p import IDLE, SYSCALL, W_SAFEPOINT, W_STATUS
 from ._platform import gil_enabled
-from ._timeout import clamp_wait
 from ._traps import arm, disarm
 from ._world import wait_stopwait
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._m import M
     from ._p import P
     from ._sched import Sched
 
 _monotonic = time.monotonic
 
 
-class BarrierDone(threading.Event):
-    """``sched.barrier_done``: set when the barrier in flight ends, at time ``at``."""
+class BarrierDone:
+    """``sched.barrier_done``: the Ms stepping aside for the barrier in flight, and its end.
 
-    at = math.inf
+    One per barrier that has Ms step aside (:func:`step_aside`).  An M that
+    has run ``fn`` lists itself in ``parked`` and sleeps on its own note
+    (``m.park``) until ``ended``; the coordinator's last act
+    (:func:`_finish_done`) sets ``ended`` and ``at`` and then wakes every
+    listed M.  An M lists itself *before* it looks at ``ended`` and the
+    coordinator sets ``ended`` *before* it reads the list, so an M either
+    sees the end or is woken (a wakeup it did not wait for is left on its
+    note, which every sleeper on it tolerates).  ``parked`` is appended to by
+    Ms (one ``list.append`` each, atomic on both builds) and read once by
+    the coordinator.
+    """
+
+    __slots__ = ("parked", "ended", "at")
+
+    def __init__(self) -> None:
+        self.parked: list[M] = []
+        self.ended = False
+        self.at = math.inf  # when the barrier ended
 
 
 def call_safe_point_fn(sched: Sched, p: P) -> None:
@@ -147,73 +163,67 @@ def step_aside(sched: Sched, p: P, at_checkpoint: bool = False) -> None:
     the GIL for a whole switch interval (5ms), so if it simply went back to
     its goroutine, the Ms still to reach their safe point -- and the
     coordinator, which must wake up to finish -- would queue behind it: the
-    barrier would take about procs x 5ms (docs/design.md).  So it waits for the
-    barrier to end, off the GIL, but only within the step-aside window: a
-    barrier held up by a straggler that never reaches a safe point must not
-    stall everyone else, so after that window the M goes straight back to its
-    goroutine (pure ragged behaviour).  The wait counts as this P's pause.
-    On a free-threaded build with more Ps than CPUs the M yields its core
-    (``yields_cores``) at each safe point; at a goroutine's checkpoint
-    (``at_checkpoint``, where it would go back to the goroutine) it parks
-    instead once the barrier has lasted ``YIELD_FIRST`` (:func:`park_aside`).
+    barrier would take about procs x 5ms (docs/design.md).  So it sleeps until
+    the barrier ends, off the GIL (:func:`park_aside`), but only within the
+    step-aside window: a barrier held up by a straggler that never reaches a
+    safe point must not stall everyone else, so after that window the M goes
+    straight back to its goroutine (pure ragged behaviour).  The wait counts
+    as this P's pause.  On a free-threaded build with more Ps than CPUs the M
+    yields its core (``yields_cores``) at each safe point; at a goroutine's
+    checkpoint (``at_checkpoint``, where it would go back to the goroutine) it
+    parks instead once the barrier has lasted ``YIELD_FIRST``.
     Elsewhere -- entering a syscall, going idle -- the M is about to block
     or sleep anyway, and must not hold its P asleep.
     """
-    if sched.barrier_yield:
-        if at_checkpoint and _monotonic() - sched.barrier_t0 >= YIELD_FIRST:
-            park_aside(sched, p)
-        else:
-            os.sched_yield()
-        return
     done = sched.barrier_done
-    if done is None or p.plain[W_SAFEPOINT]:
-        # No barrier in flight, or the one in flight is a newer one that still
-        # waits for this P (its flags are stored before barrier_done is
-        # published): waiting for it to end would wait for ourselves.
+    if done is None:
         return
-    t = _monotonic()
-    left = sched.barrier_aside_until - t
-    if left <= 0:
-        return
-    t_ns = perf_counter_ns()
-    done.wait(clamp_wait(left))  # barrier_step_aside may be inf: a kernel wait must be bounded
-    # Waiting for the GIL after the wakeup is ordinary GIL sharing, not pause.
-    end = min(_monotonic(), t + left, max(getattr(done, "at", math.inf), t))
-    p.pause_ns += int((end - t) * 1e9)
-    if sched.trace is not None:
-        sched.trace.step_aside(p, t_ns, t_ns + int((end - t) * 1e9))
+    if sched.barrier_yield:
+        if not at_checkpoint or _monotonic() - sched.barrier_t0 < YIELD_FIRST:
+            os.sched_yield()
+            return
+    park_aside(sched, p, done)
 
 
 YIELD_FIRST = 1e-3  # oversubscribed free-threaded build: yield this long into a barrier, then park
 
 
-def park_aside(sched: Sched, p: P) -> None:
-    """Sleep on this M's note until the barrier in flight ends (at most to its step-aside window).
+def park_aside(sched: Sched, p: P, done: BarrierDone) -> None:
+    """Sleep on this M's note until the barrier in flight ends, at most to its step-aside window.
 
-    For a free-threaded build with more Ps than CPUs, once a barrier has
-    lasted ``YIELD_FIRST``: yielding hands the core to whichever thread the
-    kernel picks next, and with 8 busy Ps on 2 cores the Ms still to reach
-    their safe point got it so rarely that the barrier took 70ms at p50
-    (105ms with neither yield nor park).  Asleep, the M leaves the core to
-    them.  It sleeps on its own note (a kernel wait: a lock-based wait such
-    as the GIL build's ``BarrierDone`` wakes tens of milliseconds late here),
-    listed in ``sched.barrier_parked``, which the coordinator wakes as its
-    last act (``_finish_done``).  An M that lists itself after that sweep
-    sees ``barrier_yield`` cleared and does not sleep; one whose P has a new
-    barrier's flag set goes to serve it.  The sleep counts as this P's pause.
+    The one way an M waits for a barrier's end: on its own note (a kernel
+    wait on the free-threaded build, where a lock-based wait such as a
+    ``threading.Event`` wakes tens of milliseconds late with busy Ms), listed
+    in ``done.parked``, which the coordinator wakes as its last act
+    (``_finish_done``).  An M that lists itself after that sweep sees
+    ``done.ended`` and does not sleep; one whose P has a new barrier's flag
+    set goes to serve it.  On a free-threaded build with more Ps than CPUs
+    (once a barrier has lasted ``YIELD_FIRST``): yielding hands the core to
+    whichever thread the kernel picks next, and with 8 busy Ps on 2 cores the
+    Ms still to reach their safe point got it so rarely that the barrier took
+    70ms at p50 (105ms with neither yield nor park); asleep, the M leaves the
+    core to them.  The sleep counts as this P's pause: under the GIL up to
+    the barrier's end (waiting for the GIL after the wakeup is ordinary GIL
+    sharing), when yielding cores up to the wakeup.
     """
-    m = p.m
-    assert m is not None  # at a goroutine's checkpoint, on p's own M
+    m = getattr(tls, "m", None)  # p's own M; p.m is None once it entered a syscall
+    if m is None:  # pragma: no cover - step_aside runs on Ms only
+        return
     t = _monotonic()
-    left = sched.barrier_aside_until - t
-    if left <= 0:
+    until = sched.barrier_aside_until
+    if until <= t:
         return
-    sched.barrier_parked.append(m)
-    if not sched.barrier_yield or p.plain[W_SAFEPOINT]:
-        return
+    yielding = sched.barrier_yield
+    done.parked.append(m)
     t_ns = perf_counter_ns()
-    m.park.sleep(left)
-    end = _monotonic()
+    note = m.park
+    while not done.ended and not p.plain[W_SAFEPOINT]:
+        left = until - _monotonic()
+        if left <= 0:
+            break
+        note.sleep(left)  # a wakeup left over from the M's idle days only costs a loop
+    now = _monotonic()
+    end = now if yielding else min(now, until, max(done.at, t))
     p.pause_ns += int((end - t) * 1e9)
     if sched.trace is not None:
         sched.trace.step_aside(p, t_ns, t_ns + int((end - t) * 1e9))
@@ -280,6 +290,7 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
                     sched.barrier_t0 = t0
                     sched.barrier_aside_until = t0 + STEP_ASIDE_WINDOW
                     sched.barrier_yield = True
+                    sched.barrier_done = BarrierDone()
         published = True
         sched.run_deferred_wakep()
 
@@ -356,17 +367,20 @@ def foreachp(sched: Sched, fn: Callable[[P], Any], callerp: P | None, timeout: f
 
 
 def _finish_done(sched: Sched) -> None:
-    """Release the Ms stepping aside for the barrier (the coordinator's last act)."""
-    if sched.barrier_yield:
-        sched.barrier_yield = False  # before the sweep: an M listing itself later will not sleep
-        parked, sched.barrier_parked = sched.barrier_parked, []
-        for m in parked:
-            m.park.wakeup()
+    """Wake the Ms stepping aside for the barrier (the coordinator's last act).
+
+    ``ended`` is set before the list is read: an M that lists itself later
+    sees it and does not sleep (see :class:`BarrierDone`).
+    """
     done = sched.barrier_done
-    if done is not None:
-        sched.barrier_done = None
-        done.at = _monotonic()
-        done.set()
+    if done is None:
+        return
+    sched.barrier_yield = False
+    sched.barrier_done = None
+    done.at = _monotonic()
+    done.ended = True
+    for m in done.parked:
+        m.park.wakeup()
 
 
 def _give_up(sched: Sched, allp: list[P]) -> list[int]:
@@ -382,8 +396,10 @@ def _give_up(sched: Sched, allp: list[P]) -> list[int]:
                 missing.append(p.id)
                 p.sp_requested = 0.0
                 sched.stopwait_done()
-    while sched.stopwait > 0 and sched.runtime._crash is None:  # each P inside fn counts itself down at 0
-        sched.stopnote.sleep(0.01)  # (after a crash, an M that failed inside fn never will)
+    # Each P inside fn counts itself down; the last wakes the note.  After a crash
+    # (which wakes the note too) an M that failed inside fn never will.
+    while sched.stopwait > 0 and sched.runtime._crash is None:
+        sched.stopnote.sleep()
     return missing
 
 

@@ -20,6 +20,8 @@ import random
 import threading
 import time
 
+from ._lockrank import Rank, new_lock
+
 _log = logging.getLogger("ragged")
 
 POINTS = (
@@ -44,7 +46,7 @@ class Chaos:
         self.max_sleep = max_sleep
         self._local = threading.local()
         self._threads = itertools.count()
-        self._lock = threading.Lock()
+        self._lock = new_lock(Rank.CHAOS, "Chaos._lock")
         self.counts: dict[str, int] = dict.fromkeys(POINTS, 0)
 
     def _rng(self) -> random.Random:

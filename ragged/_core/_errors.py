@@ -142,6 +142,22 @@ class IllegalTransition(RaggedError):
     """``RAGGED_DEBUG=1``: a P status change broke the table in docs/design.md."""
 
 
+class LockOrderError(RaggedError):
+    """``RAGGED_DEBUG=1``: a thread was about to wait for a runtime lock out of rank order.
+
+    Raised before the wait, so the deadlock it could lead to never happens.
+    ``held`` names the lock the thread holds, ``wanted`` the one it asked for;
+    the message says which ranks they have.  This is a bug in ragged, or in a
+    callback that takes locks where it must not (a barrier callback runs
+    under the scheduler's lock for idle Ps).
+    """
+
+    def __init__(self, message: str, held: str = "", wanted: str = "") -> None:
+        super().__init__(message)
+        self.held = held
+        self.wanted = wanted
+
+
 def combine(excs: list[BaseException], message: str) -> BaseException:
     """One exception for several: itself when alone, else an (Base)ExceptionGroup."""
     if len(excs) == 1:

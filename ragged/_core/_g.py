@@ -28,15 +28,17 @@ The other fields that more than one thread writes (nothing relies on the GIL):
 
 from __future__ import annotations
 
-import threading
 import traceback
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from contextvars import Context
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import Cancelled
+from ._lockrank import Rank, lock_maker
 from ._park import WaitQueue, block_on, check_plain_thread, check_timeout, park_on, ready
 from ._traps import arm_g, checkpoint
+
+_new_g_lock = lock_maker(Rank.G, "Goroutine._lock")  # threading.Lock unless RAGGED_DEBUG
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._m import M
@@ -119,7 +121,7 @@ class Goroutine(Generic[T_co]):
         self.lockedm: M | None = None  # async-preempted: queued, its frames still on this M (_preempt)
         self.noncoop = False  # last reached by an async safe point: escalate its requests at once
         self.async_preempts = 0  # async safe points it has been stopped at (reports)
-        self._lock = threading.Lock()
+        self._lock = _new_g_lock()
         self._done = False
         self._result: Any = None
         self._exc: BaseException | None = None

@@ -1,4 +1,4 @@
-"""Committed wake-ups: the park that channels, select and sync share.
+"""Committed wake-ups: how channels, select and sync hand a parked waiter its completed operation.
 
 Channels and locks *hand off*: a sender gives its value straight to a parked
 receiver, an unlocker gives the lock straight to the first waiter.  Once the
@@ -12,12 +12,10 @@ either completes or is cancelled before any waker took it, never both.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._m import tls
-from ._park import Sudog, WaitQueue, park_on, ready
+from ._park import Sudog, ready
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
@@ -42,24 +40,6 @@ def committed(s: Sudog) -> bool:
     return s.value is _COMMITTED
 
 
-async def park_op(
-    q: WaitQueue,
-    lock: threading.Lock,
-    reason: str,
-    s: Sudog,
-    on_cancel: Callable[[Sudog], None] | None = None,
-) -> Sudog:
-    """Park the current goroutine on ``q`` until a waker completes ``s``; return ``s``.
-
-    ``lock`` (the owner's lock) is held on entry and released on return.  The
-    waiter reads its results (``elem``, ``ok``) from ``s``.  If the goroutine
-    is cancelled first, the sudog leaves the queue, ``on_cancel(s)`` runs
-    under ``lock`` and ``Cancelled`` propagates.
-    """
-    await park_on(q, lock, reason, s, on_cancel)
-    return s
-
-
 def caller_sched() -> Sched | None:
     """The scheduler of the runtime running this thread's goroutine, else None.
 
@@ -71,4 +51,4 @@ def caller_sched() -> Sched | None:
     return m.sched if m is not None else None
 
 
-__all__ = ["caller_sched", "committed", "complete", "park_op"]
+__all__ = ["caller_sched", "committed", "complete"]

@@ -8,9 +8,10 @@ under locks the scheduler already takes, and summed when read.
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from typing import Any
+
+from ._lockrank import Rank, new_lock
 
 
 class Histogram:
@@ -138,7 +139,7 @@ class Metrics:
     """One runtime's metrics.  Use :meth:`incr` / :meth:`observe` from any thread."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = new_lock(Rank.METRICS, "Metrics.lock")
         self.counters: dict[str, int] = {
             "barriers": 0,
             "barrier_timeouts": 0,

@@ -69,11 +69,11 @@ The portable part:
 Who polls, when, and how readied goroutines reach a P -- the scheduler's side
 of the poller, and ``netpoll_of``, which makes it -- is in ``_netpoll_sched``.
 
-Locks, in order: a ``ragged.net`` object's lock, ``PollDesc.lock`` (the
+Locks (their order is the rank table in ``_lockrank``): ``PollDesc.lock`` (the
 waiter slots, deadlines, timers and interest of one fd), ``NetPoll.lock``
 (the backend's registrations and the fd map: ``selectors`` is not
 thread-safe by itself, and on the free-threaded build Ms really run in
-parallel), ``Timers.lock``, the sched lock.  ``NetPoll.poll_lock`` is held
+parallel).  ``NetPoll.poll_lock`` is held
 by whoever is inside the backend's ``poll``: one poller at a time.  The poll
 itself runs under no other lock and tolerates fds unregistered meanwhile (a
 stale event for a reused fd number is a spurious wake-up, which every caller
@@ -92,10 +92,13 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import FdBusy, IOTimeout, NetClosed, NotPollable, RaggedError, RuntimeClosed
+from ._lockrank import Rank, lock_maker, new_lock
 from ._note import FdNote
 from ._park import Sudog, parkable_g, ready
 from ._timeout import clamp_wait
 from ._traps import gopark
+
+_new_pd_lock = lock_maker(Rank.POLLDESC, "PollDesc.lock")  # threading.Lock unless RAGGED_DEBUG
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
@@ -151,7 +154,7 @@ class PollDesc:
 
     def __init__(self, fd: int, owner: Any) -> None:
         self.fd = fd
-        self.lock = threading.Lock()
+        self.lock = _new_pd_lock()
         self.np: NetPoll | None = None
         self.waiter: list[Sudog | None] = [None, None]
         self.timer: list[TimerEntry | None] = [None, None]
@@ -172,8 +175,8 @@ class NetPoll:
 
     def __init__(self, sched: Sched, backend_class: Any) -> None:
         self.sched = sched
-        self.lock = threading.Lock()  # backend registrations, pds, nregistered, closed
-        self.poll_lock = threading.Lock()  # held by whoever is inside the backend's poll
+        self.lock = new_lock(Rank.NETPOLL, "NetPoll.lock")  # backend registrations, pds, nregistered, closed
+        self.poll_lock = new_lock(Rank.POLL, "NetPoll.poll_lock")  # held by whoever is inside the backend's poll
         self.pds: dict[int, PollDesc] = {}
         self.nregistered = 0  # fds with interest now (a hint read without the lock)
         self.lastpoll = _monotonic()  # when a poll last ended; 0.0 while an M blocks in one

@@ -23,6 +23,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import NotInGoroutine, NotInPlainThread, RaggedError
+from ._lockrank import new_claim
 from ._m import tls
 from ._note import Note, new_note
 from ._timeout import check_timeout
@@ -31,7 +32,7 @@ from ._traps import gopark
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
 
-_Lock = threading.Lock
+_new_claim = new_claim  # threading.Lock unless RAGGED_DEBUG (then a ClaimLock)
 _main_thread = threading.main_thread()
 _MAIN_SLICE = 0.1
 
@@ -65,7 +66,7 @@ class Sudog:
 
     def __init__(self, g: Goroutine | None, claim: threading.Lock | None = None) -> None:
         self.g = g
-        self.claim = claim if claim is not None else _Lock()
+        self.claim = claim if claim is not None else _new_claim()
         self.note: Note | None = thread_note() if g is None else None
         self.done = False
         self.elem: Any = None
@@ -233,9 +234,9 @@ def block_on(
     Returns the value it was woken with or raises the exception; on timeout
     removes itself from ``q`` and raises ``TimeoutError``.  ``registry`` (a
     runtime's sched) lets ``close()``, a crash and deadlock detection find the
-    waiter; a runtime that crashed is checked after registering
-    (``Runtime._waiter_error``), so a waiter that arrives after the crash
-    released the others does not wait for good.
+    waiter; registering returns an error to raise at once instead (after a
+    crash: ``Sched.thread_waiter_add``), so a waiter that arrives after the
+    crash released the others does not wait for good.
     """
     try:
         check_plain_thread(reason)
@@ -248,8 +249,7 @@ def block_on(
     s.timed = timeout is not None
     q.push(s)
     if registry is not None:
-        registry.thread_waiter_add(s)
-        dead = registry.runtime._waiter_error()
+        dead = registry.thread_waiter_add(s)
         if dead is not None and s.try_claim():
             q.discard(s)
             lock.release()

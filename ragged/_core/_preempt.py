@@ -76,6 +76,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._lockedm import asyncstop, asyncyield, count, waits_for_p
+from ._lockrank import Rank, new_lock
 from ._m import tls
 from ._p import RUNNING as P_RUNNING
 from ._p import W_SAFEPOINT, W_STATUS
@@ -101,7 +102,7 @@ GRACE = 200e-6  # CPU seconds a goroutine may run past a request before it is re
 LINGER = 1e-3  # events stay on this long after the last request (sysmon switches them off)
 SLICE_POLL = 0.5e-3  # sysmon's longest sleep while a time-slice request waits for its grace
 
-_lock = threading.Lock()
+_lock = new_lock(Rank.PREEMPT, "_preempt._lock")
 _want: dict[int, M] = {}  # thread ident -> the M there that owes a safe point
 _armed = False
 _tool: int | None = None

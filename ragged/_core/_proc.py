@@ -328,7 +328,7 @@ def serve_barriers(sched: Sched, p: P) -> None:
     while True:
         if p.plain[W_SAFEPOINT]:
             run_safe_point_fn(sched, p, aside=False)
-        if aside and (sched.barrier_done is not None or sched.barrier_yield):
+        if aside and sched.barrier_done is not None:
             step_aside(sched, p, at_checkpoint=True)
         if not aside or not p.plain[W_SAFEPOINT]:
             return
@@ -412,7 +412,7 @@ def execute(sched: Sched, m: M, g: Goroutine) -> None:
 
         if kind == CHECK:
             g.noncoop = False  # it answers requests at checkpoints: no need to reach it asynchronously
-            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None or sched.barrier_yield:
+            if p.plain[W_SAFEPOINT] or sched.barrier_done is not None:
                 serve_barriers(sched, p)
             if g.holds_world:
                 _deschedule(g)

@@ -31,6 +31,7 @@ from ._errors import (
     combine,
 )
 from ._g import Coro, Goroutine, check_labels
+from ._lockrank import Rank, new_lock
 from ._m import M, tls
 from ._metrics import Metrics
 from ._note import new_note
@@ -130,11 +131,11 @@ class Runtime:
         self._sched.worldsema = WorldSema(self._sched)
         self._closed = False
         self._closing = False
-        self._close_lock = threading.Lock()  # guards _closing and _crash: who tears the runtime down
+        self._close_lock = new_lock(Rank.CLOSE, "Runtime._close_lock")  # guards _closing and _crash
         self._torn_down = threading.Event()  # set once the teardown (close or crash) has finished
         self._crash: tuple[str, BaseException] | None = None  # (thread, exception) of the first internal failure
         self._unjoined: dict[int, Goroutine] = {}
-        self._unjoined_lock = threading.Lock()
+        self._unjoined_lock = new_lock(Rank.UNJOINED, "Runtime._unjoined_lock")
         self._deadlock: Deadlock | None = None
         self._main: Goroutine | None = None  # ragged.run's main goroutine (set before it runs)
         self._errors: list[str] = []

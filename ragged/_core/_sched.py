@@ -15,8 +15,10 @@ Locking.  ``lock`` (Go's ``sched.lock``) guards the idle lists, ``nmspinning``,
 a P's own M pushes and pops its local queue, thieves pop from the same end.
 A goroutine is put on the *global* queue under ``lock`` whenever the caller
 holds no P, so an M deciding to go idle (which checks the global queue and
-parks its P under ``lock``) cannot miss it.  Lock order: a channel or
-goroutine lock, then ``Timers.lock``, then ``lock``.
+parks its P under ``lock``) cannot miss it.  ``lock`` has its rank in the one
+lock-order table (``_lockrank``): a barrier callback runs under it for idle
+Ps, so it ranks below the locks of channels, sync objects and goroutines,
+which are never held while it is taken.
 
 Fields outside ``lock`` (nothing relies on the GIL for atomicity):
 ``allgs``/``ngcreated`` change under the module's ``_allglock``
@@ -47,6 +49,7 @@ from ._atomics import AtomicWords
 from ._barrier import BarrierDone, call_safe_point_fn
 from ._chaos import from_setting
 from ._g import RUNNABLE, RUNNING, Coro, Goroutine
+from ._lockrank import Rank, new_lock
 from ._m import M, tls
 from ._netpoll_sched import wakem
 from ._note import new_note
@@ -74,7 +77,7 @@ _log = logging.getLogger("ragged")
 # still get work by stealing half of a busy P's queue.
 RUNQ_SIZE = 4096
 
-_allglock = threading.Lock()
+_allglock = new_lock(Rank.ALLG, "_allglock")
 _gids = itertools.count(1)
 
 
@@ -97,8 +100,12 @@ class Sched:
         self.trace_owned: Any = None  # a RAGGED_TRACE tracer this runtime writes at close
         self.barrier_seq = 0
         self.stw_trace: tuple[str, int, int] = ("", 0, 0)
-        self.lock = threading.Lock()
+        self.lock = new_lock(Rank.SCHED, "sched.lock")
         self.stopnote = new_note()  # the coordinator sleeps here until stopwait reaches 0
+        # close() sleeps here: until the last goroutine is freed (gfree), and
+        # while an M's thread is still starting (startm wakes it once
+        # Thread.start() has returned).
+        self.closenote = new_note()
         self.procs = procs
         self.allp: list[P] = []
         self.pidle: list[P] = []
@@ -110,22 +117,22 @@ class Sched:
         self.gcwaiting = False
         self._stopwait = AtomicWords(1)  # see the stopwait property
         self.safe_point_fn: Callable[[P], Any] | None = None
-        self.barrier_done: BarrierDone | None = None  # set when the barrier in flight ends
+        self.barrier_done: BarrierDone | None = None  # the Ms stepping aside for the barrier in flight
         self.barrier_yield = False  # Ms that ran fn yield their core (see _barrier.yields_cores)
         self.barrier_aside_until = 0.0  # Ms that ran fn step aside until then (see _barrier.step_aside)
         self.barrier_t0 = 0.0  # when the barrier in flight began
-        self.barrier_parked: list[M] = []  # Ms asleep on their notes until it ends (_barrier.park_aside)
         self.cpus = usable_cpus()  # CPUs this process may use, read once at start
         self.wakep_deferred = False
         self.timers = Timers(self)
         self.timer_waiter: M | None = None
         self.netpoll: NetPoll | None = None  # the network poller, made on first use (_netpoll_sched.netpoll_of)
-        self.netpoll_init_lock = threading.Lock()  # Go's netpollInitLock: netpoll is made once, under it
+        # Go's netpollInitLock: netpoll is made once, under it.
+        self.netpoll_init_lock = new_lock(Rank.NETPOLL_INIT, "sched.netpoll_init_lock")
         self.allgs: dict[int, Goroutine] = {}
         self.ngcreated = 0
         self.shutdown = False
         self.thread_waiters: set[Sudog] = set()
-        self._tw_lock = threading.Lock()
+        self._tw_lock = new_lock(Rank.THREAD_WAITERS, "sched._tw_lock")
         with self.lock:
             for i in range(procs):
                 p = P(i, self)
@@ -345,7 +352,10 @@ class Sched:
 
             t = threading.Thread(target=mstart, args=(self, newm), name=f"ragged-M{newm.id}", daemon=True)
             newm.thread = t
-            t.start()
+            try:
+                t.start()
+            finally:
+                self.closenote.wakeup()  # a close() waiting to join this M may retry now
             self.metrics.incr("threads_started")
         else:
             wakem(self, m)  # its note, or the poll it may be blocked in (netpollBreak)
@@ -458,9 +468,17 @@ class Sched:
             return list(self.allgs.values())
 
     def gfree(self, g: Goroutine) -> None:
-        """Forget a finished goroutine."""
+        """Forget a finished goroutine; the last one to go while the runtime closes wakes ``close()``.
+
+        ``_closing`` is read under ``_allglock``, under which ``close()`` took its
+        snapshot after setting it: either close() sees ``allgs`` empty or the
+        last ``gfree`` sees it closing.
+        """
         with _allglock:
             self.allgs.pop(g.id, None)
+            last = not self.allgs and self.runtime._closing
+        if last:
+            self.closenote.wakeup()
 
     def goready(self, g: Goroutine, value: Any = None, exc: BaseException | None = None) -> None:
         """Make a parked goroutine runnable, resuming it with ``value`` or ``exc``.
@@ -511,9 +529,16 @@ class Sched:
 
     # ------------------------------------------------------------- plain threads
 
-    def thread_waiter_add(self, s: Sudog) -> None:
+    def thread_waiter_add(self, s: Sudog) -> BaseException | None:
+        """Register a blocked plain thread (close, a crash and deadlock detection release it).
+
+        Returns the error it must get at once instead of waiting, if any: after
+        a crash nothing is certain to complete a new wait, and the waiters the
+        crash released are gone (``Runtime._waiter_error``).
+        """
         with self._tw_lock:
             self.thread_waiters.add(s)
+        return self.runtime._waiter_error()
 
     def thread_waiter_remove(self, s: Sudog) -> None:
         with self._tw_lock:

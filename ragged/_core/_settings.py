@@ -69,7 +69,9 @@ class Settings:
     ``detect_deadlock`` (False; True in ``ragged.run``)
         fail with ``Deadlock`` when no goroutine can ever run again.
     ``debug`` (``RAGGED_DEBUG=1``)
-        check every P status transition (and turn ``block_report`` on).
+        check every P status transition (and turn ``block_report`` on).  The
+        lock-order check (:class:`~ragged.LockOrderError`) is for the whole
+        process: it follows ``RAGGED_DEBUG`` as set when ragged is imported.
     ``chaos`` (``RAGGED_CHAOS=<seed>``)
         a seed: inject random yields at the scheduler's racy points.
 

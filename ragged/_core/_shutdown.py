@@ -78,16 +78,18 @@ def teardown(rt: Runtime, timeout: float) -> None:
             g.cancel()
         crashed = rt._crash is not None
         still = 0.0  # after a crash: since when nothing could run
-        while sched.allgs and time.monotonic() < deadline:
-            if crashed:
-                now = time.monotonic()
-                if not _can_progress(sched):
-                    still = still or now
-                    if now - still >= CRASH_QUIET:
-                        break  # what is left was lost with the failed thread, or waits for good
-                else:
-                    still = 0.0
-            time.sleep(0.001)
+        while sched.allgs and (left := deadline - time.monotonic()) > 0:
+            if not crashed:
+                sched.closenote.sleep(left)  # the last gfree wakes it
+                continue
+            now = time.monotonic()
+            if not _can_progress(sched):
+                still = still or now
+                if now - still >= CRASH_QUIET:
+                    break  # what is left was lost with the failed thread, or waits for good
+            else:
+                still = 0.0
+            sched.closenote.sleep(min(left, 0.005))
         for g in sched.goroutines():
             abandon(rt, g)
     finally:
@@ -193,7 +195,8 @@ def join_m(m: Any, timeout: float) -> bool:
     may exist whose ``Thread.start()`` has not returned yet: wait for that too.
     A thread's ``ident`` is no sign that it has started: CPython sets it in the
     new thread before it marks the thread started, and ``join()`` in between
-    raises ``RuntimeError``; so the join itself is what is retried.
+    raises ``RuntimeError``; so the join itself is what is retried, each time
+    ``startm`` wakes ``sched.closenote`` after a ``Thread.start()`` returns.
     """
     end = time.monotonic() + timeout
     while True:
@@ -207,9 +210,10 @@ def join_m(m: Any, timeout: float) -> bool:
                 pass  # "cannot join thread before it is started": start() is still under way
             else:
                 return not t.is_alive()
-        if time.monotonic() >= end:
+        left = end - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(0.001)
+        m.sched.closenote.sleep(left)
 
 
 # ---------------------------------------------------------------- the fatal path

@@ -12,7 +12,7 @@ must be quick and must not block (they ready a goroutine or do a
 non-blocking channel send).  Every callback is ragged's own (a sleeper's
 wakeup, a channel timer, a context or poller deadline): one that raises is a
 bug in ragged, and the exception goes on up the thread that fired it, which
-stops the runtime (``_crash``) -- logging and dropping it would leave the
+stops the runtime (``_shutdown.crash``) -- logging and dropping it would leave the
 goroutine it was to wake asleep for good.
 
 A timer due at ``inf`` (``sleep(inf)``, ``after(inf)``, a deadline of
@@ -27,10 +27,11 @@ import heapq
 import itertools
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ._lockrank import Rank, new_lock
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sched import Sched
@@ -76,7 +77,7 @@ class Timers:
 
     def __init__(self, sched: Sched) -> None:
         self.sched = sched
-        self.lock = threading.Lock()
+        self.lock = new_lock(Rank.TIMERS, "Timers.lock")
         self._heap: list[tuple[float, int, TimerEntry]] = []
         self._seq = itertools.count()
         self.timer0 = 0.0

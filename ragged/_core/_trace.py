@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import time
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import RaggedError
+from ._lockrank import Rank, new_lock
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._g import Goroutine
@@ -55,7 +55,7 @@ DEFAULT_LIMIT = 1_000_000  # events per buffer
 WORLD_TID = 10_000  # the track of barrier, stop-the-world and procs events
 
 _live: weakref.WeakSet[Sched] = weakref.WeakSet()
-_live_lock = threading.Lock()
+_live_lock = new_lock(Rank.TRACE_LIVE, "_trace._live_lock")
 _active: Tracer | None = None
 
 
@@ -73,7 +73,7 @@ class Tracer:
         self.limit = limit
         self.t0 = _now()
         self.dropped = 0  #: events not recorded because a P's buffer held ``limit`` already
-        self._lock = threading.Lock()
+        self._lock = new_lock(Rank.TRACE, "Tracer._lock")
         self._p_bufs: dict[P, list[tuple]] = {}
         self._world: list[tuple] = []
         self._runtimes: dict[int, int] = {}  # id(sched) -> runtime number

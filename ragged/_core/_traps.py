@@ -30,12 +30,12 @@ slot is only a hint, so a stale read costs at most one extra trip to the M.
 from __future__ import annotations
 
 import functools
-import threading
 import types
 from collections.abc import Callable, Generator
 from typing import Any
 
 from ._errors import NotInGoroutine
+from ._lockrank import Rank, new_lock
 from ._m import tls
 
 YIELD = 1
@@ -117,7 +117,7 @@ class _SlowCheckpoint:
 
 _SLOW = _SlowCheckpoint()
 _slot: list[Any] = [_FAST]
-_pending_lock = threading.Lock()
+_pending_lock = new_lock(Rank.CHECKPOINT, "_traps._pending_lock")
 _pending = 0
 
 

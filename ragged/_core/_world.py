@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._blockreport import running_stack
 from ._errors import BarrierError
+from ._lockrank import Rank, new_lock
 from ._m import tls
 from ._park import WaitQueue, block_on, park_on, ready
 from ._preempt import escalation
@@ -52,7 +53,7 @@ class WorldSema:
 
     def __init__(self, sched: Sched) -> None:
         self.sched = sched
-        self.lock = threading.Lock()
+        self.lock = new_lock(Rank.WORLDSEMA, "worldsema.lock")
         self.held = False
         self.owner: Any = None
         self.q = WaitQueue()

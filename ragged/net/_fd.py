@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import socket
-import threading
 import types
 from collections.abc import Generator
 from typing import Any, Self
@@ -22,9 +21,11 @@ from .._core import (
     WRITE,
     NetClosed,
     PollDesc,
+    Rank,
     WaitQueue,
     check_deadline,
     current_g,
+    lock_maker,
     netpoll_of,
     park_on,
     poll_close,
@@ -35,6 +36,7 @@ from .._core import (
 
 CLOSED = "use of closed network connection"
 _TURN_REASONS = ("net read lock", "net write lock")
+_new_fd_lock = lock_maker(Rank.NETFD, "ragged.net FdMutex.lock")  # threading.Lock unless RAGGED_DEBUG
 
 
 @types.coroutine
@@ -64,7 +66,7 @@ class FdMutex:
     __slots__ = ("lock", "closed", "refs", "busy", "q")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _new_fd_lock()
         self.closed = False
         self.refs = 0
         self.busy = [False, False]

@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import socket
 import ssl as _ssl
-import threading
 import time
 import types
 from collections.abc import Generator
 from ssl import SSLContext, SSLSocket
 from typing import Any
 
-from .._core import READ, WRITE, NetClosed, NetError, check_timeout, poll_close, pollwait, ready
+from .._core import READ, WRITE, NetClosed, NetError, Rank, check_timeout, lock_maker, poll_close, pollwait, ready
 from ._conn import Conn
 from ._errors import TLSCertificateError, TLSError, TLSHandshakeError, TLSHostnameError, TLSTruncated
 from ._fd import CLOSED
+
+_new_ssl_lock = lock_maker(Rank.SSL, "TLSConn._ssl_lock")  # threading.Lock unless RAGGED_DEBUG
 
 _monotonic = time.monotonic
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
@@ -85,7 +86,7 @@ class TLSConn(Conn):
         if not isinstance(sock, _ssl.SSLSocket):
             raise TypeError(f"TLSConn wraps an ssl.SSLSocket, not {type(sock).__name__}")
         super().__init__(sock)
-        self._ssl_lock = threading.Lock()  # every call into the SSL object
+        self._ssl_lock = _new_ssl_lock()  # every call into the SSL object
         # The C-level SSL object where the ssl module exposes it: SSLSocket.recv
         # and send are Python wrappers around its read and write (two and one
         # frames more per call, and an exception raised through them on every

@@ -641,6 +641,7 @@ def test_table_covers_every_public_callable() -> None:
         "DeadlineExceeded",
         "Deadlock",
         "IllegalTransition",
+        "LockOrderError",
         "NotInGoroutine",
         "NotInPlainThread",
         "RaggedError",

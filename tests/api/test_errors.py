@@ -24,6 +24,7 @@ def test_error_hierarchy() -> None:
         ragged.BarrierError,
         ragged.BarrierTimeout,
         ragged.IllegalTransition,
+        ragged.LockOrderError,
         ragged.ChanClosed,
     ):
         assert issubclass(err, ragged.RaggedError)

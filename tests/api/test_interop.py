@@ -164,29 +164,3 @@ def test_thread_feeds_a_goroutine_and_collects_its_answer() -> None:
             replies.recv_blocking(timeout=10)
         g.result(timeout=10)
     assert answers == [2 * i for i in range(200)]
-
-
-@pytest.mark.timeout(30)
-def test_a_thread_sleeps_on_one_note_and_a_stale_wakeup_cannot_end_a_later_wait() -> None:
-    """Plain-thread waits share the thread's note (``_park.thread_note``).  A wakeup
-    left in it -- as an abandoned wait (a Ctrl-C mid-wait) leaves one when its waker
-    comes later -- must not end the next wait early: waits loop on their sudog."""
-    from ragged._core._park import Sudog, thread_note
-
-    assert Sudog(None).note is thread_note() is Sudog(None).note
-    ch: Chan[int] = Chan()
-    with ragged.Runtime(procs=1):
-        thread_note().wakeup()  # a stale wakeup
-        t = time.monotonic()
-        with pytest.raises(TimeoutError):
-            ch.recv_blocking(timeout=0.05)
-        assert time.monotonic() - t >= 0.045, "a stale wakeup ended the wait early"
-
-        # And a real hand-off still reaches the thread right after.
-        done: list[int] = []
-        waiter = threading.Thread(target=lambda: done.append(ch.recv_blocking(timeout=10)))
-        waiter.start()
-        wait_until(lambda: len(ch._recvq) == 1, 10, "the thread to wait")
-        ch.send_blocking(7, timeout=10)
-        waiter.join(10)
-        assert done == [7]

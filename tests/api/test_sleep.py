@@ -1,5 +1,5 @@
-"""ragged.sleep and ragged.checkpoint: a sleeping goroutine holds no P and wakes on time
-(without busy-polling), sleep(0) yields, and a checkpoint with nothing pending stays put."""
+"""ragged.sleep: a sleeping goroutine holds no P and wakes on time (without busy-polling),
+and sleep(0) yields.  (``checkpoint`` is tested with the other traps in tests/core/test_traps.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import ragged
 
-# ---------------------------------------------------------------- sleep and checkpoint
+# ---------------------------------------------------------------- sleep
 
 
 @pytest.mark.timeout(30)
@@ -93,46 +93,3 @@ def test_sleep_zero_yields() -> None:
 
     ragged.run(main, procs=1)
     assert order.index("b1") < order.index("a2")
-
-
-@pytest.mark.timeout(30)
-def test_checkpoint_is_a_noop_when_nothing_is_pending() -> None:
-    def switches_and_preemptions() -> tuple[int, int]:
-        m = ragged.metrics()
-        return m["context_switches"], m["preemptions"]
-
-    async def main() -> tuple[list[None], int, int]:
-        s0, p0 = switches_and_preemptions()
-        out = [await ragged.checkpoint() for _ in range(1000)]
-        s1, p1 = switches_and_preemptions()
-        return out, s1 - s0, p1 - p0
-
-    out, switches, preemptions = ragged.run(main, procs=1)
-    assert out == [None] * 1000
-    # Only a sysmon preemption request (on a slow machine) may make it leave the P.
-    assert switches == preemptions, "checkpoint() left the goroutine although nothing was pending"
-
-
-def test_checkpoint_looks_like_the_function_it_documents() -> None:
-    """``ragged.checkpoint`` is a C-level call for speed; to users it is a function of no arguments."""
-    import inspect
-
-    cp = ragged.checkpoint
-    assert cp.__name__ == "checkpoint"
-    assert "cheap safe point" in (cp.__doc__ or "")
-    assert not inspect.signature(cp).parameters
-    with pytest.raises(TypeError):
-        cp(1)  # type: ignore[call-arg]
-
-    # It returns whatever the process-wide slot holds now (fast, or trapping
-    # while some runtime has a request pending); the fast value is a no-op
-    # awaitable: awaiting it finishes at once.
-    from ragged._core import _traps
-
-    assert cp() is _traps._slot[0]
-
-    async def await_fast() -> None:
-        await _traps._FAST
-
-    with pytest.raises(StopIteration):
-        await_fast().send(None)

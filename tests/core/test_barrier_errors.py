@@ -130,8 +130,16 @@ def test_straggler_keeps_the_barrier_waiting_and_is_reported(caller: str, caplog
 
             def report() -> str | None:
                 for r in caplog.records:
-                    if r.name == "ragged" and r.levelno == logging.WARNING and "straggler-g" in r.getMessage():
-                        return r.getMessage()
+                    msg = r.getMessage()
+                    # "has waited": the barrier's straggler report, not a block report
+                    # (RAGGED_DEBUG turns those on) about the same goroutine.
+                    if (
+                        r.name == "ragged"
+                        and r.levelno == logging.WARNING
+                        and "straggler-g" in msg
+                        and "has waited" in msg
+                    ):
+                        return msg
                 return None
 
             wait_until(lambda: report() is not None, what="the straggler warning")

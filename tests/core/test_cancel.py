@@ -1,6 +1,7 @@
 """Goroutine.cancel: a sleeping, busy or not-yet-started goroutine is cancelled at its next
 await (once), from a goroutine or a plain thread; its finally blocks run; cancelling is not
-an error for ragged.run; a goroutine cancelled by close() cannot spawn."""
+an error for ragged.run; every kind of wait can be cancelled.  (A goroutine cancelled by
+close() cannot spawn: tests/api/test_errors.py.)"""
 
 from __future__ import annotations
 
@@ -123,25 +124,6 @@ def test_cancelled_unjoined_goroutine_does_not_fail_run() -> None:
         return "ok"
 
     assert ragged.run(main, procs=2) == "ok"
-
-
-@pytest.mark.timeout(30)
-def test_go_during_close_raises_runtime_closed_inside_goroutine() -> None:
-    seen: list[type] = []
-
-    async def g_fn() -> None:
-        try:
-            await ragged.sleep(60)
-        except ragged.Cancelled:
-            try:
-                ragged.go(g_fn)
-            except ragged.RuntimeClosed:
-                seen.append(ragged.RuntimeClosed)
-
-    with ragged.Runtime(procs=1) as rt:
-        g = rt.go(g_fn)
-        wait_until(lambda: g.status == "waiting", what="goroutine to park")
-    assert seen == [ragged.RuntimeClosed]
 
 
 def _reset_checkpoint_hint() -> int:

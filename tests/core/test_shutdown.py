@@ -207,32 +207,43 @@ class _StartingThread:
     ``start()``, the new thread has set its ident but not yet marked itself
     started, and ``join()`` raises as CPython's does in that window (found by
     the stateful machine on 3.13t: close() failed with that RuntimeError).
-    It counts as started (and finished) after ``starts_after`` joins."""
+    ``finish_start()`` is ``start()`` returning: from then on it counts as
+    started (and finished), and ``startm`` wakes the note close() sleeps on."""
 
-    def __init__(self, starts_after: int) -> None:
+    def __init__(self, note: Any) -> None:
         self.ident = 12345
-        self.starts_after = starts_after
+        self.note = note
+        self.started = False
         self.joins = 0
+
+    def finish_start(self) -> None:
+        self.started = True
+        self.note.wakeup()
 
     def join(self, timeout: float | None = None) -> None:
         self.joins += 1
-        if self.joins <= self.starts_after:
+        if not self.started:
             raise RuntimeError("cannot join thread before it is started")
 
     def is_alive(self) -> bool:
-        return self.joins <= self.starts_after
+        return not self.started
 
 
 @pytest.mark.timeout(30)
 def test_close_joins_an_m_whose_thread_is_still_starting() -> None:
+    """close() sleeps on its note while the thread is starting (no polling) and joins it
+    once ``start()`` has returned; a start that never returns is given up after the timeout."""
     from types import SimpleNamespace
 
+    from ragged._core._note import new_note
     from ragged._core._shutdown import join_m as _join_m
 
-    starting = _StartingThread(starts_after=3)
-    assert _join_m(SimpleNamespace(thread=starting), 5.0) is True
-    assert starting.joins == 4
-    never = _StartingThread(starts_after=10**9)  # a start() that never finishes: not joined, not raised
+    sched = SimpleNamespace(closenote=new_note())
+    starting = _StartingThread(sched.closenote)
+    threading.Timer(0.05, starting.finish_start).start()
+    assert _join_m(SimpleNamespace(thread=starting, sched=sched), 5.0) is True
+    assert starting.joins <= 2, f"{starting.joins} joins: close() polled instead of sleeping on its note"
+    never = _StartingThread(sched.closenote)  # a start() that never finishes: not joined, not raised
     t0 = time.monotonic()
-    assert _join_m(SimpleNamespace(thread=never), 0.2) is False
+    assert _join_m(SimpleNamespace(thread=never, sched=sched), 0.2) is False
     assert time.monotonic() - t0 < 5.0

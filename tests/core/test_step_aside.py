@@ -92,7 +92,9 @@ def test_ms_parked_aside_at_checkpoints_are_all_woken_when_the_barrier_ends(
     monkeypatch.setattr(_barrier, "STEP_ASIDE_WINDOW", 600.0)
     parked: list[int] = []
     real_park = _barrier.park_aside
-    monkeypatch.setattr(_barrier, "park_aside", lambda sched, p: (parked.append(p.id), real_park(sched, p))[1])
+    monkeypatch.setattr(
+        _barrier, "park_aside", lambda sched, p, done: (parked.append(p.id), real_park(sched, p, done))[1]
+    )
     with ragged.Runtime(procs=procs) as rt:
         rt._sched.cpus = 1
         with busy_goroutines(rt, procs) as counts:
@@ -128,3 +130,28 @@ def test_a_barrier_over_idle_ps_never_makes_room(monkeypatch: pytest.MonkeyPatch
         rt._sched.cpus = 1
         rt.for_each_p(lambda p: None)
     assert not made
+
+
+@pytest.mark.timeout(60)
+def test_an_m_entering_a_syscall_steps_aside_on_its_own_note(caplog: pytest.LogCaptureFixture) -> None:
+    """A P whose goroutine enters a syscall runs a pending fn there and steps aside after
+    it, when its P is already detached (``p.m`` is None): the M sleeps on its own note.
+    Goroutines that make syscalls back to back meet barriers there many times; every
+    barrier runs fn once per P and no M crashes."""
+    procs = 2
+
+    async def syscaller() -> int:
+        n = 0
+        for _ in range(1000):
+            await ragged.syscall(int)
+            n += 1
+        return n
+
+    with ragged.Runtime(procs=procs, barrier_step_aside=0.005) as rt:
+        gs = [rt.go(syscaller) for _ in range(procs)]
+        for i in range(100):
+            calls = Calls()
+            rt.for_each_p(calls)
+            assert sorted(calls.ids) == list(range(procs)), f"barrier {i}: fn ran on {sorted(calls.ids)}"
+        assert [g.result(timeout=30) for g in gs] == [1000] * procs
+    assert "crashed" not in caplog.text

@@ -3,7 +3,8 @@
 The checks are tables (value -> result or error).  The clamp is tested where
 it matters: a note asleep with a timeout the kernel would refuse (``inf``,
 ``1e10``, beyond ``time_t``) and an ``epoll.poll`` with one, each woken from
-another thread; and the timer heap, which never holds a timer due at ``inf``.
+another thread.  (The timer heap's ``inf`` and sub-resolution cases are in
+``test_timers.py``.)
 """
 
 from __future__ import annotations
@@ -122,16 +123,3 @@ def test_the_poller_blocks_with_any_timeout_and_breaks() -> None:
                     assert np.netpoll(timeout) == []
             finally:
                 t.join()
-
-
-def test_a_timer_due_at_inf_is_never_on_the_heap() -> None:
-    with ragged.Runtime(procs=1) as rt:
-        timers = rt._sched.timers
-        fired: list[Any] = []
-        e = timers.add(INF, fired.append, 1)
-        assert not e.alive and len(timers) == 0 and timers.timer0 == 0.0
-        assert timers.stop(e) is False
-        far = timers.add(1e300, fired.append, 2)
-        assert far.alive and len(timers) == 1
-        assert timers.run() == 0 and not fired
-        assert timers.stop(far) is True and len(timers) == 0
