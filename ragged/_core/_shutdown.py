@@ -226,6 +226,7 @@ def crash(rt: Runtime, where: str, exc: BaseException, m: M | None = None) -> No
     held; ``m`` is the failing M, if it was one.  Never raises: whatever goes
     wrong while stopping is logged, and the thread then exits.
     """
+    owner = False
     try:
         with rt._close_lock:
             first = rt._crash is None
@@ -251,10 +252,14 @@ def crash(rt: Runtime, where: str, exc: BaseException, m: M | None = None) -> No
         sched.stopnote.wakeup()  # a barrier or stop-the-world coordinator: it checks the crash
         if m is not None:
             salvage_m(sched, m)
-        if owner:
-            teardown(rt, rt._settings.shutdown_timeout)
     except BaseException:  # noqa: BLE001 - the failing thread's last act: never raise from here
         _log.critical("ragged: stopping the runtime after %s crashed failed as well", where, exc_info=True)
+    finally:
+        if owner:  # whatever failed above: a close() waits for this teardown
+            try:
+                teardown(rt, rt._settings.shutdown_timeout)
+            except BaseException:  # noqa: BLE001
+                _log.critical("ragged: the teardown after %s crashed failed", where, exc_info=True)
 
 
 def salvage_m(sched: Sched, m: M) -> None:
