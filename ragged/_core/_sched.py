@@ -85,6 +85,11 @@ class _MExit(BaseException):
     """Raised inside an M's loop to make its thread return (runtime shutdown)."""
 
 
+def _signed32(v: int) -> int:
+    """An unsigned 32-bit word read as signed, so that a count gone below 0 (a bug) shows as < 0."""
+    return v - 0x100000000 if v & 0x80000000 else v
+
+
 class Sched:
     """The scheduler of one runtime.  See the module docstring for locking."""
 
@@ -153,12 +158,13 @@ class Sched:
         if len(q) < RUNQ_SIZE:
             q.append(g)
             return
-        batch = [g]
+        batch = []
         for _ in range(RUNQ_SIZE // 2):
             try:
                 batch.append(q.popleft())
             except IndexError:
                 break
+        batch.append(g)  # after the older half, as Go's runqputslow: queued work keeps its order
         self.globrunq.extend(batch)
 
     def runqputbatch(self, p: P, gs: list[Goroutine]) -> None:
@@ -255,8 +261,7 @@ class Sched:
         with :meth:`stopwait_done`, which needs no lock.  Reading it is a plain
         load: it only falls while an operation is in flight, so a 0 is final.
         """
-        v = self._stopwait.plain[0]
-        return v - 0x100000000 if v & 0x80000000 else v  # signed, so a bug shows as < 0
+        return _signed32(self._stopwait.plain[0])
 
     @stopwait.setter
     def stopwait(self, n: int) -> None:
@@ -273,7 +278,7 @@ class Sched:
         The coordinator counts the Ps it serves itself with ``wake=False``: it
         reads the result instead.
         """
-        left = self._stopwait.add(0, -n)
+        left = _signed32(self._stopwait.add(0, -n))
         if left == 0 and wake:
             self.stopnote.wakeup()
         return left

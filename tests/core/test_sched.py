@@ -47,8 +47,7 @@ def test_runqput_is_fifo_and_a_full_queue_moves_its_older_half_to_the_global_que
     assert not s.globrunq
     s.runqput(p, 9)  # type: ignore[arg-type]
     assert list(p.runq) == [5, 6, 7, 8], "the newer half stays local, in order"
-    assert sorted(s.globrunq) == [1, 2, 3, 4, 9], "the older half and the new one go to the global queue"
-    assert [g for g in s.globrunq if g != 9] == [1, 2, 3, 4], "the older half keeps its order"
+    assert list(s.globrunq) == [1, 2, 3, 4, 9], "the older half, in order, then the new one (Go's runqputslow)"
 
 
 def test_runqputbatch_fills_the_local_queue_and_spills_the_rest_in_order(small_runq: int) -> None:
