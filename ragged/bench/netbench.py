@@ -44,6 +44,8 @@ from typing import Any
 
 from .cli import positive
 from .stats import ratio, table
+from .targets import Target
+from .targets import render as render_targets
 
 HERE = Path(__file__).resolve().parent
 SIZE = 64
@@ -252,6 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 runs.append(run_one(kind, p, n, args.warmup, args.seconds, gobin, certs))
             rows.append(median_row(runs) if args.repeat > 1 else runs[0])
     return {
+        "targets": [t.as_dict() for t in net_targets(rows, gil)],
         "python": sys.version.split()[0],
         "gil": gil,
         "load_generator": "go" if gobin else "python asyncio",
@@ -259,6 +262,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeat": args.repeat,
         "rows": rows,
     }
+
+
+GOAL_CONNS = 1000  # the connection count the goals are set at
+
+
+def net_targets(rows: list[dict[str, Any]], gil: bool) -> list[Target]:
+    """The goals at 1,000 connections, from a run's rows.
+
+    Server CPU per round trip, ragged on its poller / asyncio streams, at
+    procs 1 and 2: <= 0.8x on a GIL build, <= 1.0x free-threaded.  TLS round
+    trips/s, ragged / asyncio: >= 1x on a GIL build (information only
+    free-threaded, where no goal is set).  A row that did not run gives nan.
+    """
+    by = {(r["server"], r["procs"], r["conns"]): r for r in rows if "error" not in r}
+    n = GOAL_CONNS
+    nan = float("nan")
+
+    def fig(kind: str, procs: Any, key: str) -> float:
+        r = by.get((kind, procs, n))
+        v = r.get(key) if r else None
+        return float(v) if isinstance(v, (int, float)) and v else nan
+
+    out = []
+    bound = 0.8 if gil else 1.0
+    for p in (1, 2):
+        cpu = ratio(fig("ragged", p, "cpu_us_per_rt"), fig("asyncio", "-", "cpu_us_per_rt"))
+        label = f"server CPU per round trip, {n} conns, procs={p} / asyncio"
+        out.append(Target(f"cpu_p{p}", label, "goal", cpu, "<=", bound, "x"))
+    for p in (1, 2):
+        rts = ratio(fig("ragged-tls", p, "rt_per_s"), fig("asyncio-tls", "-", "rt_per_s"))
+        label = f"TLS round trips/s, {n} conns, procs={p} / asyncio TLS"
+        out.append(Target(f"tls_p{p}", label, "goal", rts, ">=" if gil else "", 1.0, "x"))
+    return out
 
 
 def render(data: dict[str, Any]) -> str:
@@ -313,6 +349,9 @@ def render(data: dict[str, Any]) -> str:
                         f"conns={n}: {kind} procs={p} / {against}: round trips {rts:.2f}x, p99 {p99:.2f}x, "
                         f"CPU per round trip {cpu:.2f}x"
                     )
+    goals = [t for t in data.get("targets", []) if t["value"] == t["value"]]  # those this run measured
+    if goals:
+        lines += ["", *render_targets(f"Goals at {GOAL_CONNS} connections", goals)]
     return "\n".join(lines)
 
 

@@ -73,6 +73,27 @@ BENCHES: tuple[Bench, ...] = (
         ("-m", "ragged.bench", "--preempt", "--quiet"),
         ("-m", "ragged.bench", "--preempt", "--quick", "--quiet"),
     ),
+    Bench(
+        "net",
+        "The network poller's echo benchmark (`--net`)",
+        "64-byte echo round trips at 1,000 connections over loopback, ragged on its poller at procs 1 and 2 "
+        "beside asyncio streams, plain and over TLS, each server in its own process driven by one load "
+        "generator; every row is the median of three runs.  The whole table (10 to 10,000 connections, "
+        "more servers) is `python -m ragged.bench --net`.",
+        (
+            "-m",
+            "ragged.bench",
+            "--net",
+            "--conns",
+            "1000",
+            "--servers",
+            "ragged,asyncio,ragged-tls,asyncio-tls",
+            "--repeat",
+            "3",
+            "--quiet",
+        ),
+        ("-m", "ragged.bench", "--net", "--quick", "--conns", "10", "--servers", "ragged,asyncio", "--quiet"),
+    ),
 )
 
 

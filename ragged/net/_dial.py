@@ -154,6 +154,7 @@ async def dial_unix(path: str | bytes | os.PathLike[str], timeout: float | None 
 async def _connect(conn: Conn, addr: Any, deadline: float | None) -> None:
     """Start a non-blocking connect and wait for it on the poller."""
     sock = conn._sock
+    conn._attach()  # the runtime owns it from here: its close() closes the connection
     err = sock.connect_ex(addr)
     if err in _IN_PROGRESS:
         left = None if deadline is None else max(deadline - _monotonic(), 0.0)

@@ -56,6 +56,7 @@ class Listener(NetFD):
         :Called from: inside a goroutine.
         """
         await checkpoint()
+        self._attach()  # from its first use the runtime owns it: its close() closes it
         await self._mu.acquire(READ)
         try:
             while True:
@@ -75,15 +76,22 @@ class Listener(NetFD):
                 break
         finally:
             self._release(READ)
-        if self.ssl_context is None:
-            return Conn(sock)
-        from ._tls import TLSConn
-
         try:
-            return TLSConn.wrap(sock, self.ssl_context, server_side=True)
+            if self.ssl_context is None:
+                conn = Conn(sock)
+            else:
+                from ._tls import TLSConn
+
+                conn = TLSConn.wrap(sock, self.ssl_context, server_side=True)
         except BaseException:
             sock.close()
             raise
+        try:
+            conn._attach()  # the runtime owns it from here: its close() closes a connection nobody used
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def close(self) -> None:
         """Close: a waiting ``accept`` ends at once with NetClosed; a Unix socket file is removed.

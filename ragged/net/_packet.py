@@ -56,6 +56,7 @@ class PacketConn(NetFD):
         """
         check_n(n, "PacketConn.read_from()")
         await checkpoint()
+        self._attach()  # from its first use the runtime owns it: its close() closes it
         await self._mu.acquire(READ)
         try:
             buf = bytearray(n)
@@ -95,6 +96,7 @@ class PacketConn(NetFD):
         except TypeError:
             raise TypeError(f"PacketConn.write_to() takes bytes-like data, not {type(data).__name__}") from None
         await checkpoint()
+        self._attach()  # from its first use the runtime owns it: its close() closes it
         await self._mu.acquire(WRITE)
         try:
             sendto = self._sock.sendto

@@ -438,3 +438,20 @@ def test_both_backends_define_the_interface() -> None:
         assert cls.kind in ("edge", "level")
         for name in ("set_interest", "drop_idle", "poll", "close"):
             assert callable(getattr(cls, name)), (cls, name)
+
+
+def test_runtime_close_closes_connections_accepted_or_dialed_but_never_used() -> None:
+    """A Conn from accept() or dial() that nobody read or wrote is the runtime's, as is a listener that never
+    had to wait: the runtime's close() closes them."""
+    keep: list[net.Conn] = []
+
+    async def main() -> None:
+        ln = net.listen("127.0.0.1", 0)
+        keep.append(ln)
+        c = await net.dial(*ln.addr, timeout=5)
+        s = await ln.accept()
+        keep.extend([c, s])
+
+    with ragged.Runtime(procs=2) as rt:
+        rt.go(main).result(timeout=30)
+    assert len(keep) == 3 and all(x.closed and x.fileno() == -1 for x in keep)

@@ -53,3 +53,27 @@ def test_tiny_run_measures_ragged_and_asyncio(tmp_path: Path, python_load: bool)
         assert row["roundtrips"] > 0 and row["errors"] == 0 and row["connected"] == 10, row
         assert row["threads"] >= 1 and row["rss_mb"] > 0
     assert "ragged procs=1 / asyncio" in r.stdout
+
+
+def test_goals_at_1000_connections_are_ratios_to_asyncio_per_build() -> None:
+    """CPU/rt <= 0.8x asyncio on a GIL build (1.0x free-threaded) and TLS rt/s >= asyncio's (GIL only)."""
+
+    def row(server: str, procs: object, cpu: float, rts: float) -> dict[str, object]:
+        return {"server": server, "procs": procs, "conns": 1000, "cpu_us_per_rt": cpu, "rt_per_s": rts}
+
+    rows = [
+        row("ragged", 1, 7.0, 0.0),
+        row("ragged", 2, 9.0, 0.0),
+        row("asyncio", "-", 10.0, 0.0),
+        row("ragged-tls", 1, 0.0, 1200.0),
+        row("asyncio-tls", "-", 0.0, 1000.0),
+        {"server": "ragged-tls", "procs": 2, "conns": 1000, "error": "failed"},
+    ]
+    gil = {t.key: t for t in netbench.net_targets(rows, gil=True)}
+    assert gil["cpu_p1"].value == pytest.approx(0.7) and gil["cpu_p1"].passed is True
+    assert gil["cpu_p2"].value == pytest.approx(0.9) and gil["cpu_p2"].passed is False
+    assert gil["tls_p1"].value == pytest.approx(1.2) and gil["tls_p1"].passed is True
+    assert gil["tls_p2"].passed is None  # the row failed: not measured
+    ft = {t.key: t for t in netbench.net_targets(rows, gil=False)}
+    assert ft["cpu_p2"].passed is True  # 0.9 <= 1.0 free-threaded
+    assert ft["tls_p1"].passed is None and ft["tls_p1"].as_dict()["goal"] == "none"
