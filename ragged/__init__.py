@@ -70,7 +70,8 @@ from ._core import (
 from ._group import Group
 from ._labels import GoroutineLogFilter, labels, set_labels
 from ._select import select
-from ._sync import Cond, Locker, Mutex, Once, RWMutex, Semaphore, WaitGroup
+from ._sync import Locker, Mutex, RWMutex, Semaphore
+from ._sync_wait import Cond, Once, WaitGroup
 from ._time import Ticker, Timer, after, after_func
 from .net import wait_readable, wait_writable
 
