@@ -42,11 +42,16 @@ bench: $(STAMP)
 
 # benchmarks/RESULTS.md, regenerated: every benchmark with goals, on this build and (when a
 # free-threaded CPython is found, see .ci/ft-python) on that one with the GIL off; ~25 minutes.
+# The preemption benchmark also runs on a GIL CPython 3.12+ when .ci/new-python finds one
+# (NEW_PYTHON, python3.12+ on PATH or pyenv's), in its own virtualenv .venv-new.
 results: $(STAMP)
 	@ft=""; if FT_PYTHON="$(FT_PYTHON)" .ci/ft-python >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory install-ft FT_PYTHON="$(FT_PYTHON)" && ft="--ft $(FT_PY)"; \
 	else echo "results: no free-threaded CPython found (see .ci/ft-python): measuring this build only"; fi; \
-	$(PY) -m ragged.bench.results $$ft
+	also=""; if new=$$(NEW_PYTHON="$(NEW_PYTHON)" .ci/new-python 2>/dev/null); then \
+	  $(MAKE) --no-print-directory install PYTHON="$$new" VENV=.venv-new && also="--also .venv-new/bin/python"; \
+	else echo "results: no GIL CPython 3.12+ found (NEW_PYTHON): the preemption benchmark runs on this build only"; fi; \
+	$(PY) -m ragged.bench.results $$ft $$also
 
 lint: $(STAMP)
 	$(PY) -m ruff check ragged tests benchmarks

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -43,6 +44,7 @@ class Bench:
     args: tuple[str, ...]
     quick_args: tuple[str, ...]
     goal_keys: tuple[str, ...] = ("targets",)
+    also: bool = False  # also run on the ``--also`` builds (a GIL CPython 3.12+ for what needs one)
 
 
 BENCHES: tuple[Bench, ...] = (
@@ -72,6 +74,7 @@ BENCHES: tuple[Bench, ...] = (
         "(asynchronous preemption: CPython 3.12+; n/a before).",
         ("-m", "ragged.bench", "--preempt", "--quiet"),
         ("-m", "ragged.bench", "--preempt", "--quick", "--quiet"),
+        also=True,
     ),
     Bench(
         "net",
@@ -104,7 +107,7 @@ class Build:
     python: str
     env: dict[str, str]
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         """Its label as measured: e.g. ``3.11.7 (GIL)`` or ``3.13.5t (free-threaded, GIL off)``."""
         code = (
@@ -135,9 +138,14 @@ def _run(bench: Bench, build: Build, quick: bool, log: Any) -> dict[str, Any]:
         return json.loads(out.read_text())
 
 
-def _command(bench: Bench, ft: bool) -> str:
-    prefix = "PYTHON_GIL=0 .venv-ft/bin/python" if ft else ".venv/bin/python"
-    return f"{prefix} {' '.join(bench.args)}"
+def _command(bench: Bench, build: Build) -> str:
+    """The command line behind a table, with the interpreter as seen from the repository root."""
+    try:
+        python = str(Path(build.python).absolute().relative_to(ROOT))
+    except ValueError:
+        python = build.python
+    prefix = "PYTHON_GIL=0 " if build.env.get("PYTHON_GIL") == "0" else ""
+    return f"{prefix}{python} {' '.join(bench.args)}"
 
 
 def _shown(t: dict[str, Any]) -> str:
@@ -151,8 +159,9 @@ def _verdict(t: dict[str, Any]) -> str:
     return {True: "PASS", False: "**MISS**", None: "info" if t["goal"] == "none" else "n/a"}[t["pass"]]
 
 
-def render(runs: dict[str, dict[str, dict[str, Any]]], builds: list[str], meta: dict[str, str]) -> str:
-    """The markdown of RESULTS.md from ``runs[bench key][build name] -> JSON``."""
+def render(runs: dict[str, dict[str, dict[str, Any]]], builds: list[Build], meta: dict[str, str]) -> str:
+    """The markdown of RESULTS.md from ``runs[bench key][build name] -> JSON``; a benchmark's table
+    has a column for each build it ran on."""
     lines = [
         "# Benchmark results",
         "",
@@ -168,7 +177,7 @@ def render(runs: dict[str, dict[str, dict[str, Any]]], builds: list[str], meta: 
         f"- commit: `{meta['commit']}`",
         f"- machine: {meta['machine']}",
         f"- date: {meta['date']}",
-        f"- builds: {', '.join(builds)}",
+        f"- builds: {', '.join(b.name for b in builds)}",
         "",
     ]
     for bench in BENCHES:
@@ -176,13 +185,14 @@ def render(runs: dict[str, dict[str, dict[str, Any]]], builds: list[str], meta: 
         if not per_build:
             continue
         lines += [f"## {bench.title}", "", bench.about, ""]
-        for name in builds:
-            ft = "free-threaded" in name
-            lines.append(f"- {name}: `{_command(bench, ft)}`")
+        ran = [b for b in builds if b.name in per_build]
+        for b in ran:
+            lines.append(f"- {b.name}: `{_command(bench, b)}`")
         lines.append("")
+        names = [b.name for b in ran]
         rows: dict[str, dict[str, Any]] = {}
         order: list[str] = []
-        for name in builds:
+        for name in names:
             data = per_build.get(name, {})
             if "error" in data:
                 lines.append(f"Not measured on {name}: {data['error']}")
@@ -197,12 +207,12 @@ def render(runs: dict[str, dict[str, dict[str, Any]]], builds: list[str], meta: 
         if not order:
             lines += ["(no goals recorded)", ""]
             continue
-        head = ["measure", "goal", *builds]
+        head = ["measure", "goal", *names]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for rk in order:
             t = rows[rk]["t"]
             cells = [f"{t['label']} ({t['source']})", t["goal"]]
-            for name in builds:
+            for name in names:
                 bt = rows[rk]["by"].get(name)
                 if bt is None:
                     cells.append("not measured")
@@ -248,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         "--ft", metavar="PYTHON", help="also measure on this free-threaded interpreter (run with PYTHON_GIL=0)"
     )
     p.add_argument(
+        "--also",
+        metavar="PYTHON",
+        action="append",
+        default=[],
+        help="also measure the benchmarks that need a newer GIL CPython (preempt: 3.12+) on this interpreter "
+        "(repeatable)",
+    )
+    p.add_argument(
         "--only", metavar="KEYS", help="comma-separated benchmarks to run: " + ", ".join(b.key for b in BENCHES)
     )
     p.add_argument("--quick", action="store_true", help="smoke sizes (seconds); not for the real file")
@@ -259,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     builds = [Build(sys.executable, dict(os.environ))]
     if args.ft:
         builds.append(Build(args.ft, {**os.environ, "PYTHON_GIL": "0"}))
-    names = [b.name for b in builds]
+    also = [Build(py, dict(os.environ)) for py in args.also]
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     for bench in BENCHES:
         if bench.key not in only:
             continue
-        for build, name in zip(builds, names, strict=True):
-            runs.setdefault(bench.key, {})[name] = _run(bench, build, args.quick, sys.stderr)
-    text = render(runs, names, _meta())
+        for build in builds + (also if bench.also else []):
+            runs.setdefault(bench.key, {})[build.name] = _run(bench, build, args.quick, sys.stderr)
+    text = render(runs, builds + also, _meta())
     Path(args.out).write_text(text + "\n")
     print(f"results: wrote {args.out}")
     failed = [f"{k} on {n}" for k, per in runs.items() for n, d in per.items() if "error" in d]

@@ -232,6 +232,33 @@ def test_results_writes_one_table_per_benchmark_with_goals_build_and_command(tmp
     assert "## Beside asyncio" not in text  # --only stress
 
 
+def test_results_table_has_a_column_per_build_that_ran_it_with_its_own_command() -> None:
+    """An ``--also`` build (a GIL CPython 3.12+) shows up only in the tables of the benchmarks it ran."""
+    from ragged.bench import results
+
+    def build(python: str, name: str, env: dict[str, str]) -> results.Build:
+        b = results.Build(python, env)
+        b.__dict__["name"] = name  # what the interpreter would report
+        return b
+
+    main = build(str(results.ROOT / ".venv/bin/python"), "3.11.7 (GIL)", {})
+    ft = build("/opt/py313t/bin/python3.13t", "3.13.5t (free-threaded, GIL off)", {"PYTHON_GIL": "0"})
+    new = build(str(results.ROOT / ".venv-new/bin/python"), "3.13.0 (GIL)", {})
+    goal = {"key": "k", "label": "a figure", "source": "goal", "value": 1.0, "unit": "x", "goal": "<= 2x", "pass": True}
+    runs = {
+        "stress": {main.name: {"targets": [goal]}, ft.name: {"targets": [goal]}},
+        "preempt": {main.name: {"targets": [goal]}, ft.name: {"targets": [goal]}, new.name: {"targets": [goal]}},
+    }
+    text = results.render(runs, [main, ft, new], {"commit": "c", "machine": "m", "date": "d"})
+    stress = text[text.index("## The stress benchmark") : text.index("## Goroutines that never await")]
+    preempt = text[text.index("## Goroutines that never await") :]
+    assert "3.13.0 (GIL)" not in stress and "| measure | goal | 3.11.7 (GIL) | 3.13.5t" in stress
+    assert "| measure | goal | 3.11.7 (GIL) | 3.13.5t (free-threaded, GIL off) | 3.13.0 (GIL) |" in preempt
+    assert "- 3.13.0 (GIL): `.venv-new/bin/python -m ragged.bench --preempt --quiet`" in preempt
+    assert "- 3.13.5t (free-threaded, GIL off): `PYTHON_GIL=0 /opt/py313t/bin/python3.13t -m ragged.bench" in preempt
+    assert "- builds: 3.11.7 (GIL), 3.13.5t (free-threaded, GIL off), 3.13.0 (GIL)" in text
+
+
 def test_results_rejects_an_unknown_benchmark() -> None:
     from ragged.bench import results
 
