@@ -30,6 +30,8 @@ class M:
     and ``nextp`` of an M waiting for a P for its locked goroutine, which the
     M that dequeued that goroutine sets (``_preempt.startlockedm``).
     ``cpuclock`` (its thread's CPU clock id) is cached by whoever reads it first.
+    ``asyncwant`` mirrors this M's entry in ``_preempt._want`` (written there,
+    read by this M's own thread at each monitoring event).
     """
 
     __slots__ = (
@@ -47,6 +49,7 @@ class M:
         "exiting",
         "lockedg",
         "cpuclock",
+        "asyncwant",
         "__weakref__",
     )
 
@@ -65,6 +68,7 @@ class M:
         self.exiting = False
         self.lockedg: Goroutine | None = None  # preempted asynchronously mid-frame; this M waits for a P for it
         self.cpuclock: int | None = None  # this thread's CPU clock (time.pthread_getcpuclockid), once known
+        self.asyncwant = False  # an async safe point is wanted on this M's thread (_preempt.want / unwant)
 
     def __repr__(self) -> str:
         p = self.p.id if self.p is not None else None

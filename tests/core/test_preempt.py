@@ -492,6 +492,29 @@ def test_events_are_switched_off_once_nothing_needs_them() -> None:
         wait_until(lambda: not _preempt.armed(), what="the events to be switched off")
 
 
+@needs_async
+@pytest.mark.timeout(60)
+def test_the_linger_grows_while_requests_keep_coming_and_resets_after_a_quiet_spell() -> None:
+    """Barriers a few ms apart over tight loops keep the events on (the linger doubles, to at most
+    ``LINGER_MAX``); after a quiet spell the first switch starts again from ``LINGER``."""
+    wait_until(lambda: not _preempt.armed(), what="events left on by an earlier test to go off")
+    with ragged.Runtime(procs=2) as rt:
+        with loops(rt, 2):
+            grew = False
+            for _ in range(200):
+                rt.for_each_p(lambda p: None, timeout=20)
+                grew = grew or _preempt._linger > _preempt.LINGER
+                assert _preempt._linger <= _preempt.LINGER_MAX
+                time.sleep(0.004)  # longer than LINGER, shorter than REARM_SOON
+                if grew:
+                    break
+            assert grew, "the linger never grew with barriers 4ms apart"
+            wait_until(lambda: not _preempt.armed(), what="the events to be switched off")
+            time.sleep(_preempt.REARM_SOON * 2)
+            rt.for_each_p(lambda p: None, timeout=20)
+            assert _preempt._linger == _preempt.LINGER
+
+
 # ---------------------------------------------------------------- other sys.monitoring users
 
 
