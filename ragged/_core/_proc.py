@@ -503,7 +503,8 @@ def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | N
 
     A goroutine that ends with ``Cancelled`` after the runtime crashed ends
     with ``RuntimeCrashed`` instead (the reason it was cancelled).  One that
-    raised while nobody waited for it is logged now (``Runtime._note_unjoined``).
+    raised while nobody waited for it is listed before it is seen done
+    (``Runtime._keep_unjoined``) and logged now (``Runtime._note_unjoined``).
     """
     m.curg = None
     g.m = None
@@ -513,7 +514,12 @@ def goexit(sched: Sched, m: M, g: Goroutine, result: Any, exc: BaseException | N
     teardown = exc is not None and sched.runtime.tearing_down()
     if teardown and isinstance(exc, Cancelled) and sched.runtime._crash is not None:
         exc = sched.runtime._crash_error()  # cancelled because ragged failed: joiners learn why
+    kept = exc is not None and not teardown and not isinstance(exc, Cancelled)
+    if kept:
+        sched.runtime._keep_unjoined(g)  # before anyone can see g done (Runtime.unjoined_errors)
     callbacks = g._finish(result, exc)
+    if kept and g._retrieved:  # a joiner was waiting: it has the error
+        sched.runtime._forget_unjoined(g)
     # After _finish: a cancel() arms only a goroutine not yet done (see
     # Goroutine.cancel), so no request can be armed after this drop.
     _deschedule(g)

@@ -411,8 +411,24 @@ class Runtime:
         main = self._main
         return self._closing or (main is not None and main._done)
 
+    def _keep_unjoined(self, g: Goroutine) -> None:
+        """``g`` is about to die with an exception: keep it for :meth:`unjoined_errors`, ``run`` and ``close``.
+
+        Called by its M before the goroutine is seen done, so whoever sees it
+        done finds it listed (the list shows only those whose error nobody has
+        received by then).  Not for an error the teardown caused.
+        """
+        with self._unjoined_lock:
+            if len(self._unjoined) < _UNJOINED_CAP:
+                self._unjoined[g.id] = g
+
+    def _forget_unjoined(self, g: Goroutine) -> None:
+        """Drop ``g`` from the list :meth:`_keep_unjoined` added it to: a joiner took its error."""
+        with self._unjoined_lock:
+            self._unjoined.pop(g.id, None)
+
     def _note_unjoined(self, g: Goroutine, teardown: bool) -> None:
-        """``g`` died with an exception and nobody had received it: log it now, keep it for ``run`` / ``close``.
+        """``g`` died with an exception and nobody had received it: log it now.
 
         Logged at once, with the goroutine's name, labels and traceback: an
         error nobody receives must not wait for the exit to be seen (the
@@ -434,9 +450,6 @@ class Runtime:
             g._exc,
             exc_info=g._exc,
         )
-        with self._unjoined_lock:
-            if len(self._unjoined) < _UNJOINED_CAP:
-                self._unjoined[g.id] = g
 
     def unjoined_errors(self) -> list[tuple[Goroutine, BaseException]]:
         """Goroutines that raised and that nobody has joined yet, with their exceptions.
