@@ -249,7 +249,9 @@ def test_results_table_has_a_column_per_build_that_ran_it_with_its_own_command()
         "stress": {main.name: {"targets": [goal]}, ft.name: {"targets": [goal]}},
         "preempt": {main.name: {"targets": [goal]}, ft.name: {"targets": [goal]}, new.name: {"targets": [goal]}},
     }
+    runs["preempt"][ft.name] = {"targets": [{**goal, "goal": "<= 1x", "pass": False, "value": 1.5}]}
     text = results.render(runs, [main, ft, new], {"commit": "c", "machine": "m", "date": "d"})
+    assert "| 1.50x **MISS** (goal <= 1x) |" in text  # a build whose goal differs shows its own
     stress = text[text.index("## The stress benchmark") : text.index("## Goroutines that never await")]
     preempt = text[text.index("## Goroutines that never await") :]
     assert "3.13.0 (GIL)" not in stress and "| measure | goal | 3.11.7 (GIL) | 3.13.5t" in stress
