@@ -6,9 +6,10 @@ the loop a user writes), in one process:
 1. **Barrier and stop-the-world over busy Ps.**  ``procs=2``, one tight loop
    per P.  A plain thread issues ``ops`` operations alternating
    ``rt.for_each_p(fn)`` (each checked to run ``fn`` exactly once per P) and
-   an empty ``with rt.stop_the_world()``, ``interval`` apart (the events
-   go off between two operations more than ``LINGER`` apart, so each one
-   pays switching them on); latency is the caller's view of the call (p50,
+   an empty ``with rt.stop_the_world()``, ``interval`` apart (the monitoring
+   events go off a linger after each operation; the linger grows while
+   operations keep coming, so with the default 5ms interval only the first
+   few pay switching them on); latency is the caller's view of the call (p50,
    p99).  Go's anchor: ``runtime.ReadMemStats`` (a stop-the-world) over
    GOMAXPROCS=2 tight loops, Go 1.19 on these machines: 30µs p50, 62µs p99.
    Beside it, the same runtime with ``async_preempt=False`` (Go's
