@@ -173,19 +173,30 @@ def findrunnable(sched: Sched, m: M) -> Goroutine:
             if was_spinning:
                 m.spinning = False
                 sched.nmspinning -= 1
+            # The M goes on the idle list in the same critical section as
+            # its P.  Were it queued later (stopm's first step), a wakep in
+            # between would find an idle P and no idle M, and start a new
+            # thread for work this M is about to wait for.
+            queued = not sched.shutdown
+            if queued:
+                sched.mput(m)
 
         # A spinning M that stops must look once more at every queue: work
         # readied after its steal pass saw nmspinning > 0 and woke nobody.
-        if was_spinning and sched.any_local_work():
+        # If a startm has claimed it meanwhile (``nextp`` set), stopm takes
+        # that P instead; else it leaves the idle list with an idle P.
+        if queued and was_spinning and sched.any_local_work():
             with sched.lock:
-                p2 = sched.pidleget()
-                if p2 is not None:
-                    sched.acquirep(m, p2)
-                    sched.nmspinning += 1
-                    m.spinning = True
+                if m.nextp is None and not sched.shutdown:
+                    p2 = sched.pidleget()
+                    if p2 is not None:
+                        sched.midle.remove(m)  # unclaimed, so still listed
+                        sched.acquirep(m, p2)
+                        sched.nmspinning += 1
+                        m.spinning = True
             if m.p is not None:
                 continue
-        stopm(sched, m)
+        stopm(sched, m, queued=queued)
 
 
 def resetspinning(sched: Sched, m: M) -> None:

@@ -110,8 +110,11 @@ class Soak:
         self.window = {k: Reservoir(seed=10 + i) for i, k in enumerate(("barrier", "stw"))}
         self.counts = {"barrier": 0, "stw": 0, "g_barrier": 0, "g_stw": 0, "churn": 0, "cancelled": 0}
         self._clock = threading.Lock()  # counts and latencies are updated from several Ms at once
-        self.op_started = 0.0  # when the coordinator's current operation began (0: none running)
-        self.op_name = ""
+        # The coordinator's current operation and when it began (None: none
+        # running).  One attribute, replaced whole, so the watcher's single
+        # read never pairs one operation's name with another's start, or
+        # sees a start that is cleared between its test and its use.
+        self.op: tuple[str, float] | None = None
         self.max_goroutines = 0
         self.retained = (0, 0)  # latency samples held at the end: (runtime metrics, this soak's reservoirs)
         self.t0 = 0.0
@@ -258,7 +261,7 @@ class Soak:
             while not self.stop.is_set():
                 i += 1
                 if i % args.stw_every == 0:
-                    self.op_name, self.op_started = "stop-the-world", time.monotonic()
+                    self.op = ("stop-the-world", time.monotonic())
                     t = time.perf_counter()
                     with rt.stop_the_world("soak"):
                         dt = time.perf_counter() - t
@@ -266,13 +269,13 @@ class Soak:
                     self.count("stw", "stw", dt)
                 else:
                     seen: list[int] = []
-                    self.op_name, self.op_started = "barrier", time.monotonic()
+                    self.op = ("barrier", time.monotonic())
                     t = time.perf_counter()
                     rt.for_each_p(p_recorder(seen))
                     dt = time.perf_counter() - t
                     self.check_once_per_p(seen, "barrier")
                     self.count("barrier", "barrier", dt)
-                self.op_started = 0.0
+                self.op = None
                 self.check_statuses(rt)
                 time.sleep(args.interval)
         except BaseException as err:  # noqa: BLE001 - any error here is a finding
@@ -357,8 +360,9 @@ class Soak:
                 if rt._errors:
                     self.violation(f"scheduler thread crashed: {rt._errors}")
                     rt._errors.clear()
-                if self.op_started and time.monotonic() - self.op_started > STUCK_AFTER:
-                    self.violation(f"{self.op_name} has run for {time.monotonic() - self.op_started:.0f}s: hung")
+                op = self.op  # read once: the coordinator replaces it as it goes
+                if op is not None and time.monotonic() - op[1] > STUCK_AFTER:
+                    self.violation(f"{op[0]} has run for {time.monotonic() - op[1]:.0f}s: hung")
                     out(rt.dump())
                     hung = True
                     break
