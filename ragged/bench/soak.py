@@ -361,8 +361,8 @@ class Soak:
                     self.violation(f"scheduler thread crashed: {rt._errors}")
                     rt._errors.clear()
                 op = self.op  # read once: the coordinator replaces it as it goes
-                if op is not None and time.monotonic() - op[1] > STUCK_AFTER:
-                    self.violation(f"{op[0]} has run for {time.monotonic() - op[1]:.0f}s: hung")
+                if op is not None and (running := time.monotonic() - op[1]) > STUCK_AFTER:
+                    self.violation(f"{op[0]} has run for {running:.0f}s: hung")
                     out(rt.dump())
                     hung = True
                     break

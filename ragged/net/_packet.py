@@ -56,7 +56,7 @@ class PacketConn(NetFD):
         """
         check_n(n, "PacketConn.read_from()")
         await checkpoint()
-        self._attach()  # from its first use the runtime owns it: its close() closes it
+        pd = self._attach()  # from its first use the runtime owns it: its close() closes it
         await self._mu.acquire(READ)
         try:
             buf = bytearray(n)
@@ -65,7 +65,7 @@ class PacketConn(NetFD):
                 try:
                     size, _, flags, addr = recvmsg_into([buf], 0, _TRUNC_IN)
                 except (BlockingIOError, InterruptedError):
-                    await pollwait(self._attach(), READ, None)
+                    await pollwait(pd, READ, None)
                     continue
                 if flags & socket.MSG_TRUNC:
                     real = size if _TRUNC_IN and size > n else None
@@ -96,7 +96,7 @@ class PacketConn(NetFD):
         except TypeError:
             raise TypeError(f"PacketConn.write_to() takes bytes-like data, not {type(data).__name__}") from None
         await checkpoint()
-        self._attach()  # from its first use the runtime owns it: its close() closes it
+        pd = self._attach()  # from its first use the runtime owns it: its close() closes it
         await self._mu.acquire(WRITE)
         try:
             sendto = self._sock.sendto
@@ -104,7 +104,7 @@ class PacketConn(NetFD):
                 try:
                     return sendto(view, addr)
                 except (BlockingIOError, InterruptedError):
-                    await pollwait(self._attach(), WRITE, None)
+                    await pollwait(pd, WRITE, None)
         finally:
             self._release(WRITE)
 
